@@ -1,0 +1,151 @@
+"""Time the whole detection pipeline, stage by stage, for one or several models.
+
+One iteration = preprocess (letterbox + blob) -> ``Runner.infer`` -> decode + NMS. Each stage is timed on
+the host clock; the runner adds what its backend measured itself (e.g. CUDA-event H2D/compute/D2H on
+TensorRT). ``e2e`` is the sum as the user sees it: frames in, detections out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from edgekit.bench.frames import load_frames, synthetic_frames
+from edgekit.bench.stats import summarize
+from edgekit.errors import EdgekitError
+from edgekit.log import console
+from edgekit.runtime import Runner, open_runner
+from edgekit.vision import postprocess, preprocess
+
+DEFAULT_IMGSZ = 640
+
+
+@dataclass
+class BenchConfig:
+    backend: str = "auto"
+    warmup: int = 10
+    iterations: int = 100
+    duration: Optional[float] = None  # seconds; when set, replaces iterations
+    batch: Optional[int] = None  # default: the model's static batch, else 1
+    source: Optional[str] = None  # images/video; default synthetic 1280x720 frames
+    threads: Optional[int] = None  # ONNX Runtime intra-op threads (default: its own choice)
+    conf: float = 0.25
+    iou: float = 0.7
+
+    def validate(self) -> None:
+        if self.warmup < 0:
+            raise EdgekitError("--warmup %d: must be 0 or more" % self.warmup)
+        if self.duration is None and self.iterations < 1:
+            raise EdgekitError("--iterations %d: must be at least 1" % self.iterations)
+        if self.duration is not None and self.duration <= 0:
+            raise EdgekitError("--duration %s: must be positive seconds" % self.duration)
+        if self.batch is not None and self.batch < 1:
+            raise EdgekitError("--batch %d: must be at least 1" % self.batch)
+
+
+def input_geometry(runner: Runner, batch: Optional[int]) -> tuple:
+    """(batch, (h, w)) to feed: static dims win; a conflicting --batch is a user error."""
+    static = runner.static_batch
+    if batch is not None and static is not None and batch != static:
+        raise EdgekitError(
+            "--batch %d does not match %s, exported with static batch %d: re-export with "
+            "edgekit export --batch %d (or --dynamic)" % (batch, runner.path.name, static, batch)
+        )
+    b = batch or static or 1
+    hw = runner.static_hw or (runner.info.imgsz if runner.info and runner.info.imgsz else None)
+    return b, hw or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
+
+
+def bench_model(
+    runner: Runner, frames: Sequence[np.ndarray], config: BenchConfig, progress: Optional[Progress] = None
+) -> Dict[str, Any]:
+    """Benchmark one opened runner; returns a JSON-ready result with per-stage statistics."""
+    batch, hw = input_geometry(runner, config.batch)
+    samples = {}  # type: Dict[str, List[float]]
+    n = len(frames)
+
+    def once(i: int, record: bool) -> None:
+        chunk = [frames[(i * batch + k) % n] for k in range(batch)]
+        t0 = time.perf_counter()
+        blob, boxes = preprocess(chunk, hw, dtype=runner.input_dtype)
+        t1 = time.perf_counter()
+        outputs = runner.infer(blob)
+        t2 = time.perf_counter()
+        postprocess(outputs[0], boxes, conf=config.conf, iou=config.iou)
+        t3 = time.perf_counter()
+        if record:
+            stage = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2, "e2e": t3 - t0}
+            for key, seconds in stage.items():
+                samples.setdefault(key, []).append(seconds * 1e3)
+            for key, ms in runner.timings.items():  # backend's own split, e.g. h2d/compute/d2h
+                if key != "inference":
+                    samples.setdefault(key, []).append(ms)
+
+    label = runner.path.name
+    task = progress.add_task("warm-up %s" % label, total=max(config.warmup, 1)) if progress else None
+    for i in range(config.warmup):
+        once(i, record=False)
+        if progress:
+            progress.advance(task)
+    if progress:
+        total = config.duration if config.duration else config.iterations
+        progress.update(task, description="bench %s" % label, total=total, completed=0)
+    start = time.perf_counter()
+    i = 0
+    while True:
+        once(i, record=True)
+        i += 1
+        elapsed = time.perf_counter() - start
+        if progress:
+            progress.update(task, completed=min(elapsed, config.duration) if config.duration else i)
+        if (config.duration and elapsed >= config.duration) or (not config.duration and i >= config.iterations):
+            break
+    return make_result(runner, config, batch, hw, i, samples)
+
+
+def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations: int, samples) -> Dict[str, Any]:
+    stages = {k: summarize(v) for k, v in samples.items()}
+    info = runner.info
+    get = info.get if info else (lambda key, default=None: default)
+    return {
+        "model": str(runner.path),
+        "name": runner.path.stem,
+        "backend": runner.backend,
+        "device": runner.device,
+        "clock": runner.clock,
+        "threads": config.threads,
+        "precision": get("precision", "fp32" if runner.input_dtype == np.float32 else str(runner.input_dtype)),
+        "trained": info.trained if info else None,
+        "weights_label": info.weights_label if info else None,
+        "params": get("params"),
+        "gflops": get("gflops"),
+        "input_shape": [batch, 3, hw[0], hw[1]],
+        "batch": batch,
+        "iterations": iterations,
+        "warmup": config.warmup,
+        "source": config.source or "synthetic",
+        "stages": stages,
+        "fps": round(batch * 1e3 / stages["e2e"]["mean"], 2),
+        "inference_fps": round(batch * 1e3 / stages["inference"]["mean"], 2),
+        "config": asdict(config),
+    }
+
+
+def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool = True) -> List[Dict[str, Any]]:
+    """Open, benchmark and close each model in turn, on the same frames."""
+    config.validate()
+    frames = load_frames(config.source) if config.source else synthetic_frames()
+    results = []
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(), console=console, transient=True, disable=not show_progress,
+    )
+    with progress:
+        for model in models:
+            with open_runner(model, config.backend, threads=config.threads) as runner:
+                results.append(bench_model(runner, frames, config, progress))
+    return results

@@ -1,0 +1,87 @@
+"""Bench results as a rich table, JSON (with system info) and CSV, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from rich.table import Table
+
+from edgekit.bench.stats import STAT_KEYS
+from edgekit.manifest import utc_now, write_json_atomic, write_text_atomic
+from edgekit.sysinfo import system_info
+
+STAGE_ORDER = ("preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "e2e")
+DEFAULT_DIR = Path("benchmarks") / "results"
+
+
+def ordered_stages(result: Dict[str, Any]) -> List[str]:
+    stages = result["stages"]
+    return [s for s in STAGE_ORDER if s in stages] + sorted(s for s in stages if s not in STAGE_ORDER)
+
+
+def weights_note(result: Dict[str, Any]) -> str:
+    if result.get("trained") is False:
+        return "untrained"
+    return "" if result.get("trained") else "weights unknown"
+
+
+def results_table(results: Sequence[Dict[str, Any]]) -> Table:
+    """One table for all models: a row per stage, FPS on the end-to-end and inference rows."""
+    table = Table(title="edgekit bench (latency in ms)", show_lines=False)
+    for col in ("model", "backend", "batch", "stage") + STAT_KEYS + ("FPS",):
+        table.add_column(col, justify="left" if col in ("model", "backend", "stage") else "right")
+    for n, r in enumerate(results):
+        note = weights_note(r)
+        name = r["name"] + (" (%s)" % note if note else "")
+        for i, stage in enumerate(ordered_stages(r)):
+            s = r["stages"][stage]
+            fps = {"e2e": r["fps"], "inference": r["inference_fps"]}.get(stage)
+            table.add_row(
+                name if i == 0 else "",
+                "%s/%s" % (r["backend"], _short(r["device"])) if i == 0 else "",
+                str(r["batch"]) if i == 0 else "",
+                stage,
+                *("%.2f" % s[k] for k in STAT_KEYS),
+                "%.1f" % fps if fps is not None else "",
+                end_section=(i == len(r["stages"]) - 1 and n < len(results) - 1),
+            )
+    return table
+
+
+def to_document(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    return {"kind": "bench", "created_at": utc_now(), "system": system_info(), "results": list(results)}
+
+
+def to_csv(results: Sequence[Dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["model", "backend", "device", "precision", "trained", "batch", "stage", *STAT_KEYS,
+                     "count", "fps"])
+    for r in results:
+        for stage in ordered_stages(r):
+            s = r["stages"][stage]
+            fps = {"e2e": r["fps"], "inference": r["inference_fps"]}.get(stage, "")
+            writer.writerow([r["model"], r["backend"], r["device"], r["precision"], r["trained"], r["batch"],
+                             stage, *(s[k] for k in STAT_KEYS), s["count"], fps])
+    return buf.getvalue()
+
+
+def default_json_path() -> Path:
+    return DEFAULT_DIR / ("bench-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
+
+
+def save(results, json_path: Optional[Path] = None, csv_path: Optional[Path] = None) -> List[Path]:
+    written = []
+    if json_path:
+        written.append(write_json_atomic(json_path, to_document(results)))
+    if csv_path:
+        written.append(write_text_atomic(csv_path, to_csv(results)))
+    return written
+
+
+def _short(device: str) -> str:
+    return device.replace("ExecutionProvider", "").lower()

@@ -1,0 +1,147 @@
+"""edgekit's command line: thin Click commands that parse options, call the library and print.
+
+Heavy modules (torch, ultralytics, onnxruntime) are imported inside the commands that need them, so
+``edgekit --help`` and every device command work without torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import click
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+
+DEFAULT_OPSET = 17  # kept equal to edgekit.host.export.DEFAULT_OPSET without importing the host package
+
+
+class EdgekitGroup(click.Group):
+    """Turns :class:`EdgekitError` into one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgekitError as exc:
+            click.echo("error: %s" % exc, err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekit")
+def cli():
+    """YOLOv8 from the workstation to NVIDIA Jetson, with honest numbers.
+
+    Host: export. Device: bench (TensorRT, or ONNX Runtime anywhere).
+    """
+
+
+# --- option bundles, spelled once for every command -------------------------------------------------
+def backend_options(fn):
+    @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default="auto",
+                  show_default=True, help="Inference backend; auto: TensorRT for engines, ONNX Runtime for ONNX.")
+    @click.option("--threads", type=click.IntRange(min=1), default=None,
+                  help="ONNX Runtime intra-op threads  [default: all CPU cores]")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def output_options(fn):
+    @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Write results as JSON here  [default: benchmarks/results/bench-TIME.json]")
+    @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Also write results as CSV here.")
+    @click.option("--no-save", is_flag=True, help="Print the table only; write no files.")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+# --- host --------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--weights", default="yolov8m.pt", show_default=True,
+              help="YOLOv8 weights (.pt) or ultralytics model YAML (e.g. yolov8m.yaml: untrained).")
+@click.option("--imgsz", type=int, default=640, show_default=True, help="Square input size (multiple of 32).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Static batch size.")
+@click.option("--dynamic", is_flag=True, help="Dynamic batch and image size instead of static.")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True,
+              help="ONNX opset (TensorRT 8.5 parses up to 17).")
+@click.option("--out", default="engines", show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Output file name  [default: from weights, size and batch]")
+@click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+def export(weights, imgsz, batch, dynamic, opset, out, name, download):
+    """Export YOLOv8 weights to a simplified ONNX with a manifest (host, needs torch)."""
+    from edgekit.host.export import export as do_export
+
+    path = do_export(weights=weights, imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, out=out,
+                     name=name, download=download)
+    click.echo(str(path))
+
+
+# --- device ------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("models", nargs=-1, required=True)
+@backend_options
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed iterations first.")
+@click.option("--iterations", type=int, default=100, show_default=True, help="Timed iterations.")
+@click.option("--duration", type=float, default=None, help="Run for this many seconds instead of --iterations.")
+@click.option("--batch", type=int, default=None, help="Frames per inference  [default: the model's batch]")
+@click.option("--source", default=None, help="Image, image folder or video to feed  [default: synthetic frames]")
+@output_options
+def bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save):
+    """Measure models end to end: preprocess, inference, postprocess/NMS (device)."""
+    run_bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save)
+
+
+def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, duration=None, batch=None,
+              source=None, json_path=None, csv_path=None, no_save=False):
+    from edgekit.bench import BenchConfig, bench_models
+    from edgekit.bench import report
+    from edgekit.log import out
+
+    config = BenchConfig(backend=backend, warmup=warmup, iterations=iterations, duration=duration, batch=batch,
+                         source=source, threads=threads or os.cpu_count())
+    results = bench_models(models, config)
+    out.print(report.results_table(results))
+    if not no_save:
+        for path in report.save(results, json_path or report.default_json_path(), csv_path):
+            click.echo("wrote %s" % path, err=True)
+    return results
+
+
+@cli.command()
+@click.option("--models", default="yolov8n,yolov8m", show_default=True,
+              help="Comma-separated YOLOv8 names; NAME.pt is used when present, else NAME.yaml (untrained).")
+@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--iterations", type=int, default=20, show_default=True)
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--out", default="engines", show_default=True)
+def demo(models, imgsz, iterations, warmup, out):
+    """Main demo: export each model to ONNX, then bench them side by side on ONNX Runtime."""
+    from edgekit.host.export import export as do_export
+    from edgekit.log import info
+
+    onnx_paths = []
+    for name in [m.strip() for m in models.split(",") if m.strip()]:
+        weights = name + ".pt"
+        if not Path(weights).exists():
+            info("%s not found here: exporting %s.yaml (random init) to show the pipeline and its speed"
+                 % (weights, name))
+            weights = name + ".yaml"
+        onnx_paths.append(str(do_export(weights=weights, imgsz=imgsz, out=out)))
+    run_bench(onnx_paths, backend="onnxruntime", warmup=warmup, iterations=iterations)
+
+
+def main():
+    cli(prog_name="edgekit")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""YOLOv8 weights or model YAML -> simplified, checked ONNX + manifest.
+
+The pipeline is a few small steps, each testable alone:
+``resolve_weights`` -> ``load_model`` -> ``export_raw_onnx`` (ultralytics' exporter, so the graph keeps its
+conventions: input ``images``, output ``output0``, metadata props) -> ``simplify_and_check`` (onnxsim,
+onnx.checker, strict shape inference) -> atomic write of ``NAME.onnx`` and ``NAME.onnx.json``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+from edgekit.lazy import lazy_import
+from edgekit.log import info, phase
+from edgekit.manifest import atomic_path, package_versions, sha256_file, utc_now, write_json_atomic
+from edgekit.runtime.modelinfo import onnx_io
+
+# TensorRT 8.5 (JetPack 5.1) parses ONNX opsets up to 17; newer TensorRT reads 17 too.
+DEFAULT_OPSET = 17
+MAX_OPSET = 17
+ULTRALYTICS_ASSETS = "https://github.com/ultralytics/assets/releases"
+
+
+@dataclass
+class WeightsSpec:
+    """What the user asked to export, resolved before anything heavy is imported."""
+
+    arg: str  # as given: path to .pt / .yaml, or an ultralytics built-in YAML name
+    path: Optional[Path]  # the local file, when there is one
+    kind: str  # "pt" or "yaml"
+
+    @property
+    def stem(self) -> str:
+        return Path(self.arg).stem
+
+
+def resolve_weights(weights: str, download: bool = False) -> WeightsSpec:
+    """Check the weights argument without touching the network (fails in milliseconds when offline)."""
+    p = Path(weights).expanduser()
+    suffix = p.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        # a local YAML, or a name ultralytics resolves from its own package (yolov8n.yaml) with no download
+        return WeightsSpec(weights, p.resolve() if p.exists() else None, "yaml")
+    if suffix != ".pt":
+        raise EdgekitError("--weights %s: expected YOLOv8 weights (.pt) or a model YAML (.yaml)" % weights)
+    if p.exists():
+        return WeightsSpec(weights, p.resolve(), "pt")
+    if download:
+        return WeightsSpec(weights, None, "pt")  # ultralytics downloads official names into the working dir
+    raise EdgekitError(
+        "weights %s not found: put the file at %s (official YOLOv8 weights are at %s), pass --download to "
+        "let ultralytics fetch it, or use --weights %s.yaml for an untrained model"
+        % (weights, p.resolve(), ULTRALYTICS_ASSETS, p.stem)
+    )
+
+
+def load_model(spec: WeightsSpec):
+    """Load with ultralytics (``YOLO("yolov8m.pt")`` / ``YOLO("yolov8m.yaml")``); errors become one line."""
+    lazy_import("torch")
+    YOLO = lazy_import("ultralytics").YOLO
+    source = str(spec.path) if spec.path else spec.arg
+    try:
+        model = YOLO(source)
+    except Exception as exc:  # corrupt checkpoint, unknown YAML, failed download, ...
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgekitError("cannot load YOLOv8 model from %s: %s" % (spec.arg, msg)) from exc
+    if model.task != "detect":
+        raise EdgekitError("%s is a %s model: edgekit exports detection models" % (spec.arg, model.task))
+    return model
+
+
+def is_trained(model, spec: WeightsSpec) -> bool:
+    """A YAML is random init; a checkpoint counts as trained only if it records a training run."""
+    if spec.kind == "yaml":
+        return False
+    ckpt = getattr(model, "ckpt", None) or {}
+    return bool(ckpt.get("train_args"))
+
+
+def model_stats(model, imgsz: int) -> Dict[str, Any]:
+    from ultralytics.utils.torch_utils import get_flops
+
+    net = model.model
+    return {
+        "params": int(sum(p.numel() for p in net.parameters())),
+        "gflops": round(float(get_flops(net, imgsz)), 3),
+        "names": {int(k): str(v) for k, v in model.names.items()},
+        "stride": int(net.stride.max()),
+        "task": model.task,
+    }
+
+
+def export_raw_onnx(model, workdir: Path, stem: str, imgsz: int, batch: int, dynamic: bool, opset: int) -> Path:
+    """Run ultralytics' ONNX exporter into ``workdir`` (unsimplified; we simplify with onnxsim)."""
+    # The exporter names its output after model.pt_path (else the YAML name, in the working directory).
+    # Point it into our private folder so nothing is written next to the user's weights or in the cwd.
+    model.model.pt_path = str(workdir.resolve() / (stem + ".pt"))
+    out = model.export(
+        format="onnx", imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, simplify=False, device="cpu"
+    )
+    return Path(out)
+
+
+def simplify_and_check(path: Path):
+    """onnxsim, then onnx.checker and strict shape inference; returns the ModelProto."""
+    onnx = lazy_import("onnx")
+    onnxsim = lazy_import("onnxsim")
+    model = onnx.load(str(path))
+    simplified, ok = onnxsim.simplify(model)
+    if not ok:
+        raise EdgekitError("onnxsim could not validate the simplified model of %s" % path.name)
+    # onnxsim records its own bookkeeping in metadata_props; keep only the model's own (ultralytics') props
+    kept = [(p.key, p.value) for p in simplified.metadata_props if not p.key.startswith("onnxsim.")]
+    del simplified.metadata_props[:]
+    for key, value in kept:
+        simplified.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(simplified, full_check=True)
+    onnx.shape_inference.infer_shapes(simplified, check_type=True, strict_mode=True)
+    return simplified
+
+
+def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool) -> str:
+    """``yolov8m.onnx`` for the defaults (640, batch 1, static), otherwise the differences are in the name."""
+    parts = [stem]
+    if imgsz != 640:
+        parts.append(str(imgsz))
+    if dynamic:
+        parts.append("dynamic")
+    elif batch != 1:
+        parts.append("b%d" % batch)
+    return "-".join(parts) + ".onnx"
+
+
+def export(
+    weights: str = "yolov8m.pt",
+    imgsz: int = 640,
+    batch: int = 1,
+    dynamic: bool = False,
+    opset: int = DEFAULT_OPSET,
+    out: str = "engines",
+    name: Optional[str] = None,
+    download: bool = False,
+) -> Path:
+    """Export YOLOv8 ``weights`` to ``out/NAME.onnx`` with a manifest; returns the ONNX path."""
+    if imgsz <= 0 or imgsz % 32:
+        raise EdgekitError("--imgsz %d: must be a positive multiple of 32 (YOLOv8's largest stride)" % imgsz)
+    if batch < 1:
+        raise EdgekitError("--batch %d: must be at least 1" % batch)
+    if not 11 <= opset <= MAX_OPSET:
+        raise EdgekitError("--opset %d: use 11..%d (TensorRT 8.5 on JetPack 5 parses up to 17)" % (opset, MAX_OPSET))
+    spec = resolve_weights(weights, download)
+    out_dir = Path(out)
+    target = out_dir / (name or onnx_name(spec.stem, imgsz, batch, dynamic))
+
+    with phase("loading %s" % weights):
+        model = load_model(spec)
+        trained = is_trained(model, spec)
+        stats = model_stats(model, imgsz)
+    if not trained:
+        info("[yellow]%s has untrained (random init) weights: speed numbers are real, accuracy is not[/yellow]"
+             % weights)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".edgekit-export-", dir=str(out_dir)) as work:
+        with phase("exporting ONNX (opset %d)" % opset):
+            raw = export_raw_onnx(model, Path(work), spec.stem, imgsz, batch, dynamic, opset)
+        with phase("simplifying with onnxsim and checking"):
+            proto = simplify_and_check(raw)
+        onnx = lazy_import("onnx")
+        with atomic_path(target) as tmp:
+            onnx.save(proto, str(tmp))
+            manifest = build_manifest(spec, trained, stats, proto, tmp, target, imgsz, batch, dynamic, opset)
+            write_json_atomic(str(target) + ".json", manifest)
+    info("wrote %s (%.1f MB) and %s.json" % (target, target.stat().st_size / 1e6, target.name))
+    return target
+
+
+def build_manifest(spec, trained, stats, proto, onnx_file, target, imgsz, batch, dynamic, opset) -> Dict[str, Any]:
+    weights_file = spec.path if spec.path else Path(spec.arg)
+    label = "trained" if trained else "untrained (random init from %s)" % Path(spec.arg).name
+    inputs, outputs = onnx_io(proto)
+    return {
+        "kind": "onnx",
+        "file": target.name,
+        "sha256": sha256_file(onnx_file),
+        "created_at": utc_now(),
+        "edgekit_version": __version__,
+        "model": spec.stem,
+        "task": stats["task"],
+        "precision": "fp32",
+        "trained": trained,
+        "weights_label": label,
+        "source": {
+            "weights": spec.arg,
+            "sha256": sha256_file(weights_file) if weights_file.exists() else None,
+        },
+        "params": stats["params"],
+        "gflops": stats["gflops"],
+        "imgsz": [imgsz, imgsz],
+        "batch": "dynamic" if dynamic else batch,
+        "dynamic": dynamic,
+        "opset": opset,
+        "stride": stats["stride"],
+        "inputs": inputs,
+        "outputs": outputs,
+        "names": stats["names"],
+        "versions": package_versions(["ultralytics", "torch", "onnx", "onnxsim", "onnxruntime"]),
+    }
+

@@ -1,0 +1,32 @@
+"""Import heavy optional modules only when a command needs them, with a message that says what to install."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from edgekit.errors import EdgekitError
+
+# module -> what to tell the user when it is missing
+_HINTS = {
+    "torch": "the host tools need PyTorch: pip install 'edgekit[export]' (on this kind of machine: "
+    "pip install -c constraints.txt -e '.[export]')",
+    "ultralytics": "the host tools need ultralytics: pip install 'edgekit[export]'",
+    "onnxsim": "ONNX simplification needs onnxsim: pip install 'edgekit[export]'",
+    "onnxruntime": "the ONNX Runtime backend needs onnxruntime: pip install onnxruntime "
+    "(onnxruntime-gpu for the CUDA provider)",
+    "tensorrt": "the TensorRT backend needs the tensorrt Python bindings: JetPack ships them "
+    "(apt install python3-libnvinfer); meanwhile --backend onnxruntime works",
+    "pycuda": "the TensorRT backend needs pycuda: pip install 'edgekit[jetson]'; "
+    "meanwhile --backend onnxruntime works",
+}
+
+
+def lazy_import(name: str) -> ModuleType:
+    """Import ``name`` or raise an :class:`EdgekitError` that says how to get it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        top = name.split(".")[0]
+        hint = _HINTS.get(top, "pip install %s" % top)
+        raise EdgekitError("cannot import %s (%s): %s" % (name, exc, hint)) from exc

@@ -1,0 +1,97 @@
+"""Artifact metadata: a JSON sidecar next to every ONNX/engine, sha256, and atomic writes.
+
+Every artifact ``X`` edgekit writes gets ``X.json`` beside it. Both are written to a temporary file in the
+same folder and renamed into place, so an interrupted run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, Optional
+
+from edgekit.errors import EdgekitError
+
+MANIFEST_SUFFIX = ".json"
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    On any exception (KeyboardInterrupt included) the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(str(tmp_path), 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get normal permissions
+        os.replace(str(tmp_path), str(path))
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json_atomic(path, data: Dict[str, Any]) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def manifest_path(artifact) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
+
+
+def read_manifest(artifact) -> Optional[Dict[str, Any]]:
+    """The sidecar manifest of ``artifact``, or None when there is none."""
+    path = manifest_path(artifact)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise EdgekitError("manifest %s is unreadable (%s): delete it or re-export the model" % (path, exc))
+
+
+def package_versions(names: Iterable[str]) -> Dict[str, Optional[str]]:
+    """Installed versions of ``names`` (None when absent), read without importing the packages."""
+    from importlib import metadata
+
+    out = {}  # type: Dict[str, Optional[str]]
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()

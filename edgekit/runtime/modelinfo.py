@@ -1,0 +1,81 @@
+"""What a model is (class names, input size, trained or not), read from its manifest or ONNX metadata."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from edgekit.manifest import read_manifest
+
+UNKNOWN_WEIGHTS = "unknown weights (no edgekit manifest)"
+
+
+@dataclass
+class ModelInfo:
+    path: Path
+    names: Dict[int, str]
+    imgsz: Optional[Tuple[int, int]]
+    trained: Optional[bool]  # None: not known (no manifest)
+    weights_label: str
+    manifest: Optional[Dict[str, Any]] = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A manifest field, or ``default`` when there is no manifest or no such field."""
+        return (self.manifest or {}).get(key, default)
+
+
+def model_info(path, metadata: Optional[Mapping[str, str]] = None) -> ModelInfo:
+    """Prefer edgekit's manifest; fall back to ultralytics' ONNX metadata props (``names``, ``imgsz``)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if manifest is not None:
+        names = {int(k): str(v) for k, v in (manifest.get("names") or {}).items()}
+        imgsz = manifest.get("imgsz")
+        return ModelInfo(
+            path=path,
+            names=names,
+            imgsz=(int(imgsz[0]), int(imgsz[1])) if imgsz else None,
+            trained=manifest.get("trained"),
+            weights_label=manifest.get("weights_label", UNKNOWN_WEIGHTS),
+            manifest=manifest,
+        )
+    metadata = metadata or {}
+    names = _literal(metadata.get("names")) or {}
+    imgsz = _literal(metadata.get("imgsz"))
+    return ModelInfo(
+        path=path,
+        names={int(k): str(v) for k, v in names.items()},
+        imgsz=(int(imgsz[0]), int(imgsz[1])) if imgsz else None,
+        trained=None,
+        weights_label=UNKNOWN_WEIGHTS,
+    )
+
+
+def onnx_io(proto) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """Graph inputs (without initializers) and outputs as ``{"name", "shape", "dtype"}`` dicts."""
+    from onnx import helper
+
+    initializers = {i.name for i in proto.graph.initializer}
+
+    def describe(value) -> Dict[str, Any]:
+        t = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
+        return {"name": value.name, "shape": dims, "dtype": str(helper.tensor_dtype_to_np_dtype(t.elem_type))}
+
+    inputs = [describe(v) for v in proto.graph.input if v.name not in initializers]
+    return inputs, [describe(v) for v in proto.graph.output]
+
+
+def _literal(text: Optional[str]) -> Any:
+    if not text:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None

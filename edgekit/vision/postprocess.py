@@ -1,0 +1,76 @@
+"""Decode YOLOv8's raw ``[B, 4+nc, N]`` output and run class-aware NMS, like ultralytics'
+``non_max_suppression`` (single label per box, ``max_wh`` class offsets), with OpenCV's C++ NMS.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from edgekit.vision.detections import Detections
+from edgekit.vision.preprocess import Letterbox
+
+MAX_WH = 7680  # per-class box offset so one NMS call keeps classes apart (ultralytics' value)
+MAX_NMS = 30000  # boxes kept for NMS, by confidence
+
+
+def decode(pred: np.ndarray, conf: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's ``[4+nc, N]`` prediction -> xyxy boxes, scores, class ids above ``conf``."""
+    scores_all = pred[4:]
+    class_id = scores_all.argmax(0)
+    scores = np.take_along_axis(scores_all, class_id[None], 0)[0]
+    keep = scores > conf
+    xywh = pred[:4, keep].T
+    scores, class_id = scores[keep], class_id[keep].astype(np.int32)
+    half = xywh[:, 2:] / 2
+    xyxy = np.concatenate([xywh[:, :2] - half, xywh[:, :2] + half], axis=1)
+    return xyxy.astype(np.float32), scores.astype(np.float32), class_id
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, class_id: np.ndarray, iou: float, agnostic: bool = False):
+    """Indices kept by greedy class-aware NMS, highest score first (torchvision.ops.batched_nms order)."""
+    if len(scores) == 0:
+        return np.zeros((0,), np.int64)
+    offset = 0.0 if agnostic else class_id.astype(np.float64)[:, None] * MAX_WH
+    boxes = xyxy.astype(np.float64) + offset
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+    # scores are > conf >= 0 after decode; OpenCV asserts score_threshold >= 0 and keeps score > threshold
+    keep = cv2.dnn.NMSBoxes(xywh, scores.astype(np.float32), 0.0, iou)
+    return np.asarray(keep, dtype=np.int64).reshape(-1)
+
+
+def scale_boxes(xyxy: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """Map boxes from the letterboxed input back to the original frame, clipped to it."""
+    out = xyxy.copy()
+    out[:, [0, 2]] = (out[:, [0, 2]] - lb.pad[0]) / lb.gain[0]
+    out[:, [1, 3]] = (out[:, [1, 3]] - lb.pad[1]) / lb.gain[1]
+    h, w = lb.shape
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, w)
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, h)
+    return out
+
+
+def postprocess(
+    output: np.ndarray,
+    letterboxes: Sequence[Letterbox],
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = 300,
+    agnostic: bool = False,
+) -> List[Detections]:
+    """Raw ``[B, 4+nc, N]`` output -> one :class:`Detections` per frame, in original frame coordinates."""
+    if output.ndim != 3 or output.shape[1] < 5:
+        raise ValueError("expected YOLOv8 output [B, 4+nc, N], got %s" % (output.shape,))
+    results = []
+    for pred, lb in zip(output, letterboxes):
+        xyxy, scores, class_id = decode(pred, conf)
+        if len(scores) > MAX_NMS:
+            top = np.argsort(-scores, kind="stable")[:MAX_NMS]
+            xyxy, scores, class_id = xyxy[top], scores[top], class_id[top]
+        keep = nms(xyxy, scores, class_id, iou, agnostic)[:max_det]
+        dets = Detections(xyxy[keep], scores[keep], class_id[keep])
+        dets.xyxy = scale_boxes(dets.xyxy, lb)
+        results.append(dets)
+    return results

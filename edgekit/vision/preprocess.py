@@ -1,0 +1,61 @@
+"""Letterbox preprocessing, the same as ultralytics' (``LetterBox(auto=False, center=True)``, pad 114).
+
+``preprocess`` turns BGR uint8 frames into the normalized RGB NCHW float batch YOLOv8 expects, and keeps
+each frame's :class:`Letterbox` so detections can be mapped back to original frame coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame of ``shape`` (h, w) was scaled by ``gain`` (x, y) and padded by ``pad`` (left, top).
+
+    The gains are per axis, from the rounded resized size, as ultralytics' ``scale_boxes`` computes them.
+    """
+
+    shape: Tuple[int, int]
+    gain: Tuple[float, float]
+    pad: Tuple[int, int]
+
+
+def letterbox(frame: np.ndarray, size: Tuple[int, int]) -> Tuple[np.ndarray, Letterbox]:
+    """Resize keeping aspect ratio, pad to ``size`` (h, w) with gray borders split evenly."""
+    h0, w0 = frame.shape[:2]
+    h, w = size
+    gain = min(h / h0, w / w0)
+    new_w, new_h = max(int(round(w0 * gain)), 1), max(int(round(h0 * gain)), 1)  # thin images keep 1 px
+    if (new_w, new_h) != (w0, h0):
+        frame = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    dw, dh = (w - new_w) / 2, (h - new_h) / 2
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    if top or bottom or left or right:
+        frame = cv2.copyMakeBorder(frame, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+    return frame, Letterbox(shape=(h0, w0), gain=(new_w / w0, new_h / h0), pad=(left, top))
+
+
+def preprocess(
+    frames: Sequence[np.ndarray], size: Tuple[int, int], dtype=np.float32
+) -> Tuple[np.ndarray, List[Letterbox]]:
+    """BGR uint8 HWC frames -> RGB NCHW batch in [0, 1] of ``dtype``, plus each frame's letterbox."""
+    boxed, boxes = [], []
+    for frame in frames:
+        if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError("preprocess expects BGR uint8 HxWx3 frames")
+        img, lb = letterbox(frame, size)
+        boxed.append(img)
+        boxes.append(lb)
+    # one C++ pass: BGR->RGB, HWC->CHW, scale to [0, 1], stack
+    blob = cv2.dnn.blobFromImages(boxed, scalefactor=1.0 / 255.0, swapRB=True)
+    if blob.dtype != dtype:
+        blob = blob.astype(dtype)
+    return blob, boxes
