@@ -102,8 +102,7 @@ def bench(models, backend, threads, warmup, iterations, duration, batch, source,
 
 def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, duration=None, batch=None,
               source=None, json_path=None, csv_path=None, no_save=False):
-    from edgekit.bench import BenchConfig, bench_models
-    from edgekit.bench import report
+    from edgekit.bench import BenchConfig, bench_models, report
     from edgekit.log import out
 
     config = BenchConfig(backend=backend, warmup=warmup, iterations=iterations, duration=duration, batch=batch,

@@ -77,14 +77,14 @@ def read_manifest(artifact) -> Optional[Dict[str, Any]]:
     try:
         return json.loads(path.read_text())
     except (ValueError, OSError) as exc:
-        raise EdgekitError("manifest %s is unreadable (%s): delete it or re-export the model" % (path, exc))
+        raise EdgekitError("manifest %s is unreadable (%s): delete it or re-export the model" % (path, exc)) from exc
 
 
 def package_versions(names: Iterable[str]) -> Dict[str, Optional[str]]:
     """Installed versions of ``names`` (None when absent), read without importing the packages."""
     from importlib import metadata
 
-    out = {}  # type: Dict[str, Optional[str]]
+    out: Dict[str, Optional[str]] = {}
     for name in names:
         try:
             out[name] = metadata.version(name)

@@ -65,7 +65,7 @@ def bench_model(
 ) -> Dict[str, Any]:
     """Benchmark one opened runner; returns a JSON-ready result with per-stage statistics."""
     batch, hw = input_geometry(runner, config.batch)
-    samples = {}  # type: Dict[str, List[float]]
+    samples: Dict[str, List[float]] = {}
     n = len(frames)
 
     def once(i: int, record: bool) -> None:

@@ -8,6 +8,7 @@ onnx.checker, strict shape inference) -> atomic write of ``NAME.onnx`` and ``NAM
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,9 +101,18 @@ def export_raw_onnx(model, workdir: Path, stem: str, imgsz: int, batch: int, dyn
     # The exporter names its output after model.pt_path (else the YAML name, in the working directory).
     # Point it into our private folder so nothing is written next to the user's weights or in the cwd.
     model.model.pt_path = str(workdir.resolve() / (stem + ".pt"))
-    out = model.export(
-        format="onnx", imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, simplify=False, device="cpu"
-    )
+    # ultralytics logs its own summary with the temporary paths ("Predict: yolo predict model=..."): keep
+    # only its warnings; our phase log says what was written where.
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        out = model.export(
+            format="onnx", imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, simplify=False, device="cpu"
+        )
+    finally:
+        LOGGER.setLevel(level)
     return Path(out)
 
 

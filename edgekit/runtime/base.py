@@ -25,12 +25,12 @@ class Runner:
 
     def __init__(self, path) -> None:
         self.path = Path(path)
-        self.timings = {}  # type: Dict[str, float]
-        self.info = None  # type: Optional[ModelInfo]
+        self.timings: Dict[str, float] = {}
+        self.info: Optional[ModelInfo] = None
         self.input_name = ""
-        self.input_shape = ()  # type: Sequence[Dim]
+        self.input_shape: Sequence[Dim] = ()
         self.input_dtype = np.dtype(np.float32)
-        self.output_names = []  # type: List[str]
+        self.output_names: List[str] = []
         self.device = "cpu"  # what actually runs it, e.g. "CPUExecutionProvider" or a GPU name
 
     # --- the protocol -------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ class Runner:
     def close(self) -> None:
         """Release the backend's resources; safe to call twice."""
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,13 +15,13 @@ class Detections:
     class_id: np.ndarray  # (N,) int32
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), np.int32))
 
     def __len__(self) -> int:
         return len(self.class_id)
 
-    def __getitem__(self, index) -> "Detections":
+    def __getitem__(self, index) -> Detections:
         """Filter with a boolean mask, an index array or a slice."""
         return Detections(self.xyxy[index], self.confidence[index], self.class_id[index])
 

@@ -1,0 +1,32 @@
+# The README's two commands:  `make demo`  (set up + main demo)  and  `make test`  (set up + lint + tests).
+# Setup makes .venv with the host tools; torch/torchvision are pinned by constraints.txt to a matching pair.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edgekit-installed
+
+.PHONY: setup demo test lint pytest clean
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[export,dev]"
+	touch $(STAMP)
+
+demo: setup
+	YOLO_OFFLINE=1 $(BIN)/edgekit demo
+
+lint: setup
+	$(BIN)/ruff check edgekit tests benchmarks
+	# device-side code must run on Python 3.8 (JetPack 5); host-only code (edgekit/host) may use newer Python
+	$(BIN)/vermin -q --no-tips --violations --eval-annotations -t=3.8- --exclude-regex '^edgekit/host/' edgekit
+
+pytest: setup
+	$(BIN)/python -m pytest
+
+test: lint pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

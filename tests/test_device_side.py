@@ -1,0 +1,41 @@
+"""The device side runs without torch/ultralytics (a Jetson has neither)."""
+
+import subprocess
+import sys
+import textwrap
+
+# Run the CLI in a fresh interpreter where importing torch or ultralytics fails, as on a Jetson.
+BLOCKED = textwrap.dedent(
+    """
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("torch", "torchvision", "ultralytics"):
+                raise ImportError("blocked: %s is not on the device" % name)
+    sys.meta_path.insert(0, Block())
+    from edgekit.cli import main
+    sys.argv = ["edgekit"] + sys.argv[1:]
+    try:
+        main()
+    finally:
+        assert not any(m.split(".")[0] in ("torch", "ultralytics") for m in sys.modules), "torch imported"
+    """
+)
+
+
+def run_blocked(*args):
+    return subprocess.run([sys.executable, "-c", BLOCKED, *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_help_and_bench_work_without_torch(yolov8n_onnx, tmp_path):
+    assert run_blocked("--help").returncode == 0
+    out = run_blocked("bench", yolov8n_onnx, "--warmup", 0, "--iterations", 2, "--json", tmp_path / "r.json")
+    assert out.returncode == 0, out.stderr
+    assert "e2e" in out.stdout and (tmp_path / "r.json").exists()
+
+
+def test_export_without_torch_says_what_to_install(tmp_path):
+    out = run_blocked("export", "--weights", "yolov8n.yaml", "--out", tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "edgekit[export]" in out.stderr
