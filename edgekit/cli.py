@@ -34,7 +34,7 @@ class EdgekitGroup(click.Group):
 def cli():
     """YOLOv8 from the workstation to NVIDIA Jetson, with honest numbers.
 
-    Host: export. Device: bench (TensorRT, or ONNX Runtime anywhere).
+    Host: export. Device: bench, camera (TensorRT, or ONNX Runtime anywhere).
     """
 
 
@@ -62,6 +62,35 @@ def output_options(fn):
         return fn(*args, **kwargs)
 
     return wrapper
+
+
+def source_options(fn):
+    @click.option("--width", type=int, default=1280, show_default=True, help="Capture width (cameras, synthetic).")
+    @click.option("--height", type=int, default=720, show_default=True, help="Capture height.")
+    @click.option("--fps", type=float, default=30.0, show_default=True, help="Capture frame rate.")
+    @click.option("--flip", type=click.IntRange(0, 7), default=0, help="CSI camera flip-method (nvvidconv).")
+    @click.option("--codec", type=click.Choice(["MJPG", "YUYV"]), default="MJPG", show_default=True,
+                  help="USB (V4L2) camera pixel format.")
+    @click.option("--latency", type=int, default=200, show_default=True, help="RTSP jitter buffer (ms).")
+    @click.option("--loop", is_flag=True, help="Restart files and image folders at their end.")
+    @click.option("--realtime", is_flag=True,
+                  help="Play files at their frame rate, dropping late frames like a camera (default: every frame).")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def save_results(document, json_path, csv_text, csv_path, no_save, default_path):
+    """Write a result document (JSON) and optional CSV atomically; say where."""
+    from edgekit.manifest import write_json_atomic, write_text_atomic
+
+    if no_save:
+        return
+    for path in [write_json_atomic(json_path or default_path, document)] + (
+            [write_text_atomic(csv_path, csv_text)] if csv_path else []):
+        click.echo("wrote %s" % path, err=True)
 
 
 # --- host --------------------------------------------------------------------------------------------
@@ -109,10 +138,54 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
                          source=source, threads=threads or os.cpu_count())
     results = bench_models(models, config)
     out.print(report.results_table(results))
-    if not no_save:
-        for path in report.save(results, json_path or report.default_json_path(), csv_path):
-            click.echo("wrote %s" % path, err=True)
+    save_results(report.to_document(results), json_path, report.to_csv(results), csv_path, no_save,
+                 report.default_json_path())
     return results
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--model", required=True, help="ONNX model (engines once the TensorRT runner lands).")
+@backend_options
+@source_options
+@click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
+@click.option("--iou", type=float, default=0.7, show_default=True, help="NMS IoU threshold.")
+@click.option("--display/--headless", default=None,
+              help="Show a window  [default: when a display exists]; --headless never opens one.")
+@click.option("--record", type=click.Path(dir_okay=False), default=None, help="Record the annotated video (.mp4/.avi).")
+@click.option("--serve", type=click.IntRange(0, 65535), default=None,
+              help="Serve the live stream and numbers on this port (web page at http://HOST:PORT/).")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address for --serve.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="One JSON line per frame.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
+@click.option("--no-pipeline", is_flag=True, help="Run stages one after another (no overlap), for comparison.")
+@click.option("--engine-iters", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Inference-only runs before the loop, for loop FPS / engine FPS (0: skip).")
+@click.option("--capture-timeout", type=float, default=2.0, show_default=True,
+              help="Seconds without a frame before a stall is reported.")
+@output_options
+def camera(source, model, backend, threads, width, height, fps, flip, codec, latency, loop, realtime, conf, iou,
+           display, record, serve, host, log_path, duration, frames, no_pipeline, engine_iters, capture_timeout,
+           json_path, csv_path, no_save):
+    """Live detection on a camera, stream, file or synthetic:// source, timed per stage (device)."""
+    from edgekit.camera.session import CameraRequest, camera_session
+
+    request = CameraRequest(
+        source=source, model=model, backend=backend, threads=threads,
+        options=dict(width=width, height=height, fps=fps, flip=flip, codec=codec, latency=latency, loop=loop,
+                     realtime=realtime),
+        conf=conf, iou=iou, display=display, record=record, serve=serve, host=host, log=log_path,
+        duration=duration, frames=frames, pipeline=not no_pipeline, engine_iters=engine_iters,
+        capture_timeout=capture_timeout)
+    from edgekit.camera import report
+    from edgekit.log import out
+
+    summary = camera_session(request)
+    out.print(report.summary_table(summary))
+    out.print(report.summary_lines(summary))
+    save_results(report.to_document(summary), json_path, report.to_csv(summary), csv_path, no_save,
+                 report.default_json_path())
 
 
 @cli.command()

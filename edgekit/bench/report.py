@@ -6,12 +6,12 @@ import csv
 import io
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 from rich.table import Table
 
 from edgekit.bench.stats import STAT_KEYS
-from edgekit.manifest import utc_now, write_json_atomic, write_text_atomic
+from edgekit.manifest import utc_now
 from edgekit.sysinfo import system_info
 
 STAGE_ORDER = ("preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "e2e")
@@ -72,15 +72,6 @@ def to_csv(results: Sequence[Dict[str, Any]]) -> str:
 
 def default_json_path() -> Path:
     return DEFAULT_DIR / ("bench-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
-
-
-def save(results, json_path: Optional[Path] = None, csv_path: Optional[Path] = None) -> List[Path]:
-    written = []
-    if json_path:
-        written.append(write_json_atomic(json_path, to_document(results)))
-    if csv_path:
-        written.append(write_text_atomic(csv_path, to_csv(results)))
-    return written
 
 
 def _short(device: str) -> str:

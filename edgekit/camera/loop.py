@@ -1,0 +1,299 @@
+"""The live loop: capture -> preprocess -> inference -> postprocess/NMS -> draw -> outputs, timed per frame.
+
+Pipelined by default: a thread prepares frame N+1 and the main thread draws and outputs frame N-1 while a
+third thread runs inference on frame N, with one-slot queues between them, so the loop's FPS approaches
+the engine's own. ``pipeline=False`` runs the stages one after another (for comparison).
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, rss_mb
+from edgekit.errors import EdgekitError
+from edgekit.runtime import Runner
+from edgekit.video.capture import Capture, EndOfStream, Frame
+from edgekit.video.outputs import Output
+from edgekit.video.web import WebStream
+from edgekit.vision import postprocess, preprocess
+from edgekit.vision.draw import draw_detections, draw_panel
+
+_DONE = object()  # end-of-stream marker passed down the pipeline
+
+
+@dataclass
+class CameraConfig:
+    conf: float = 0.25
+    iou: float = 0.7
+    duration: Optional[float] = None  # seconds
+    frames: Optional[int] = None  # frames to process
+    pipeline: bool = True
+    capture_timeout: float = 2.0  # a frame wait longer than this is reported as a stall
+    engine_iters: int = 30  # inference-only runs before the loop, for loop FPS / engine FPS
+    overlay: bool = True
+    label: str = ""  # model, precision, backend: shown on the overlay
+    power_mode: Optional[str] = None
+
+
+@dataclass
+class Job:
+    frame: Frame
+    times: Dict[str, float] = field(default_factory=dict)
+    blob: Any = None
+    boxes: Any = None
+    outputs: Any = None
+
+
+class CameraLoop:
+    def __init__(self, runner: Runner, capture: Capture, outputs: List[Output], config: CameraConfig,
+                 log: Optional[JsonlLog] = None, on_event=None) -> None:
+        self.runner, self.capture, self.outputs, self.config, self.log = runner, capture, outputs, config, log
+        self.on_event = on_event or (lambda msg: None)
+        self.web = next((o for o in outputs if isinstance(o, WebStream)), None)
+        self.hw = runner.static_hw or (runner.info.imgsz if runner.info and runner.info.imgsz else (640, 640))
+        self.names = runner.info.names if runner.info else {}
+        self.stats = StageStats()
+        self.rate = RollingRate()
+        self.stop_event = threading.Event()
+        self.stopped_by = "end of source"
+        self.processed = 0
+        self.stalls = 0
+        self.error: Optional[BaseException] = None
+        # Capture the next frame only when inference takes the previous one, so a prepared frame never
+        # waits behind another (pipelining for throughput without stale frames).
+        self._slot = threading.Semaphore(1)
+
+    # --- stages --------------------------------------------------------------------------------------
+    def next_job(self) -> Any:
+        """Wait for the newest frame and preprocess it; _DONE at the end of a file; None on a stall."""
+        t0 = time.perf_counter()
+        try:
+            frame = self.capture.read(self.config.capture_timeout)
+        except EndOfStream:
+            return _DONE
+        if frame is None:
+            if not self.stop_event.is_set():
+                self.stalls += 1
+                self.on_event("no frame from the source for %.1f s" % self.config.capture_timeout)
+            return None
+        job = Job(frame)
+        t1 = time.perf_counter()
+        job.blob, job.boxes = preprocess([frame.image], self.hw, dtype=self.runner.input_dtype)
+        job.times["capture_wait"] = (t1 - t0) * 1e3
+        job.times["preprocess"] = (time.perf_counter() - t1) * 1e3
+        return job
+
+    def infer(self, job: Job) -> Job:
+        t0 = time.perf_counter()
+        job.outputs = self.runner.infer(job.blob)
+        job.times["inference"] = (time.perf_counter() - t0) * 1e3  # host view, whatever the backend
+        job.times.update({k: v for k, v in self.runner.timings.items() if k != "inference"})
+        return job
+
+    def finish(self, job: Job) -> None:
+        """Postprocess, draw, send to outputs, record; runs on the main thread (GUI calls live there)."""
+        t0 = time.perf_counter()
+        dets = postprocess(job.outputs[0], job.boxes, conf=self.config.conf, iou=self.config.iou)[0]
+        t1 = time.perf_counter()
+        image = job.frame.image
+        draw_detections(image, dets, self.names)
+        if self.config.overlay:
+            draw_panel(image, self.overlay_lines())
+        t2 = time.perf_counter()
+        for out in self.outputs:
+            out.write(image)
+        t3 = time.perf_counter()
+        job.times.update(postprocess=(t1 - t0) * 1e3, draw=(t2 - t1) * 1e3, output=(t3 - t2) * 1e3,
+                         e2e=(t3 - job.frame.t_capture) * 1e3)
+        self.stats.add(job.times)
+        self.rate.tick(t3)
+        self.processed += 1
+        if self.log:
+            record = {"frame": self.processed, "source_frame": job.frame.index,
+                      "ms": {k: round(v, 3) for k, v in job.times.items()}, "detections": len(dets),
+                      "fps": round(self.rate.fps(), 2), "dropped": self.capture.dropped}
+            if self.processed % 30 == 1:
+                record["rss_mb"] = round(rss_mb(), 1)
+            self.log.write(record)
+        if self.web:
+            self.web.update_stats(self.live_stats(len(dets)))
+        if any(o.wants_stop for o in self.outputs):
+            self.stop("window closed")
+        if self.config.frames and self.processed >= self.config.frames:
+            self.stop("--frames %d" % self.config.frames)
+
+    def overlay_lines(self) -> List[str]:
+        s = self.stats.smoothed
+        short = (("preprocess", "pre"), ("h2d", "h2d"), ("compute", "gpu"), ("d2h", "d2h"),
+                 ("inference", "inf"), ("postprocess", "nms"), ("draw", "draw"))
+        stages = "  ".join("%s %.1f" % (name, s[k]) for k, name in short if k in s)
+        lines = ["FPS %.1f   e2e %.1f ms" % (self.rate.fps(), s.get("e2e", 0.0)), stages + " ms", self.config.label]
+        if self.config.power_mode:
+            lines.append("power %s" % self.config.power_mode)
+        return [line for line in lines if line.strip()]
+
+    def live_stats(self, detections: int) -> Dict[str, Any]:
+        s = self.stats.smoothed
+        return {"fps": round(self.rate.fps(), 2), "e2e": round(s.get("e2e", 0.0), 2), "frames": self.processed,
+                "dropped": self.capture.dropped, "detections": detections, "model": self.config.label,
+                "stages": {k: round(v, 3) for k, v in s.items() if k != "e2e"}}
+
+    # --- driving ------------------------------------------------------------------------------------
+    def stop(self, reason: str) -> None:
+        if not self.stop_event.is_set():
+            self.stopped_by = reason
+            self.stop_event.set()
+
+    def run(self) -> None:
+        start = time.perf_counter()
+        try:
+            if self.config.pipeline:
+                self._run_pipelined(start)
+            else:
+                self._run_sequential(start)
+        except KeyboardInterrupt:
+            self.stopped_by = "interrupted"  # even if a driver's cleanup already set the stop event
+            self.stop_event.set()
+        if self.error is not None:
+            raise self.error
+
+    def _time_up(self, start: float) -> bool:
+        if self.config.duration and time.perf_counter() - start >= self.config.duration:
+            self.stop("--duration %g" % self.config.duration)
+        return self.stop_event.is_set()
+
+    def _run_sequential(self, start: float) -> None:
+        while not self._time_up(start):
+            job = self.next_job()
+            if job is _DONE:
+                return
+            if job is not None:
+                self.finish(self.infer(job))
+
+    def _run_pipelined(self, start: float) -> None:
+        prepared = queue.Queue(maxsize=1)  # one prepared frame at most
+        inferred = queue.Queue(maxsize=1)
+        workers = [threading.Thread(target=self._worker, args=(self._produce, None, prepared), daemon=True),
+                   threading.Thread(target=self._worker, args=(self.infer, prepared, inferred, self._slot.release),
+                                    daemon=True)]
+        for w in workers:
+            w.start()
+        try:
+            while not self._time_up(start):
+                try:
+                    job = inferred.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if job is _DONE:
+                    break
+                self.finish(job)
+        finally:
+            self.stop_event.set()  # end of source, or any other stop: let the workers finish
+            for w in workers:
+                w.join(timeout=5.0)
+
+    def _produce(self, _unused) -> Any:
+        while not self._slot.acquire(timeout=0.1):
+            if self.stop_event.is_set():
+                return None
+        job = self.next_job()
+        if job is None:
+            self._slot.release()  # nothing was queued: the slot is still free
+        return job
+
+    def _worker(self, fn, inbox: Optional[queue.Queue], outbox: queue.Queue, on_take=None) -> None:
+        """Run ``fn`` on items from ``inbox`` (or with no input) and pass results on, until stopped."""
+        try:
+            while not self.stop_event.is_set():
+                if inbox is not None:
+                    try:
+                        item = inbox.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    if on_take:
+                        on_take()
+                else:
+                    item = None
+                result = item if item is _DONE else fn(item)
+                if result is None:
+                    continue
+                while not self.stop_event.is_set():
+                    try:
+                        outbox.put(result, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if result is _DONE:
+                    return
+        except BaseException as exc:  # surface worker errors on the main thread
+            self.error = exc
+            self.stop("error")
+
+    def summary(self, duration: float) -> Dict[str, Any]:
+        return {"frames": self.processed, "duration_s": round(duration, 3),
+                "fps": round(self.processed / duration, 2) if duration > 0 else 0.0,
+                "jitter_ms": round(self.rate.jitter_ms(), 3), "stalls": self.stalls,
+                "stopped_by": self.stopped_by, "stages": self.stats.summary()}
+
+
+def engine_fps(runner: Runner, hw, iters: int, warmup: int = 5) -> Optional[float]:
+    """Inference-only FPS of this runner on one input, measured before the loop (same process, same runner)."""
+    if iters <= 0:
+        return None
+    blob = np.zeros((1, 3, hw[0], hw[1]), dtype=runner.input_dtype)
+    for _ in range(warmup):
+        runner.infer(blob)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        runner.infer(blob)
+    return iters / (time.perf_counter() - t0)
+
+
+def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: CameraConfig,
+               log: Optional[JsonlLog] = None, on_event=None) -> Dict[str, Any]:
+    """Run the loop until the source ends, --duration/--frames, 'q', Ctrl-C or SIGTERM; returns the summary."""
+    if runner.static_batch not in (None, 1):
+        raise EdgekitError("%s has static batch %d; the camera loop runs one frame at a time: export with "
+                           "--batch 1" % (runner.path.name, runner.static_batch))
+    loop = CameraLoop(runner, capture, outputs, config, log, on_event)
+    capture.open()  # fail fast on a bad source, before measuring the engine
+    fps_engine = engine_fps(runner, loop.hw, config.engine_iters)
+    rss_start = rss_mb()
+    previous = _on_sigterm(lambda: loop.stop("SIGTERM"))
+    start = time.perf_counter()
+    try:
+        capture.start()
+        loop.run()
+    finally:
+        duration = time.perf_counter() - start
+        capture.stop()
+        for out in outputs:
+            out.close()
+        if log:
+            log.close()
+        _restore_sigterm(previous)
+    summary = loop.summary(duration)
+    summary.update(engine_fps=round(fps_engine, 2) if fps_engine else None,
+                   loop_vs_engine=round(summary["fps"] / fps_engine, 3) if fps_engine else None,
+                   captured=capture.captured, dropped=capture.dropped, bad_frames=capture.bad_frames,
+                   failures=capture.failures, reconnects=capture.reconnects, events=capture.events[-50:],
+                   rss_mb={"start": round(rss_start, 1), "end": round(rss_mb(), 1)}, pipelined=config.pipeline)
+    return summary
+
+
+def _on_sigterm(handler):
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda signum, frame: handler())
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,97 @@
+"""Live numbers with bounded memory: per-stage samples (last N frames), rolling FPS and jitter, JSONL log."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from typing import Any, Deque, Dict, List, Optional
+
+import numpy as np
+
+from edgekit.bench.stats import summarize
+
+WINDOW = 10000  # frames kept per stage for percentiles; a 10-minute run at 30 FPS keeps the last ~5.5 min
+STAGE_ORDER = ("capture_wait", "preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "draw",
+               "output", "e2e")
+
+
+class StageStats:
+    def __init__(self, window: int = WINDOW) -> None:
+        self.window = window
+        self.samples: Dict[str, Deque[float]] = {}
+        self.count: Dict[str, int] = {}
+        self.smoothed: Dict[str, float] = {}  # exponential moving average, for the overlay
+
+    def add(self, times_ms: Dict[str, float]) -> None:
+        for stage, ms in times_ms.items():
+            self.samples.setdefault(stage, deque(maxlen=self.window)).append(ms)
+            self.count[stage] = self.count.get(stage, 0) + 1
+            prev = self.smoothed.get(stage)
+            self.smoothed[stage] = ms if prev is None else 0.9 * prev + 0.1 * ms
+
+    def ordered(self) -> List[str]:
+        return [s for s in STAGE_ORDER if s in self.samples] + sorted(set(self.samples) - set(STAGE_ORDER))
+
+    def summary(self) -> Dict[str, Dict[str, float]]:
+        out = {}
+        for stage in self.ordered():
+            s = summarize(list(self.samples[stage]))
+            s["count"] = self.count[stage]
+            out[stage] = s
+        return out
+
+
+class RollingRate:
+    """Frames per second and frame-to-frame jitter over the last ``seconds``."""
+
+    def __init__(self, seconds: float = 2.0) -> None:
+        self.seconds = seconds
+        self.times: Deque[float] = deque()
+
+    def tick(self, t: Optional[float] = None) -> None:
+        t = time.perf_counter() if t is None else t
+        self.times.append(t)
+        while self.times and t - self.times[0] > self.seconds:
+            self.times.popleft()
+
+    def fps(self) -> float:
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+    def jitter_ms(self) -> float:
+        if len(self.times) < 3:
+            return 0.0
+        return float(np.std(np.diff(np.asarray(self.times))) * 1e3)
+
+
+class JsonlLog:
+    """One JSON line per frame, flushed to the OS as it is written: a crash loses nothing logged."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.file = open(path, "w", buffering=1)  # line-buffered
+
+    def write(self, record: Dict[str, Any]) -> None:
+        if self.file:
+            self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        if self.file:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            self.file = None
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0

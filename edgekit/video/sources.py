@@ -1,0 +1,221 @@
+"""Frame sources behind the URI grammar: OpenCV captures (file, V4L2, CSI, RTSP), image folders, synthetic.
+
+A source's ``read()`` returns a BGR frame, or None when it failed or ended (``ended`` tells which).
+Opening failures raise :class:`SourceError` with a message that says what to check.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from edgekit.bench.frames import IMAGE_SUFFIXES
+from edgekit.video.uri import SourceOptions, SourceSpec, csi_pipeline, rtsp_pipeline
+
+
+class SourceError(Exception):
+    """A source that cannot be opened or read; the message names the source and what to check."""
+
+
+class FrameSource:
+    finite = False  # files and folders end; cameras and streams do not
+
+    def __init__(self, name: str, fps: Optional[float] = None) -> None:
+        self.name = name
+        self.fps = fps
+        self.ended = False
+
+    def open(self) -> None:
+        self.ended = False
+
+    def read(self) -> Optional[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SyntheticSource(FrameSource):
+    """Moving shapes on a textured background, paced at ``fps``: a camera that is always there."""
+
+    def __init__(self, width: int, height: int, fps: float, seed: int = 0) -> None:
+        super().__init__("synthetic://%dx%d@%g" % (width, height, fps), fps)
+        rng = np.random.default_rng(seed)
+        self.size = (width, height)
+        self.background = cv2.GaussianBlur(rng.integers(40, 140, (height, width, 3), dtype=np.uint8), (0, 0), 3)
+        n = 6
+        self.pos = rng.random((n, 2)) * (width, height)
+        self.vel = (rng.random((n, 2)) - 0.5) * (width / 40.0)
+        self.radius = rng.integers(max(8, height // 20), max(9, height // 6), n)
+        self.colors = [tuple(int(c) for c in rng.integers(0, 255, 3)) for _ in range(n)]
+        self.index = 0
+        self.next_time = 0.0
+
+    def open(self) -> None:
+        super().open()
+        self.next_time = time.perf_counter()
+
+    def read(self) -> Optional[np.ndarray]:
+        delay = self.next_time - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        self.next_time = max(self.next_time + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
+        w, h = self.size
+        self.pos += self.vel
+        for axis, limit in ((0, w), (1, h)):
+            out = (self.pos[:, axis] < 0) | (self.pos[:, axis] > limit)
+            self.vel[out, axis] *= -1
+            self.pos[:, axis] = self.pos[:, axis].clip(0, limit)
+        frame = self.background.copy()
+        for i, ((x, y), r, c) in enumerate(zip(self.pos.astype(int), self.radius, self.colors)):
+            if i % 2:
+                cv2.rectangle(frame, (x - r, y - r // 2), (x + r, y + r // 2), c, -1)
+            else:
+                cv2.circle(frame, (x, y), int(r), c, -1)
+        cv2.putText(frame, "synthetic #%d" % self.index, (10, h - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        self.index += 1
+        return frame
+
+
+class ImagesSource(FrameSource):
+    """A folder of images (sorted by name) or a single image, one frame each."""
+
+    finite = True
+
+    def __init__(self, path: Path, fps: float, realtime: bool) -> None:
+        super().__init__(str(path), fps)
+        if path.is_dir():
+            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            self.files = [path]
+        self.realtime = realtime
+        self.index = 0
+
+    def open(self) -> None:
+        super().open()
+        if not self.files:
+            raise SourceError("%s has no images (%s)" % (self.name, ", ".join(IMAGE_SUFFIXES)))
+        self.index = 0
+
+    def read(self) -> Optional[np.ndarray]:
+        while self.index < len(self.files):
+            path = self.files[self.index]
+            self.index += 1
+            frame = cv2.imread(str(path))
+            if frame is not None:
+                if self.realtime:
+                    time.sleep(1.0 / self.fps)
+                return frame
+        self.ended = True
+        return None
+
+
+class CvSource(FrameSource):
+    """A ``cv2.VideoCapture``: video files (FFmpeg), V4L2 cameras, GStreamer pipelines, network streams."""
+
+    def __init__(self, name: str, target: str, api: int, finite: bool, hint: str, setup=None, realtime=False,
+                 params=None) -> None:
+        super().__init__(name)
+        self.target, self.api, self.finite, self.hint, self.setup = target, api, finite, hint, setup
+        self.params = params  # e.g. FFmpeg open/read timeouts
+        self.realtime = realtime
+        self.cap = None
+        self.next_time = 0.0
+
+    def open(self) -> None:
+        super().open()
+        self.close()
+        if self.params:
+            cap = cv2.VideoCapture(self.target, self.api, self.params)
+        else:
+            cap = cv2.VideoCapture(self.target, self.api)
+        if self.setup:
+            self.setup(cap)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError("cannot open %s: %s" % (self.name, self.hint))
+        self.cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 0 < fps < 1000 else self.fps
+        self.next_time = time.perf_counter()
+
+    def read(self) -> Optional[np.ndarray]:
+        if self.cap is None:
+            return None
+        ok, frame = self.cap.read()
+        if not ok or frame is None:
+            self.ended = self.finite
+            return None
+        if self.realtime and self.fps:  # play a file at its own rate, like a camera
+            self.next_time += 1.0 / self.fps
+            delay = self.next_time - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        return frame
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+def has_gstreamer() -> bool:
+    return any("GStreamer" in line and "YES" in line for line in cv2.getBuildInformation().splitlines())
+
+
+def make_source(spec: SourceSpec, o: SourceOptions) -> FrameSource:
+    """The FrameSource for a parsed URI (not opened yet)."""
+    if spec.kind == "synthetic":
+        p = spec.params
+        return SyntheticSource(int(p.get("width", o.width)), int(p.get("height", o.height)),
+                               float(p.get("fps", o.fps)), int(p.get("seed", 0)))
+    if spec.kind == "file":
+        path = Path(spec.location).expanduser()
+        if not path.exists():
+            raise SourceError("%s not found: give a video file, an image folder, or a camera URI" % path)
+        if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+            return ImagesSource(path, o.fps, o.realtime)
+        hint = "is it a video OpenCV/FFmpeg can decode?"
+        return CvSource(str(path), str(path), cv2.CAP_ANY, True, hint, realtime=o.realtime)
+    if spec.kind == "v4l2":
+        def setup(cap):
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*o.codec[:4].ljust(4)))
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, o.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, o.height)
+            cap.set(cv2.CAP_PROP_FPS, o.fps)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+
+        hint = "check that the camera is plugged in (ls /dev/video*), not used by another program, and that " \
+               "you may read it (group video)"
+        return CvSource(spec.location, spec.location, cv2.CAP_V4L2, False, hint, setup)
+    if spec.kind == "csi":
+        if not has_gstreamer():
+            raise SourceError("csi://%s needs OpenCV built with GStreamer (JetPack's OpenCV has it; pip's "
+                              "opencv-python does not: pip uninstall opencv-python)" % spec.location)
+        hint = "check the ribbon cable and sensor id, and restart nvargus-daemon (sudo systemctl restart " \
+               "nvargus-daemon)"
+        return CvSource("csi://" + spec.location, csi_pipeline(spec.location, o), cv2.CAP_GSTREAMER, False, hint)
+    # rtsp: hardware decode through GStreamer on a Jetson, FFmpeg over TCP with timeouts elsewhere
+    hint = "check the URL, credentials and that the host is reachable"
+    if has_gstreamer() and os.path.exists("/etc/nv_tegra_release"):
+        pipeline = rtsp_pipeline(spec.location, o, spec.params.get("codec"))
+        return CvSource(_redact(spec.location), pipeline, cv2.CAP_GSTREAMER, False, hint)
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000]
+    return CvSource(_redact(spec.location), spec.location, cv2.CAP_FFMPEG, False, hint, params=params)
+
+
+def _redact(url: str) -> str:
+    """rtsp://user:pass@host/... -> rtsp://user:***@host/... for logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.split("@", 1)
+        if ":" in creds:
+            return "%s://%s:***@%s" % (scheme, creds.split(":", 1)[0], host)
+    return url

@@ -1,0 +1,88 @@
+"""One URI string picks the video source (the grammar Jetson users know from jetson-utils' videoSource).
+
+    csi://0                          MIPI CSI camera through GStreamer's nvarguscamerasrc (Jetson)
+    /dev/video0, v4l2:///dev/video0  USB camera (V4L2), MJPG or YUYV
+    rtsp://user:pass@host:554/path   network stream (GStreamer rtspsrc on Jetson, FFmpeg elsewhere)
+    file://clip.mp4, clip.mp4        video file; a folder of images or one image works too
+    synthetic://?width=1280&height=720&fps=30   generated moving shapes: demos and tests with no camera
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+from urllib.parse import parse_qsl, urlsplit
+
+from edgekit.errors import EdgekitError
+
+SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "file", "synthetic")
+
+
+@dataclass
+class SourceOptions:
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    flip: int = 0  # nvvidconv flip-method (0..7) for CSI cameras
+    codec: str = "MJPG"  # V4L2 pixel format: MJPG or YUYV
+    latency: int = 200  # RTSP jitter buffer, ms
+    loop: bool = False  # restart files at their end
+    realtime: bool = False  # files: play at their frame rate and drop late frames, like a camera
+
+
+@dataclass
+class SourceSpec:
+    kind: str  # csi | v4l2 | rtsp | file | synthetic
+    location: str  # sensor id, device path, URL or file path
+    params: Dict[str, str]
+
+    @property
+    def live(self) -> bool:
+        """Live sources run at their own rate: the loop takes the newest frame and drops the rest."""
+        return self.kind in ("csi", "v4l2", "rtsp", "synthetic")
+
+
+def parse_uri(uri: str) -> SourceSpec:
+    if not uri:
+        raise EdgekitError("empty source: give csi://0, /dev/video0, rtsp://..., a file, or synthetic://")
+    if uri.startswith("/dev/video"):
+        return SourceSpec("v4l2", uri, {})
+    if "://" not in uri:
+        return SourceSpec("file", uri, {})
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    params = dict(parse_qsl(parts.query))
+    if scheme not in SCHEMES:
+        raise EdgekitError("unknown source scheme %s:// in %s: use one of %s"
+                           % (scheme, uri, ", ".join(s + "://" for s in SCHEMES)))
+    if scheme in ("rtsp", "rtsps"):
+        return SourceSpec("rtsp", uri, params)
+    if scheme == "csi":
+        sensor = parts.netloc or parts.path.strip("/") or "0"
+        if not sensor.isdigit():
+            raise EdgekitError("csi://%s: the sensor id must be a number, e.g. csi://0" % sensor)
+        return SourceSpec("csi", sensor, params)
+    location = parts.netloc + parts.path  # file://clip.mp4 (relative) and file:///abs/clip.mp4
+    if scheme == "v4l2" and not location.startswith("/dev/"):
+        raise EdgekitError("%s: expected v4l2:///dev/videoN" % uri)
+    return SourceSpec(scheme, location, params)
+
+
+def csi_pipeline(sensor: str, o: SourceOptions) -> str:
+    """nvarguscamerasrc -> NVMM -> nvvidconv (flip, BGRx) -> BGR appsink that keeps only the newest frame."""
+    return (
+        "nvarguscamerasrc sensor-id=%s ! video/x-raw(memory:NVMM), width=%d, height=%d, framerate=%d/1 ! "
+        "nvvidconv flip-method=%d ! video/x-raw, width=%d, height=%d, format=BGRx ! videoconvert ! "
+        "video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false"
+        % (sensor, o.width, o.height, int(round(o.fps)), o.flip, o.width, o.height)
+    )
+
+
+def rtsp_pipeline(url: str, o: SourceOptions, codec: Optional[str] = None) -> str:
+    """rtspsrc with a bounded jitter buffer, hardware decode (nvv4l2decoder), newest-frame appsink."""
+    codec = (codec or "h264").lower()
+    return (
+        "rtspsrc location=%s latency=%d drop-on-latency=true ! rtp%sdepay ! %sparse ! nvv4l2decoder ! "
+        "nvvidconv ! video/x-raw, format=BGRx ! videoconvert ! video/x-raw, format=BGR ! "
+        "appsink drop=true max-buffers=1 sync=false" % (url, o.latency, codec, codec)
+    )
