@@ -120,11 +120,12 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
-def test_sigint_stops_cleanly_with_jsonl_intact(yolov8n_onnx, tmp_path):
+@pytest.mark.parametrize("sig, reason", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "SIGTERM")])
+def test_signal_stops_cleanly_with_jsonl_intact(yolov8n_onnx, tmp_path, sig, reason):
     proc, log, js = start_camera(yolov8n_onnx, tmp_path)
     try:
         assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
@@ -132,7 +133,7 @@ def test_sigint_stops_cleanly_with_jsonl_intact(yolov8n_onnx, tmp_path):
     assert "Traceback" not in err
     lines = read_jsonl(log)  # every line is whole JSON
     (summary,) = json.loads(js.read_text())["results"]
-    assert summary["stopped_by"] == "interrupted" and summary["frames"] == len(lines) >= 5
+    assert summary["stopped_by"] == reason and summary["frames"] == len(lines) >= 5
     assert "loop FPS" in out
 
 

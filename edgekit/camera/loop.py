@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, rss_mb
 from edgekit.errors import EdgekitError
+from edgekit.log import info
 from edgekit.runtime import Runner
 from edgekit.video.capture import Capture, EndOfStream, Frame
 from edgekit.video.outputs import Output
@@ -264,6 +265,8 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
                            "--batch 1" % (runner.path.name, runner.static_batch))
     loop = CameraLoop(runner, capture, outputs, config, log, on_event)
     capture.open()  # fail fast on a bad source, before measuring the engine
+    if config.engine_iters:
+        info("measuring engine-only speed (%d inference runs) before the loop" % config.engine_iters)
     fps_engine = engine_fps(runner, loop.hw, config.engine_iters)
     rss_start = rss_mb()
     previous = _on_sigterm(lambda: loop.stop("SIGTERM"))

@@ -39,7 +39,11 @@ class Window(Output):
             raise EdgekitError("--display needs a screen (DISPLAY is not set): use --serve PORT or --headless")
         self.title = title
         self._quit = False
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error as exc:
+            raise EdgekitError("this OpenCV cannot open windows (%s): use --serve PORT or --headless"
+                               % str(exc).strip().splitlines()[-1][:120]) from exc
 
     def write(self, frame: np.ndarray) -> None:
         cv2.imshow(self.title, frame)
