@@ -89,7 +89,7 @@ def save_results(document, json_path, csv_text, csv_path, no_save, default_path)
     if no_save:
         return
     for path in [write_json_atomic(json_path or default_path, document)] + (
-            [write_text_atomic(csv_path, csv_text)] if csv_path else []):
+            [write_text_atomic(csv_path, csv_text)] if csv_path and csv_text is not None else []):
         click.echo("wrote %s" % path, err=True)
 
 
@@ -186,6 +186,61 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
     out.print(report.summary_lines(summary))
     save_results(report.to_document(summary), json_path, report.to_csv(summary), csv_path, no_save,
                  report.default_json_path())
+
+
+@cli.command("eval")
+@click.argument("model")
+@click.option("--data", required=True, help="data.yaml (YOLO format) or a COCO annotations json.")
+@click.option("--images", default=None, help="Image folder, for a COCO json.")
+@click.option("--split", default="val", show_default=True, help="data.yaml split to evaluate.")
+@backend_options
+@click.option("--conf", type=float, default=0.001, show_default=True)
+@click.option("--iou", type=float, default=0.7, show_default=True)
+@click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True)
+@output_options
+def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, json_path, csv_path, no_save):
+    """mAP50-95, mAP50, precision, recall of a model on a dataset, as ultralytics val computes them (device)."""
+    from edgekit.eval import report as eval_report
+    from edgekit.eval.dataset import load_dataset
+    from edgekit.eval.evaluate import evaluate
+    from edgekit.log import out
+    from edgekit.runtime import open_runner
+
+    dataset = load_dataset(data, split=split, images=images)
+    with open_runner(model, backend, threads=threads) as runner:
+        result = evaluate(runner, dataset, conf=conf, iou=iou, max_det=max_det)
+    out.print(eval_report.metrics_table(result))
+    save_results(eval_report.to_document("eval", [result]), json_path, eval_report.to_csv(result), csv_path,
+                 no_save, eval_report.default_path("eval", result["name"]))
+
+
+@cli.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--data", default=None, help="Compare on this dataset's images (data.yaml or COCO json + --images).")
+@click.option("--images", default=None, help="Image folder, for a COCO json.")
+@click.option("--source", default=None, help="Or: an image, image folder or video  [default: synthetic frames]")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=50, show_default=True)
+@backend_options
+@click.option("--conf", type=float, default=0.25, show_default=True)
+@click.option("--iou", type=float, default=0.7, show_default=True)
+@click.option("--match-iou", type=float, default=0.5, show_default=True, help="IoU for two boxes to match.")
+@output_options
+def compare(model_a, model_b, data, images, source, max_frames, backend, threads, conf, iou, match_iou, json_path,
+            csv_path, no_save):
+    """Output agreement of two models on the same frames: ONNX vs engine, FP16 vs INT8, baseline vs pruned."""
+    from edgekit.eval import report as eval_report
+    from edgekit.eval.compare import compare as do_compare
+    from edgekit.eval.report import load_frames_for
+    from edgekit.log import out
+    from edgekit.runtime import open_runner
+
+    frames = load_frames_for(data, images, source, max_frames)
+    with open_runner(model_a, backend, threads=threads) as a, open_runner(model_b, backend, threads=threads) as b:
+        result = do_compare(a, b, frames, conf=conf, iou=iou, match_iou=match_iou)
+    out.print(eval_report.compare_table(result))
+    save_results(eval_report.to_document("compare", [result]), json_path, None, None, no_save,
+                 eval_report.default_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
 
 
 @cli.command()

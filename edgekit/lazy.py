@@ -15,6 +15,9 @@ _HINTS = {
     "onnxsim": "ONNX simplification needs onnxsim: pip install 'edgekit[export]'",
     "onnxruntime": "the ONNX Runtime backend needs onnxruntime: pip install onnxruntime "
     "(onnxruntime-gpu for the CUDA provider)",
+    "pycocotools": "edgekit eval needs pycocotools: pip install 'edgekit[eval]'",
+    "yaml": "reading data.yaml needs PyYAML: pip install 'edgekit[eval]' (JetPack: apt install python3-yaml)",
+    "matplotlib": "plots need matplotlib: pip install 'edgekit[eval]'",
     "tensorrt": "the TensorRT backend needs the tensorrt Python bindings: JetPack ships them "
     "(apt install python3-libnvinfer); meanwhile --backend onnxruntime works",
     "pycuda": "the TensorRT backend needs pycuda: pip install 'edgekit[jetson]'; "

@@ -53,3 +53,63 @@ def yolov8n_onnx(yolov8n_pt, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("onnx")
     return export(weights=str(yolov8n_pt), imgsz=TEST_IMGSZ, out=str(out))
+
+
+# --- a YOLOv8n trained on the synthetic dataset: accuracy numbers that mean something, cached on disk ----------
+TRAIN = dict(epochs=40, imgsz=160, batch=16, workers=0, device="cpu", plots=False, amp=False, seed=0,
+             deterministic=True, val=False, mosaic=0.0, optimizer="AdamW", lr0=0.003, warmup_epochs=1)
+DATA = dict(n_train=160, n_val=48, size=(240, 320), seed=0)
+
+
+def _cache_key() -> str:
+    import hashlib
+    import importlib.metadata as md
+    import inspect
+
+    from edgekit.eval import synthetic
+
+    text = inspect.getsource(synthetic) + repr(sorted(TRAIN.items())) + repr(sorted(DATA.items()))
+    text += md.version("ultralytics") + md.version("torch")
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def synthetic_model():
+    """(data.yaml, trained .pt, its ONNX at 160) — trained once per machine (~4 min on 2 cores), then reused.
+
+    The cache key covers the dataset generator, the training settings and the ultralytics/torch versions.
+    """
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from edgekit.eval.synthetic import make_dataset
+    from edgekit.host.export import export
+
+    root = Path(os.environ.get("EDGEKIT_TEST_CACHE", Path.home() / ".cache" / "edgekit-tests"))
+    final = root / ("synthetic-" + _cache_key())
+    if not (final / "done.json").exists():
+        import torch
+        from ultralytics import YOLO
+
+        root.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".building-", dir=str(root)))
+        data = make_dataset(work / "ds", **DATA)
+        torch.manual_seed(0)
+        model = YOLO("yolov8n.yaml")
+        model.train(data=str(data), project=str(work / "runs"), name="train", exist_ok=True, verbose=False, **TRAIN)
+        shutil.copy(work / "runs" / "train" / "weights" / "last.pt", work / "synthetic-yolov8n.pt")
+        shutil.rmtree(work / "runs")
+        (work / "done.json").write_text(json.dumps({"train": TRAIN, "data": DATA}))
+        if final.exists():
+            shutil.rmtree(final)
+        # the dataset's data.yaml holds an absolute path: rewrite it for the final folder
+        work.rename(final)
+        (final / "ds" / "data.yaml").write_text((final / "ds" / "data.yaml").read_text().replace(str(work), str(final)))
+    data = final / "ds" / "data.yaml"
+    pt = final / "synthetic-yolov8n.pt"
+    onnx = final / "synthetic-yolov8n-160.onnx"
+    if not onnx.exists():
+        export(weights=str(pt), imgsz=160, out=str(final), name=onnx.name)
+    return data, pt, onnx

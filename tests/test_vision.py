@@ -48,7 +48,8 @@ def raw_output(rng, batch=2, nc=5, n=2100, size=320):
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("frame_shape", [(320, 320), (480, 640), (720, 1280), (1000, 300)])
-def test_postprocess_matches_ultralytics(seed, frame_shape):
+@pytest.mark.parametrize("multi_label, conf", [(False, 0.25), (True, 0.25), (True, 0.001)])
+def test_postprocess_matches_ultralytics(seed, frame_shape, multi_label, conf):
     import torch
     from ultralytics.utils import ops
     from ultralytics.utils.nms import non_max_suppression
@@ -57,8 +58,8 @@ def test_postprocess_matches_ultralytics(seed, frame_shape):
     out = raw_output(rng)
     frames = [np.zeros(frame_shape + (3,), np.uint8)] * out.shape[0]
     _, boxes = preprocess(frames, (320, 320))
-    ours = postprocess(out, boxes, conf=0.25, iou=0.7)
-    theirs = non_max_suppression(torch.from_numpy(out), conf_thres=0.25, iou_thres=0.7)
+    ours = postprocess(out, boxes, conf=conf, iou=0.7, multi_label=multi_label)
+    theirs = non_max_suppression(torch.from_numpy(out), conf_thres=conf, iou_thres=0.7, multi_label=multi_label)
     for dets, ref in zip(ours, theirs):
         ref = ref.numpy()
         ref[:, :4] = ops.scale_boxes((320, 320), ref[:, :4].copy(), frame_shape)

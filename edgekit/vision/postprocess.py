@@ -16,14 +16,24 @@ MAX_WH = 7680  # per-class box offset so one NMS call keeps classes apart (ultra
 MAX_NMS = 30000  # boxes kept for NMS, by confidence
 
 
-def decode(pred: np.ndarray, conf: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image's ``[4+nc, N]`` prediction -> xyxy boxes, scores, class ids above ``conf``."""
+def decode(pred: np.ndarray, conf: float, multi_label: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's ``[4+nc, N]`` prediction -> xyxy boxes, scores, class ids above ``conf``.
+
+    ``multi_label``: every (box, class) pair above ``conf`` is a candidate, as ultralytics' validator does
+    for mAP; otherwise each box keeps its best class (prediction).
+    """
     scores_all = pred[4:]
-    class_id = scores_all.argmax(0)
-    scores = np.take_along_axis(scores_all, class_id[None], 0)[0]
-    keep = scores > conf
-    xywh = pred[:4, keep].T
-    scores, class_id = scores[keep], class_id[keep].astype(np.int32)
+    if multi_label:
+        class_id, anchor = np.nonzero(scores_all > conf)
+        scores = scores_all[class_id, anchor]
+        xywh = pred[:4, anchor].T
+        class_id = class_id.astype(np.int32)
+    else:
+        class_id = scores_all.argmax(0)
+        scores = np.take_along_axis(scores_all, class_id[None], 0)[0]
+        keep = scores > conf
+        xywh = pred[:4, keep].T
+        scores, class_id = scores[keep], class_id[keep].astype(np.int32)
     half = xywh[:, 2:] / 2
     xyxy = np.concatenate([xywh[:, :2] - half, xywh[:, :2] + half], axis=1)
     return xyxy.astype(np.float32), scores.astype(np.float32), class_id
@@ -59,13 +69,14 @@ def postprocess(
     iou: float = 0.7,
     max_det: int = 300,
     agnostic: bool = False,
+    multi_label: bool = False,
 ) -> List[Detections]:
     """Raw ``[B, 4+nc, N]`` output -> one :class:`Detections` per frame, in original frame coordinates."""
     if output.ndim != 3 or output.shape[1] < 5:
         raise ValueError("expected YOLOv8 output [B, 4+nc, N], got %s" % (output.shape,))
     results = []
     for pred, lb in zip(output, letterboxes):
-        xyxy, scores, class_id = decode(pred, conf)
+        xyxy, scores, class_id = decode(pred, conf, multi_label)
         if len(scores) > MAX_NMS:
             top = np.argsort(-scores, kind="stable")[:MAX_NMS]
             xyxy, scores, class_id = xyxy[top], scores[top], class_id[top]

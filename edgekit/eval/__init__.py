@@ -1,0 +1,1 @@
+"""Accuracy next to speed: datasets, mAP (pycocotools), model comparison."""

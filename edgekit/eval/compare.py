@@ -1,0 +1,92 @@
+"""``edgekit compare A B``: how far two models' outputs are apart on the same frames.
+
+Raw tensors: max/mean absolute error, error relative to the output's range, cosine similarity.
+Detections (at deployment settings): boxes matched greedily by IoU, class agreement of matched boxes,
+mean IoU, and boxes only one model found. The tool to run after building an INT8 engine, or pruning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.runtime import Runner
+from edgekit.vision import Detections, postprocess, preprocess
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of xyxy boxes (len(a) x len(b))."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def match(a: Detections, b: Detections, iou_threshold: float) -> List[Tuple[int, int, float]]:
+    """Greedy one-to-one matches (i, j, iou), best IoU first, regardless of class."""
+    if not len(a) or not len(b):
+        return []
+    iou = box_iou(a.xyxy, b.xyxy)
+    pairs = np.argwhere(iou >= iou_threshold)
+    order = np.argsort(-iou[pairs[:, 0], pairs[:, 1]], kind="stable")
+    used_a, used_b, out = set(), set(), []
+    for i, j in pairs[order]:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append((int(i), int(j), float(iou[i, j])))
+    return out
+
+
+def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.7,
+            match_iou: float = 0.5) -> Dict[str, Any]:
+    hw_a, hw_b = a.static_hw, b.static_hw
+    if hw_a and hw_b and hw_a != hw_b:
+        raise EdgekitError("%s takes %s input and %s takes %s: compare models exported at the same --imgsz"
+                           % (a.path.name, list(hw_a), b.path.name, list(hw_b)))
+    hw = hw_a or hw_b or (a.info.imgsz if a.info and a.info.imgsz else (640, 640))
+    max_abs, mean_abs, rel, cos = [], [], [], []
+    n_a = n_b = matched = same_class = 0
+    ious: List[float] = []
+    count_diff = []
+    for frame in frames:
+        outs = []
+        for r in (a, b):
+            blob, boxes = preprocess([frame], hw, dtype=r.input_dtype)
+            outs.append(r.infer(blob)[0].astype(np.float32))
+        if outs[0].shape != outs[1].shape:
+            raise EdgekitError("outputs differ in shape: %s vs %s (models with different classes?)"
+                               % (outs[0].shape, outs[1].shape))
+        d = np.abs(outs[0] - outs[1])
+        max_abs.append(float(d.max()))
+        mean_abs.append(float(d.mean()))
+        rel.append(float(d.max() / (np.abs(outs[0]).max() + 1e-9)))
+        fa, fb = outs[0].ravel().astype(np.float64), outs[1].ravel().astype(np.float64)
+        cos.append(float(fa @ fb / (np.linalg.norm(fa) * np.linalg.norm(fb) + 1e-12)))
+        da = postprocess(outs[0], boxes, conf=conf, iou=iou)[0]
+        db = postprocess(outs[1], boxes, conf=conf, iou=iou)[0]
+        pairs = match(da, db, match_iou)
+        n_a, n_b, matched = n_a + len(da), n_b + len(db), matched + len(pairs)
+        same_class += sum(int(da.class_id[i] == db.class_id[j]) for i, j, _ in pairs)
+        ious += [p[2] for p in pairs]
+        count_diff.append(len(db) - len(da))
+    return {
+        "a": str(a.path), "b": str(b.path), "frames": len(frames),
+        "settings": {"conf": conf, "iou": iou, "match_iou": match_iou},
+        "raw": {"max_abs": max(max_abs), "mean_abs": float(np.mean(mean_abs)), "max_rel": max(rel),
+                "min_cosine": min(cos)},
+        "detections": {
+            "a": n_a, "b": n_b, "matched": matched,
+            "only_a": n_a - matched, "only_b": n_b - matched,
+            "match_rate": round(matched / max(n_a, n_b), 5) if max(n_a, n_b) else 1.0,
+            "class_agreement": round(same_class / matched, 5) if matched else None,
+            "mean_iou": round(float(np.mean(ious)), 5) if ious else None,
+            "frames_with_count_difference": int(sum(1 for c in count_diff if c)),
+            "max_count_difference": int(max((abs(c) for c in count_diff), default=0)),
+        },
+        "identical": max(max_abs) == 0.0,
+    }

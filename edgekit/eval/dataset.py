@@ -1,0 +1,167 @@
+"""Evaluation datasets: ultralytics/YOLO format (data.yaml + images + txt labels) or a COCO json.
+
+Problems are reported and counted, never fatal one by one: an image whose labels name a class out of range or
+cannot be parsed is skipped (as ultralytics does), a missing label file means an image with no objects.
+A missing data.yaml, a split with no images, or a json that is not COCO is a one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from edgekit.bench.frames import IMAGE_SUFFIXES
+from edgekit.errors import EdgekitError
+from edgekit.lazy import lazy_import
+
+
+@dataclass
+class Sample:
+    image: Path
+    xywhn: np.ndarray  # (n, 4) normalized center x, y, width, height (YOLO); or absolute xywh with ``absolute``
+    classes: np.ndarray  # (n,) int
+    absolute: bool = False  # COCO boxes are absolute [x, y, w, h] (top-left corner)
+    iscrowd: Optional[np.ndarray] = None
+
+    def boxes_xyxy(self, width: int, height: int) -> np.ndarray:
+        b = self.xywhn.astype(np.float64).reshape(-1, 4)
+        if self.absolute:
+            return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+        scale = np.array([width, height, width, height], np.float64)
+        return np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], 1) * scale
+
+
+@dataclass
+class Dataset:
+    source: str
+    names: Dict[int, str]
+    samples: List[Sample]
+    problems: Counter = field(default_factory=Counter)
+    messages: List[str] = field(default_factory=list)
+
+    def problem(self, kind: str, message: str) -> None:
+        self.problems[kind] += 1
+        if len(self.messages) < 20:
+            self.messages.append(message)
+
+
+def load_dataset(data, split: str = "val", images: Optional[str] = None) -> Dataset:
+    path = Path(data)
+    if not path.is_file():
+        raise EdgekitError("dataset %s not found: give a data.yaml (YOLO format) or a COCO json" % data)
+    if path.suffix.lower() == ".json":
+        return load_coco(path, images)
+    return load_yolo(path, split)
+
+
+def load_yolo(data_yaml: Path, split: str = "val") -> Dataset:
+    yaml = lazy_import("yaml")
+    try:
+        cfg = yaml.safe_load(data_yaml.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise EdgekitError("%s is not valid YAML: %s" % (data_yaml, str(exc).splitlines()[0])) from exc
+    if split not in cfg or "names" not in cfg:
+        raise EdgekitError("%s needs '%s:' (images) and 'names:' keys, as ultralytics data.yaml files have"
+                           % (data_yaml, split))
+    names = cfg["names"]
+    names = dict(enumerate(names)) if isinstance(names, list) else {int(k): str(v) for k, v in names.items()}
+    root = Path(cfg.get("path") or data_yaml.parent)
+    if not root.is_absolute():
+        root = data_yaml.parent / root
+    files = _image_files(root, cfg[split])
+    if not files:
+        raise EdgekitError("%s: no images found for '%s' (%s)" % (data_yaml, split, cfg[split]))
+    ds = Dataset(str(data_yaml), names, [])
+    for image in files:
+        sample = _yolo_sample(image, len(names), ds)
+        if sample is not None:
+            ds.samples.append(sample)
+    return ds
+
+
+def _image_files(root: Path, entry) -> List[Path]:
+    files: List[Path] = []
+    for item in entry if isinstance(entry, list) else [entry]:
+        p = Path(item)
+        p = p if p.is_absolute() else root / p
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.suffix == ".txt" and p.is_file():  # a list of image paths, relative to the dataset root
+            for line in p.read_text().splitlines():
+                if line.strip():
+                    f = Path(line.strip())
+                    files.append(f if f.is_absolute() else root / f)
+    return files
+
+
+def label_path(image: Path) -> Path:
+    """ultralytics' convention: .../images/x.jpg -> .../labels/x.txt (the last 'images' folder)."""
+    parts = list(image.parts)
+    if "images" in parts:
+        i = len(parts) - 1 - parts[::-1].index("images")
+        parts[i] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def _yolo_sample(image: Path, nc: int, ds: Dataset) -> Optional[Sample]:
+    lp = label_path(image)
+    if not lp.exists():
+        return Sample(image, np.zeros((0, 4), np.float32), np.zeros((0,), np.int64))  # background image
+    boxes, classes = [], []
+    for n, line in enumerate(lp.read_text().splitlines(), 1):
+        values = line.split()
+        if not values:
+            continue
+        try:
+            nums = [float(v) for v in values]
+        except ValueError:
+            ds.problem("bad_labels", "%s:%d: not numbers; image skipped" % (lp, n))
+            return None
+        cls = int(nums[0])
+        if len(nums) < 5 or len(nums) % 2 == 0:
+            ds.problem("bad_labels", "%s:%d: expected 'class x y w h' or a polygon; image skipped" % (lp, n))
+            return None
+        if not 0 <= cls < nc or nums[0] != cls:
+            ds.problem("bad_labels",
+                       "%s:%d: class %s is out of range 0..%d; image skipped" % (lp, n, values[0], nc - 1))
+            return None
+        if len(nums) == 5:
+            boxes.append(nums[1:5])
+        else:  # segment polygon -> its bounding box, as ultralytics does
+            xy = np.array(nums[1:]).reshape(-1, 2)
+            (x1, y1), (x2, y2) = xy.min(0), xy.max(0)
+            boxes.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
+        classes.append(cls)
+    return Sample(image, np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64))
+
+
+def load_coco(path: Path, images: Optional[str]) -> Dataset:
+    try:
+        coco = json.loads(path.read_text())
+        cats = sorted(coco["categories"], key=lambda c: c["id"])
+        coco_images = coco["images"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EdgekitError("%s is not a COCO annotation file (%s)" % (path, exc)) from exc
+    if not images:
+        raise EdgekitError("a COCO json needs --images DIR, the folder holding its images")
+    index = {c["id"]: i for i, c in enumerate(cats)}  # COCO ids (1..90 for COCO) -> contiguous model classes
+    names = {i: c["name"] for i, c in enumerate(cats)}
+    per_image: Dict[int, list] = {im["id"]: [] for im in coco_images}
+    for a in coco.get("annotations", []):
+        if a.get("image_id") in per_image and a.get("category_id") in index and "bbox" in a:
+            per_image[a["image_id"]].append(a)
+    ds = Dataset(str(path), names, [])
+    for im in coco_images:
+        anns = per_image[im["id"]]
+        ds.samples.append(Sample(
+            Path(images) / im["file_name"], np.array([a["bbox"] for a in anns], np.float64).reshape(-1, 4),
+            np.array([index[a["category_id"]] for a in anns], np.int64), absolute=True,
+            iscrowd=np.array([a.get("iscrowd", 0) for a in anns], np.int64)))
+    if not ds.samples:
+        raise EdgekitError("%s lists no images" % path)
+    return ds

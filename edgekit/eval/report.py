@@ -1,0 +1,95 @@
+"""Tables and files for eval and compare results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from rich.table import Table
+
+from edgekit.bench.frames import load_frames, synthetic_frames
+from edgekit.bench.report import DEFAULT_DIR
+from edgekit.manifest import utc_now
+from edgekit.sysinfo import system_info
+
+
+def to_document(kind: str, results: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return {"kind": kind, "created_at": utc_now(), "system": system_info(), "results": results}
+
+
+def default_path(kind: str, name: str) -> Path:
+    return DEFAULT_DIR / ("%s-%s-%s.json" % (kind, name, time.strftime("%Y%m%d-%H%M%S")))
+
+
+def metrics_table(result: Dict[str, Any]) -> Table:
+    from edgekit.eval.evaluate import metrics_rows
+
+    label = "" if result["trained"] else " (%s)" % ("untrained" if result["trained"] is False else "weights unknown")
+    table = Table(title="edgekit eval: %s%s on %s (%s/%s)" % (
+        result["name"], label, result["dataset"], result["backend"], result["device"]))
+    for col in ("class", "images", "instances", "P", "R", "mAP50", "mAP50-95"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for i, row in enumerate(metrics_rows(result)):
+        table.add_row(*row, end_section=(i == 0))
+    problems = result.get("problems") or {}
+    if problems:
+        table.caption = "skipped: " + ", ".join("%d %s" % (n, k.replace("_", " ")) for k, n in problems.items())
+    return table
+
+
+def to_csv(result: Dict[str, Any]) -> str:
+    from edgekit.eval.evaluate import metrics_rows
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["model", "backend", "class", "images", "instances", "precision", "recall", "map50", "map50_95"])
+    for row in metrics_rows(result):
+        writer.writerow([result["model"], result["backend"], *row])
+    return buf.getvalue()
+
+
+def compare_table(r: Dict[str, Any]) -> Table:
+    raw, det = r["raw"], r["detections"]
+    table = Table(title="edgekit compare: %s vs %s (%d frames)" % (Path(r["a"]).name, Path(r["b"]).name, r["frames"]))
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("raw max |a-b|", "%.6g" % raw["max_abs"]), ("raw mean |a-b|", "%.6g" % raw["mean_abs"]),
+        ("raw max |a-b| / max |a|", "%.4g" % raw["max_rel"]), ("raw min cosine", "%.6f" % raw["min_cosine"]),
+        ("detections a / b", "%d / %d" % (det["a"], det["b"])), ("matched (IoU >= %g)" % r["settings"]["match_iou"],
+                                                                  "%d" % det["matched"]),
+        ("only in a / only in b", "%d / %d" % (det["only_a"], det["only_b"])),
+        ("match rate", "%.1f%%" % (100 * det["match_rate"])),
+        ("class agreement", "-" if det["class_agreement"] is None else "%.1f%%" % (100 * det["class_agreement"])),
+        ("mean IoU of matches", "-" if det["mean_iou"] is None else "%.3f" % det["mean_iou"]),
+        ("frames with a count difference", "%d (max %d)" % (det["frames_with_count_difference"],
+                                                             det["max_count_difference"])),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    table.caption = "identical outputs" if r["identical"] else ""
+    return table
+
+
+def load_frames_for(data: Optional[str], images: Optional[str], source: Optional[str], limit: int) -> List[np.ndarray]:
+    """Frames for compare: a dataset's images, a --source, or synthetic frames."""
+    if data:
+        import cv2
+
+        from edgekit.eval.dataset import load_dataset
+
+        frames = []
+        for sample in load_dataset(data, images=images).samples:
+            img = cv2.imread(str(sample.image))
+            if img is not None:
+                frames.append(img)
+            if len(frames) >= limit:
+                break
+        return frames
+    if source:
+        return load_frames(source, limit)
+    return synthetic_frames(min(limit, 8))
