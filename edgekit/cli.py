@@ -34,8 +34,41 @@ class EdgekitGroup(click.Group):
 def cli():
     """YOLOv8 from the workstation to NVIDIA Jetson, with honest numbers.
 
-    Host: export. Device: bench, camera (TensorRT, or ONNX Runtime anywhere).
+    Host: export, tradeoff. Device: bench, camera, eval, compare, report (TensorRT, or ONNX Runtime anywhere).
     """
+
+
+class ListOption(click.Option):
+    """An option that takes every value up to the next option: ``--models a.pt b.pt c.pt`` (also repeatable,
+    and comma-separated values work too)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(multiple=True, type=click.UNPROCESSED)
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser, ctx):
+        result = super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is not None:
+                original = opt.process
+
+                def process(value, state, original=original):
+                    values = [value]
+                    while state.rargs and not state.rargs[0].startswith("-"):
+                        values.append(state.rargs.pop(0))
+                    original(tuple(values), state)
+
+                opt.process = process
+        return result
+
+    @staticmethod
+    def flatten(value) -> list:
+        items = []
+        for group in value or ():
+            for item in group if isinstance(group, (tuple, list)) else [group]:
+                items += [v for v in str(item).replace(",", " ").split() if v]
+        return items
 
 
 # --- option bundles, spelled once for every command -------------------------------------------------
@@ -241,6 +274,68 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
     out.print(eval_report.compare_table(result))
     save_results(eval_report.to_document("compare", [result]), json_path, None, None, no_save,
                  eval_report.default_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Write Markdown here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the accuracy vs latency plot (PNG) here.")
+def report(paths, md_path, plot_path):
+    """Join bench and eval results (default: benchmarks/) into one table per device, Markdown and a plot."""
+    from edgekit.log import out
+    from edgekit.manifest import write_text_atomic
+    from edgekit.report import join_results, load_documents
+    from edgekit.report.render import markdown, plot, tables
+
+    joined = join_results(load_documents(paths or ["benchmarks"]))
+    if not joined:
+        raise EdgekitError("no bench or eval results in %s: run edgekit bench / edgekit eval first"
+                           % ", ".join(paths or ["benchmarks"]))
+    for table in tables(joined):
+        out.print(table)
+    if md_path:
+        click.echo("wrote %s" % write_text_atomic(md_path, markdown(joined)), err=True)
+    if plot_path:
+        click.echo("wrote %s" % plot(joined, plot_path), err=True)
+
+
+@cli.command()
+@click.option("--models", cls=ListOption, help="Baseline weights or model YAMLs: --models yolov8n.pt yolov8m.pt")
+@click.option("--pruned", cls=ListOption, help="Pruned weights to set beside them.")
+@click.option("--precisions", cls=ListOption, help="fp32 (ONNX Runtime, the default); fp16/int8 once edgekit "
+              "build (TensorRT) is there.")
+@click.option("--data", required=True, help="data.yaml or COCO json to evaluate on.")
+@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--iterations", type=int, default=50, show_default=True)
+@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--out", default=None, help="Results folder  [default: benchmarks/tradeoff-TIME]")
+@click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+def tradeoff(models, pruned, precisions, data, imgsz, iterations, warmup, threads, out, download):
+    """Export, bench and eval each model and precision, then report: the one command to choose a model (host)."""
+    from edgekit.host.tradeoff import tradeoff as run
+    from edgekit.log import out as console_out
+    from edgekit.report.render import tables
+
+    flat = ListOption.flatten
+    result = run(flat(models), data, pruned=flat(pruned), precisions=flat(precisions) or ["fp32"], imgsz=imgsz, out=out,
+                 warmup=warmup, iterations=iterations, threads=threads or os.cpu_count(), download=download)
+    for table in tables(result["report"]):
+        console_out.print(table)
+    click.echo(str(result["dir"]))
+
+
+@cli.command("make-dataset")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--train", "n_train", type=click.IntRange(min=1), default=160, show_default=True)
+@click.option("--val", "n_val", type=click.IntRange(min=1), default=48, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def make_dataset_cmd(out, n_train, n_val, seed):
+    """Write the small synthetic detection dataset (shapes, YOLO labels) used by tests and demos."""
+    from edgekit.eval.synthetic import make_dataset
+
+    click.echo(str(make_dataset(out, n_train=n_train, n_val=n_val, seed=seed)))
 
 
 @cli.command()

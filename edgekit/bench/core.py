@@ -121,6 +121,8 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         "precision": get("precision", "fp32" if runner.input_dtype == np.float32 else str(runner.input_dtype)),
         "trained": info.trained if info else None,
         "weights_label": info.weights_label if info else None,
+        "sha256": get("sha256"),
+        "pruned": bool(get("pruned", False)),
         "params": get("params"),
         "gflops": get("gflops"),
         "input_shape": [batch, 3, hw[0], hw[1]],

@@ -55,6 +55,8 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
         "precision": info.get("precision", "fp32") if info else "fp32",
         "trained": info.trained if info else None,
         "weights_label": info.weights_label if info else None,
+        "sha256": info.get("sha256") if info else None,
+        "pruned": bool(info.get("pruned", False)) if info else False,
         "params": info.get("params") if info else None,
         "gflops": info.get("gflops") if info else None,
         "input_shape": [1, 3, hw[0], hw[1]],

@@ -155,6 +155,7 @@ def export(
     out: str = "engines",
     name: Optional[str] = None,
     download: bool = False,
+    extra: Optional[Dict[str, Any]] = None,
 ) -> Path:
     """Export YOLOv8 ``weights`` to ``out/NAME.onnx`` with a manifest; returns the ONNX path."""
     if imgsz <= 0 or imgsz % 32:
@@ -185,6 +186,7 @@ def export(
         with atomic_path(target) as tmp:
             onnx.save(proto, str(tmp))
             manifest = build_manifest(spec, trained, stats, proto, tmp, target, imgsz, batch, dynamic, opset)
+            manifest.update(extra or {})  # e.g. {"pruned": true} from prune/tradeoff
             write_json_atomic(str(target) + ".json", manifest)
     info("wrote %s (%.1f MB) and %s.json" % (target, target.stat().st_size / 1e6, target.name))
     return target
@@ -203,6 +205,7 @@ def build_manifest(spec, trained, stats, proto, onnx_file, target, imgsz, batch,
         "model": spec.stem,
         "task": stats["task"],
         "precision": "fp32",
+        "pruned": False,
         "trained": trained,
         "weights_label": label,
         "source": {

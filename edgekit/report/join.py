@@ -1,0 +1,77 @@
+"""Load saved result documents (``benchmarks/**/*.json``) and join bench with eval per device and model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+from edgekit.errors import EdgekitError
+
+STAGES = ("preprocess", "inference", "postprocess", "e2e")
+
+
+def load_documents(paths: Sequence[str]) -> List[Dict[str, Any]]:
+    """Every edgekit result document (kind bench or eval) in the given files and folders (recursively)."""
+    files: List[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(p.rglob("*.json"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise EdgekitError("%s not found: give result files or folders (default: benchmarks/)" % p)
+    docs = []
+    for f in files:
+        try:
+            doc = json.loads(f.read_text())
+        except (ValueError, OSError):
+            continue  # not a result document (e.g. a manifest or another tool's JSON)
+        if isinstance(doc, dict) and doc.get("kind") in ("bench", "eval") and isinstance(doc.get("results"), list):
+            doc["_file"] = str(f)
+            docs.append(doc)
+    return docs
+
+
+def device_name(system: Dict[str, Any]) -> str:
+    """What the numbers were measured on: the Jetson model, else the GPU, else the CPU; plus the host."""
+    jetson = system.get("jetson") or {}
+    what = jetson.get("model") or system.get("gpu") or system.get("cpu") or "unknown device"
+    mode = " (%s)" % jetson["power_mode"] if jetson.get("power_mode") else ""
+    return "%s%s @ %s" % (what, mode, system.get("hostname", "?"))
+
+
+def _key(result: Dict[str, Any]) -> Tuple[str, str, str]:
+    return (result.get("sha256") or result.get("name"), result.get("backend"), result.get("precision"))
+
+
+def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
+    """device -> rows; a row joins the newest bench and the newest eval of one model/backend/precision."""
+    rows: Dict[str, Dict[Tuple, Dict[str, Any]]] = {}
+    for doc in sorted(docs, key=lambda d: d.get("created_at", "")):
+        device = device_name(doc.get("system") or {})
+        for r in doc["results"]:
+            row = rows.setdefault(device, {}).setdefault(_key(r), {"device": device})
+            for k in ("name", "model", "backend", "precision", "params", "gflops", "trained", "pruned", "batch"):
+                if r.get(k) is not None:
+                    row[k] = r[k]
+            if doc["kind"] == "bench":
+                row["latency"] = {s: r["stages"][s]["mean"] for s in STAGES if s in r["stages"]}
+                row["fps"] = r["fps"]
+            else:
+                m = r["metrics"]
+                row.update(map50_95=m["map50_95"], map50=m["map50"], recall=m["recall"],
+                           precision_metric=m["precision"], dataset=r.get("dataset"))
+    return {device: sorted(v.values(), key=lambda x: (x.get("latency") or {}).get("e2e", float("inf")))
+            for device, v in rows.items()}
+
+
+def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:
+    """Indices of points not dominated by a faster-and-at-least-as-accurate one (latency low, accuracy high)."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front

@@ -1,0 +1,87 @@
+"""The joined report as a rich table, Markdown, and a PNG plot (accuracy vs end-to-end latency)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+from rich.table import Table
+
+from edgekit.lazy import lazy_import
+from edgekit.report.join import pareto_front
+
+COLUMNS = ("model", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms", "post ms",
+           "e2e ms", "FPS", "mAP50-95", "recall")
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else spec % v
+
+
+def row_cells(row: Dict[str, Any]) -> List[str]:
+    lat = row.get("latency") or {}
+    name = row.get("name", "?") + ("" if row.get("trained") else
+                                    " (untrained)" if row.get("trained") is False else " (weights unknown)")
+    return [name, "yes" if row.get("pruned") else "no", row.get("precision", "?"), row.get("backend", "?"),
+            _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
+            _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
+            _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f"),
+            _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f")]
+
+
+def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
+    out = []
+    for device, rows in report.items():
+        table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device)
+        for col in COLUMNS:
+            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned") else "right")
+        for row in rows:
+            table.add_row(*row_cells(row))
+        out.append(table)
+    return out
+
+
+def markdown(report: Dict[str, List[Dict[str, Any]]]) -> str:
+    lines = []
+    for device, rows in report.items():
+        lines += ["### %s" % device, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["| " + " | ".join(row_cells(r)) + " |" for r in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(report: Dict[str, List[Dict[str, Any]]], path) -> Path:
+    """mAP50-95 against end-to-end latency, one series per device, Pareto front joined by a line."""
+    matplotlib = lazy_import("matplotlib")
+    matplotlib.use("Agg")
+    plt = lazy_import("matplotlib.pyplot")
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    for device, rows in report.items():
+        rows = [r for r in rows if r.get("map50_95") is not None and (r.get("latency") or {}).get("e2e")]
+        if not rows:
+            continue
+        pts = [(r["latency"]["e2e"], r["map50_95"]) for r in rows]
+        sc = ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=device, zorder=3)
+        front = pareto_front(pts)
+        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color=sc.get_facecolor()[0],
+                alpha=0.7, zorder=2, label="Pareto front (%s)" % device.split(" @ ")[0][:30])
+        ax.scatter([pts[i][0] for i in front], [pts[i][1] for i in front], s=120, facecolors="none",
+                   edgecolors=sc.get_facecolor()[0], zorder=4)
+        for k, (r, (x, y)) in enumerate(zip(rows, pts)):
+            label = "%s %s%s%s" % (r["name"], r.get("precision", ""), " pruned" if r.get("pruned") else "",
+                                   " (untrained)" if r.get("trained") is False else "")
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6 + 11 * (k % 3)), fontsize=8)
+    ax.set_xlabel("end-to-end latency per frame (ms, lower is better)")
+    ax.set_ylabel("mAP50-95 (higher is better)")
+    ax.set_title("edgekit: accuracy vs practical speed")
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.2, y=0.12)  # room for the point labels
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name + ".tmp.png")
+    fig.savefig(str(tmp), bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
