@@ -90,8 +90,18 @@ def test_loop_survives_a_failing_source(yolov8n_onnx):
     [("/dev/video99", "cannot open /dev/video99"), ("missing.mp4", "missing.mp4 not found"),
      ("ftp://host/x", "unknown source scheme")],
 )
-def test_bad_sources(yolov8n_onnx, source, fragment):
-    assert_user_error(invoke(["camera", source, "--model", yolov8n_onnx, "--headless", "--no-save"]), fragment)
+def test_bad_sources(yolov8n_onnx, tmp_path, source, fragment):
+    log = tmp_path / "frames.jsonl"
+    assert_user_error(invoke(["camera", source, "--model", yolov8n_onnx, "--headless", "--no-save", "--log", log]),
+                      fragment)
+    assert not log.exists()  # nothing written for a source that never opened
+
+
+def test_unwritable_log_is_a_user_error(yolov8n_onnx, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_user_error(invoke(["camera", "synthetic://", "--model", yolov8n_onnx, "--headless", "--no-save",
+                              "--log", blocker / "frames.jsonl"]), "cannot write the frame log")
 
 
 def test_batch_model_is_refused(tmp_path, yolov8n_pt):

@@ -260,21 +260,22 @@ def engine_fps(runner: Runner, hw, iters: int, warmup: int = 5) -> Optional[floa
 def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: CameraConfig,
                log: Optional[JsonlLog] = None, on_event=None) -> Dict[str, Any]:
     """Run the loop until the source ends, --duration/--frames, 'q', Ctrl-C or SIGTERM; returns the summary."""
-    if runner.static_batch not in (None, 1):
-        raise EdgekitError("%s has static batch %d; the camera loop runs one frame at a time: export with "
-                           "--batch 1" % (runner.path.name, runner.static_batch))
     loop = CameraLoop(runner, capture, outputs, config, log, on_event)
-    capture.open()  # fail fast on a bad source, before measuring the engine
-    if config.engine_iters:
-        info("measuring engine-only speed (%d inference runs) before the loop" % config.engine_iters)
-    fps_engine = engine_fps(runner, loop.hw, config.engine_iters)
-    rss_start = rss_mb()
-    previous = _on_sigterm(lambda: loop.stop("SIGTERM"))
+    rss_start, fps_engine, previous = rss_mb(), None, None
     start = time.perf_counter()
     try:
+        if runner.static_batch not in (None, 1):
+            raise EdgekitError("%s has static batch %d; the camera loop runs one frame at a time: export with "
+                               "--batch 1" % (runner.path.name, runner.static_batch))
+        capture.open()  # fail fast on a bad source, before measuring the engine
+        if config.engine_iters:
+            info("measuring engine-only speed (%d inference runs) before the loop" % config.engine_iters)
+        fps_engine = engine_fps(runner, loop.hw, config.engine_iters)
+        previous = _on_sigterm(lambda: loop.stop("SIGTERM"))
+        start = time.perf_counter()
         capture.start()
         loop.run()
-    finally:
+    finally:  # whatever happened: release the source, finalize outputs, flush the log
         duration = time.perf_counter() - start
         capture.stop()
         for out in outputs:

@@ -56,6 +56,7 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
     except SourceError as exc:
         raise EdgekitError(str(exc)) from exc
     capture = Capture(source, live=spec.live or options.realtime, loop=options.loop, on_event=warn)
+    capture.open()  # a source that cannot be opened fails before any output or log file exists
     outputs: List[Output] = []
     log = None
     with open_runner(req.model, req.backend, threads=req.threads) as runner:
@@ -72,6 +73,7 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
                     "localhost" if req.host in ("0.0.0.0", "") else req.host, web.port))
             log = JsonlLog(req.log) if req.log else None
         except BaseException:
+            capture.stop()
             for out in outputs:
                 out.close()
             raise

@@ -11,6 +11,7 @@ from typing import Any, Deque, Dict, List, Optional
 import numpy as np
 
 from edgekit.bench.stats import summarize
+from edgekit.errors import EdgekitError
 
 WINDOW = 10000  # frames kept per stage for percentiles; a 10-minute run at 30 FPS keeps the last ~5.5 min
 STAGE_ORDER = ("capture_wait", "preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "draw",
@@ -72,8 +73,11 @@ class JsonlLog:
 
     def __init__(self, path) -> None:
         self.path = path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.file = open(path, "w", buffering=1)  # line-buffered
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self.file = open(path, "w", buffering=1)  # line-buffered
+        except OSError as exc:
+            raise EdgekitError("cannot write the frame log %s: %s" % (path, exc.strerror or exc)) from exc
 
     def write(self, record: Dict[str, Any]) -> None:
         if self.file:
