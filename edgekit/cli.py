@@ -147,6 +147,50 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download):
     click.echo(str(path))
 
 
+@cli.command("prune")
+@click.option("--weights", default="yolov8m.pt", show_default=True, help="Baseline YOLOv8 weights (.pt) or YAML.")
+@click.option("--data", required=True, help="ultralytics data.yaml: search scores on val, fine-tunes on train.")
+@click.option("--flops", default=None, help="FLOPs budget, percent of the baseline or absolute  [default: 66%]")
+@click.option("--params", default=None, help="Or a parameter budget, e.g. 60%.")
+@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--finetune-epochs", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--calib-batches", type=int, default=50, show_default=True,
+              help="Batches for BatchNorm recalibration of each candidate (>= 50).")
+@click.option("--score-images", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Validation images for the search score (minus the detection loss).")
+@click.option("--out", default="engines", show_default=True)
+@click.option("--cache", default=".edgekit-cache", show_default=True, help="Search checkpoints and ModelOpt state.")
+@click.option("--device", default=None, help="Training device, e.g. 0 or cpu  [default: cpu]")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads for the measurement.")
+@click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+@output_options
+def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib_batches, score_images, out, cache,
+              device, threads, iterations, download, json_path, csv_path, no_save):
+    """Prune with ModelOpt FastNAS under a budget, fine-tune, export, and measure against the baseline (host)."""
+    from edgekit.host.prune import prune
+    from edgekit.host.prune_report import measure, table
+    from edgekit.log import out as console_out
+
+    result = prune(weights, data, flops=flops, params=params, imgsz=imgsz, finetune_epochs=finetune_epochs,
+                   batch=batch, calib_batches=calib_batches, score_images=score_images, out=out, cache=cache,
+                   device=device, download=download)
+    m = measure(result["baseline"], result["pruned"], data, threads or os.cpu_count(), iterations=iterations)
+    console_out.print(table(m, "edgekit prune: %s under %s" % (weights, result["constraints"])))
+    from edgekit.bench import report as bench_report
+    from edgekit.eval import report as eval_report
+
+    doc = {"kind": "prune", "prune": result, "measured": {k: v for k, v in m.items() if k not in ("bench", "eval")}}
+    save_results(doc, json_path, None, None, no_save, eval_report.default_path("prune", Path(weights).stem))
+    if not no_save:  # the same rows join edgekit report
+        save_results(bench_report.to_document(m["bench"]), None, None, None, False, bench_report.default_json_path()
+                     .with_name("bench-prune-%s.json" % Path(weights).stem))
+        save_results(eval_report.to_document("eval", m["eval"]), None, None, None, False,
+                     eval_report.default_path("eval", "prune-" + Path(weights).stem))
+    click.echo(result["pruned"])
+
+
 # --- device ------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("models", nargs=-1, required=True)

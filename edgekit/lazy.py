@@ -12,6 +12,8 @@ _HINTS = {
     "torch": "the host tools need PyTorch: pip install 'edgekit[export]' (on this kind of machine: "
     "pip install -c constraints.txt -e '.[export]')",
     "ultralytics": "the host tools need ultralytics: pip install 'edgekit[export]'",
+    "modelopt": "edgekit prune needs NVIDIA ModelOpt: pip install 'edgekit[export]' (nvidia-modelopt, "
+    "torchprofile==0.0.4, huggingface_hub)",
     "onnxsim": "ONNX simplification needs onnxsim: pip install 'edgekit[export]'",
     "onnxruntime": "the ONNX Runtime backend needs onnxruntime: pip install onnxruntime "
     "(onnxruntime-gpu for the CUDA provider)",
