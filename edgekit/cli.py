@@ -34,7 +34,7 @@ class EdgekitGroup(click.Group):
 def cli():
     """YOLOv8 from the workstation to NVIDIA Jetson, with honest numbers.
 
-    Host: export, tradeoff. Device: bench, camera, eval, compare, report (TensorRT, or ONNX Runtime anywhere).
+    Host: export, prune, tradeoff. Device: bench, camera, eval, compare, report (TensorRT, or ONNX Runtime anywhere).
     """
 
 

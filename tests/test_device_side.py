@@ -39,3 +39,18 @@ def test_export_without_torch_says_what_to_install(tmp_path):
     out = run_blocked("export", "--weights", "yolov8n.yaml", "--out", tmp_path)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "edgekit[export]" in out.stderr
+
+
+def test_eval_compare_report_work_without_torch(synthetic_model, tmp_path):
+    data, _, model = synthetic_model
+    results = tmp_path / "results"
+    out = run_blocked("eval", model, "--data", data, "--json", results / "eval.json")
+    assert out.returncode == 0, out.stderr
+    assert "mAP50-95" in out.stdout
+    out = run_blocked("compare", model, model, "--data", data, "--frames", 3, "--no-save")
+    assert out.returncode == 0 and "identical outputs" in out.stdout, out.stderr
+    out = run_blocked("bench", model, "--warmup", 0, "--iterations", 2, "--json", results / "bench.json")
+    assert out.returncode == 0, out.stderr
+    out = run_blocked("report", results, "--markdown", tmp_path / "r.md")
+    assert out.returncode == 0, out.stderr
+    assert "synthetic-yolov8n-160" in (tmp_path / "r.md").read_text()

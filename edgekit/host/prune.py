@@ -229,8 +229,12 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
     train_loader, val_loader, _, cfg = loaders(data, imgsz, batch, score_images)  # bad data fails before work
     with phase("loading %s" % weights):
         yolo = load_model(spec)
+    import os
+
     import torch
 
+    # ultralytics sets OMP_NUM_THREADS=1 on import when it is unset: search and CPU fine-tuning want every core
+    torch.set_num_threads(int(os.environ.get("EDGEKIT_THREADS", os.cpu_count() or 1)))
     baseline = yolo.model.float().cpu()
     before = count(baseline, imgsz)
     weights_sha = sha256_file(spec.path) if spec.path else spec.arg
