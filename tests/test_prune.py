@@ -117,6 +117,17 @@ def test_unreachable_budget_says_what_is_reachable(synthetic_model, tmp_path):
     assert not list(tmp_path.glob("*.onnx"))
 
 
+def test_pruning_untrained_weights_stays_labelled_untrained(synthetic_model, tmp_path):
+    data, _, _ = synthetic_model
+    from edgekit.host.prune import prune
+
+    result = prune("yolov8n.yaml", str(data), imgsz=64, finetune_epochs=0, batch=4, score_images=8,
+                   out=str(tmp_path / "engines"), cache=str(tmp_path / "cache"))
+    manifest = json.loads(open(result["pruned"] + ".json").read())
+    assert manifest["pruned"] is True and manifest["trained"] is False
+    assert manifest["weights_label"].startswith("untrained")
+
+
 def test_missing_data_and_non_detection_weights(synthetic_model, tmp_path):
     data, pt, _ = synthetic_model
     assert_user_error(invoke(["prune", "--weights", pt, "--data", tmp_path / "nope.yaml", "--cache", tmp_path]),

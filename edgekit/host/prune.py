@@ -258,7 +258,9 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
     else:
         tuned = work / (stem + ".pt")
         tuned.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": pruned.half(), "train_args": {"pruned_without_finetune": True}}, str(tuned))
+        # not fine-tuned: as trained as the baseline was (a random-init baseline stays labelled untrained)
+        torch.save({"model": pruned.half(), "train_args": (getattr(yolo, "ckpt", None) or {}).get("train_args") or {},
+                    "edgekit": {"pruned_without_finetune": True}}, str(tuned))
     extra = {"pruned": True, "prune": {"method": "modelopt fastnas", "constraints": constraints,
                                        "before": before, "after": after, "finetune_epochs": finetune_epochs,
                                        "modelopt_state": str(state), "search_checkpoint": str(checkpoint)}}
