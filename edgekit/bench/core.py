@@ -56,8 +56,7 @@ def input_geometry(runner: Runner, batch: Optional[int]) -> tuple:
             "edgekit export --batch %d (or --dynamic)" % (batch, runner.path.name, static, batch)
         )
     b = batch or static or 1
-    hw = runner.static_hw or (runner.info.imgsz if runner.info and runner.info.imgsz else None)
-    return b, hw or (DEFAULT_IMGSZ, DEFAULT_IMGSZ)
+    return b, runner.input_hw(DEFAULT_IMGSZ)
 
 
 def bench_model(

@@ -58,7 +58,7 @@ class CameraLoop:
         self.runner, self.capture, self.outputs, self.config, self.log = runner, capture, outputs, config, log
         self.on_event = on_event or (lambda msg: None)
         self.web = next((o for o in outputs if isinstance(o, WebStream)), None)
-        self.hw = runner.static_hw or (runner.info.imgsz if runner.info and runner.info.imgsz else (640, 640))
+        self.hw = runner.input_hw()
         self.names = runner.info.names if runner.info else {}
         self.stats = StageStats()
         self.rate = RollingRate()

@@ -48,7 +48,7 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
     if hw_a and hw_b and hw_a != hw_b:
         raise EdgekitError("%s takes %s input and %s takes %s: compare models exported at the same --imgsz"
                            % (a.path.name, list(hw_a), b.path.name, list(hw_b)))
-    hw = hw_a or hw_b or (a.info.imgsz if a.info and a.info.imgsz else (640, 640))
+    hw = hw_a or hw_b or a.input_hw()
     max_abs, mean_abs, rel, cos = [], [], [], []
     n_a = n_b = matched = same_class = 0
     ious: List[float] = []

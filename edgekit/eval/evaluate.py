@@ -22,7 +22,7 @@ from edgekit.vision import postprocess, preprocess
 
 def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float = 0.7, max_det: int = 300,
              show_progress: bool = True) -> Dict[str, Any]:
-    hw = runner.static_hw or (runner.info.imgsz if runner.info and runner.info.imgsz else (640, 640))
+    hw = runner.input_hw()
     gts, preds, infer_ms = [], [], []
     progress = Progress(TextColumn("eval %s" % runner.path.name), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=console, transient=True, disable=not show_progress)

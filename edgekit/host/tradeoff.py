@@ -42,7 +42,7 @@ def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), preci
     check_precisions(precisions)
     if not models and not pruned:
         raise EdgekitError("give at least one model: --models yolov8n.pt yolov8m.pt [--pruned pruned.pt]")
-    dataset_check = load_dataset(data)  # a bad dataset fails before any export starts
+    load_dataset(data)  # a bad dataset fails before any export starts
     out_dir = Path(out or Path("benchmarks") / ("tradeoff-%s" % time.strftime("%Y%m%d-%H%M%S")))
     onnx_paths: List[str] = []
     for weights, is_pruned in [(m, False) for m in models] + [(p, True) for p in pruned]:
@@ -56,7 +56,7 @@ def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), preci
     evals = []
     for model in onnx_paths:
         with open_runner(model, "onnxruntime", threads=threads) as runner:
-            evals.append(evaluate(runner, load_dataset(data) if evals else dataset_check))
+            evals.append(evaluate(runner, load_dataset(data)))  # fresh: evaluate counts problems per run
     write_json_atomic(out_dir / "eval.json", eval_report.to_document("eval", evals))
     joined = join_results(load_documents([str(out_dir)]))
     md = write_text_atomic(out_dir / "report.md", markdown(joined))

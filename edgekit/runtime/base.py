@@ -60,6 +60,14 @@ class Runner:
         h, w = _static(self.input_shape[2]), _static(self.input_shape[3])
         return (h, w) if h and w else None
 
+    def input_hw(self, default: int = 640) -> tuple:
+        """(h, w) to feed: the static input size, else the exported imgsz (manifest/metadata), else ``default``."""
+        if self.static_hw:
+            return self.static_hw
+        if self.info and self.info.imgsz:
+            return tuple(self.info.imgsz)
+        return (default, default)
+
     def check_input(self, batch: np.ndarray) -> None:
         expected = list(self.input_shape)
         if batch.dtype != self.input_dtype:
