@@ -34,7 +34,8 @@ class EdgekitGroup(click.Group):
 def cli():
     """YOLOv8 from the workstation to NVIDIA Jetson, with honest numbers.
 
-    Host: export, prune, tradeoff. Device: bench, camera, eval, compare, report (TensorRT, or ONNX Runtime anywhere).
+    Host: export, prune, tradeoff.
+    Device: info, bench, camera, eval, compare, report (TensorRT, or ONNX Runtime anywhere).
     """
 
 
@@ -263,6 +264,29 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
     out.print(report.summary_lines(summary))
     save_results(report.to_document(summary), json_path, report.to_csv(summary), csv_path, no_save,
                  report.default_json_path())
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def info(as_json):
+    """What this box is: Jetson model, L4T/JetPack, TensorRT, CUDA, cuDNN, OpenCV, power mode, clocks, DLA."""
+    import json as json_mod
+
+    from rich.table import Table
+
+    from edgekit.boxinfo import box_info, info_rows
+    from edgekit.log import out
+
+    data = box_info()
+    if as_json:
+        click.echo(json_mod.dumps(data, indent=2))
+        return
+    table = Table(title="edgekit info", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    for row in info_rows(data):
+        table.add_row(*row)
+    out.print(table)
 
 
 @cli.command("eval")
