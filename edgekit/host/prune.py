@@ -35,6 +35,18 @@ def _traceable_class():
     return TraceableDetectionModel
 
 
+def plain(model, cls):
+    """Undo what ``traceable`` did, on ``model`` or on the model ModelOpt returned from it: class ``cls`` and the
+    class's own C2f forward (the pruned model may hold new module objects, so every C2f is checked)."""
+    from ultralytics.nn.modules import C2f
+
+    model.__class__ = cls
+    for m in model.modules():
+        if isinstance(m, C2f) and "forward" in m.__dict__:
+            del m.forward
+    return model
+
+
 @contextlib.contextmanager
 def traceable(model) -> Iterator[Any]:
     """Make ``model`` traceable for ModelOpt inside the block; plain DetectionModel again after it."""
@@ -42,16 +54,13 @@ def traceable(model) -> Iterator[Any]:
 
     original_class = model.__class__
     model.__class__ = _traceable_class()
-    c2fs = [m for m in model.modules() if isinstance(m, C2f)]
-    for m in c2fs:
-        m.forward = m.forward_split
+    for m in model.modules():
+        if isinstance(m, C2f):
+            m.forward = m.forward_split
     try:
         yield model
     finally:
-        model.__class__ = original_class
-        for m in model.modules():  # the pruned model holds new module objects: reset every C2f
-            if isinstance(m, C2f) and "forward" in m.__dict__:
-                del m.forward
+        plain(model, original_class)
 
 
 class CyclingLoader:
@@ -133,10 +142,7 @@ def fastnas(model, constraints: Dict[str, Any], imgsz: int, train_loader, score,
             if "constraints can be satisfied" not in str(exc):
                 raise
             raise EdgekitError(unreachable_message(str(exc), constraints)) from exc
-    pruned.__class__ = model.__class__
-    with traceable(pruned):
-        pass  # resets the C2f forwards on the pruned modules
-    return pruned
+    return plain(pruned, model.__class__)
 
 
 def unreachable_message(profile: str, constraints: Dict[str, Any]) -> str:
@@ -169,10 +175,7 @@ def restore_modelopt(weights: str, path: Path):
     model = YOLO(weights).model.float().cpu()
     with traceable(model):
         restored = mto.restore(model, str(path))
-    restored.__class__ = model.__class__
-    with traceable(restored):
-        pass
-    return restored
+    return plain(restored, model.__class__)
 
 
 def count(model, imgsz: int) -> Dict[str, float]:
