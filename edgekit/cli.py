@@ -6,7 +6,6 @@ Heavy modules (torch, ultralytics, onnxruntime) are imported inside the commands
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
@@ -73,47 +72,45 @@ class ListOption(click.Option):
 
 
 # --- option bundles, spelled once for every command -------------------------------------------------
-def backend_options(fn):
-    @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default="auto",
-                  show_default=True, help="Inference backend; auto: TensorRT for engines, ONNX Runtime for ONNX.")
-    @click.option("--threads", type=click.IntRange(min=1), default=None,
-                  help="ONNX Runtime intra-op threads  [default: all CPU cores]")
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs)
+def bundle(*options):
+    """A decorator that adds ``options`` (click.option decorators) in the order given: one spelling per option
+    for every command that takes it."""
 
-    return wrapper
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
 
-
-def output_options(fn):
-    @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Write results as JSON here  [default: benchmarks/results/bench-TIME.json]")
-    @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Also write results as CSV here.")
-    @click.option("--no-save", is_flag=True, help="Print the table only; write no files.")
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs)
-
-    return wrapper
+    return decorate
 
 
-def source_options(fn):
-    @click.option("--width", type=int, default=1280, show_default=True, help="Capture width (cameras, synthetic).")
-    @click.option("--height", type=int, default=720, show_default=True, help="Capture height.")
-    @click.option("--fps", type=float, default=30.0, show_default=True, help="Capture frame rate.")
-    @click.option("--flip", type=click.IntRange(0, 7), default=0, help="CSI camera flip-method (nvvidconv).")
-    @click.option("--codec", type=click.Choice(["MJPG", "YUYV"]), default="MJPG", show_default=True,
-                  help="USB (V4L2) camera pixel format.")
-    @click.option("--latency", type=int, default=200, show_default=True, help="RTSP jitter buffer (ms).")
-    @click.option("--loop", is_flag=True, help="Restart files and image folders at their end.")
-    @click.option("--realtime", is_flag=True,
-                  help="Play files at their frame rate, dropping late frames like a camera (default: every frame).")
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs)
+backend_options = bundle(
+    click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default="auto",
+                 show_default=True, help="Inference backend; auto: TensorRT for engines, ONNX Runtime for ONNX."),
+    click.option("--threads", type=click.IntRange(min=1), default=None,
+                 help="ONNX Runtime intra-op threads  [default: all CPU cores]"),
+)
 
-    return wrapper
+output_options = bundle(
+    click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Write results as JSON here  [default: benchmarks/results/COMMAND-TIME.json]"),
+    click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Also write results as CSV here."),
+    click.option("--no-save", is_flag=True, help="Print the table only; write no files."),
+)
+
+source_options = bundle(
+    click.option("--width", type=int, default=1280, show_default=True, help="Capture width (cameras, synthetic)."),
+    click.option("--height", type=int, default=720, show_default=True, help="Capture height."),
+    click.option("--fps", type=float, default=30.0, show_default=True, help="Capture frame rate."),
+    click.option("--flip", type=click.IntRange(0, 7), default=0, help="CSI camera flip-method (nvvidconv)."),
+    click.option("--codec", type=click.Choice(["MJPG", "YUYV"]), default="MJPG", show_default=True,
+                 help="USB (V4L2) camera pixel format."),
+    click.option("--latency", type=int, default=200, show_default=True, help="RTSP jitter buffer (ms)."),
+    click.option("--loop", is_flag=True, help="Restart files and image folders at their end."),
+    click.option("--realtime", is_flag=True,
+                 help="Play files at their frame rate, dropping late frames like a camera (default: every frame)."),
+)
 
 
 def save_results(document, json_path, csv_text, csv_path, no_save, default_path):
@@ -122,9 +119,9 @@ def save_results(document, json_path, csv_text, csv_path, no_save, default_path)
 
     if no_save:
         return
-    for path in [write_json_atomic(json_path or default_path, document)] + (
-            [write_text_atomic(csv_path, csv_text)] if csv_path and csv_text is not None else []):
-        click.echo("wrote %s" % path, err=True)
+    click.echo("wrote %s" % write_json_atomic(json_path or default_path, document), err=True)
+    if csv_path and csv_text is not None:
+        click.echo("wrote %s" % write_text_atomic(csv_path, csv_text), err=True)
 
 
 # --- host --------------------------------------------------------------------------------------------
@@ -179,16 +176,14 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
                    device=device, download=download)
     m = measure(result["baseline"], result["pruned"], data, threads or os.cpu_count(), iterations=iterations)
     console_out.print(table(m, "edgekit prune: %s under %s" % (weights, result["constraints"])))
-    from edgekit.bench import report as bench_report
-    from edgekit.eval import report as eval_report
+    from edgekit.bench.report import default_result_path, result_document
 
     doc = {"kind": "prune", "prune": result, "measured": {k: v for k, v in m.items() if k not in ("bench", "eval")}}
-    save_results(doc, json_path, None, None, no_save, eval_report.default_path("prune", Path(weights).stem))
+    name = "prune-" + Path(weights).stem
+    save_results(doc, json_path, None, None, no_save, default_result_path("prune", Path(weights).stem))
     if not no_save:  # the same rows join edgekit report
-        save_results(bench_report.to_document(m["bench"]), None, None, None, False, bench_report.default_json_path()
-                     .with_name("bench-prune-%s.json" % Path(weights).stem))
-        save_results(eval_report.to_document("eval", m["eval"]), None, None, None, False,
-                     eval_report.default_path("eval", "prune-" + Path(weights).stem))
+        save_results(result_document("bench", m["bench"]), None, None, None, False, default_result_path("bench", name))
+        save_results(result_document("eval", m["eval"]), None, None, None, False, default_result_path("eval", name))
     click.echo(result["pruned"])
 
 
@@ -216,8 +211,8 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
                          source=source, threads=threads or os.cpu_count())
     results = bench_models(models, config)
     out.print(report.results_table(results))
-    save_results(report.to_document(results), json_path, report.to_csv(results), csv_path, no_save,
-                 report.default_json_path())
+    save_results(report.result_document("bench", results), json_path, report.to_csv(results), csv_path, no_save,
+                 report.default_result_path("bench"))
     return results
 
 
@@ -256,14 +251,15 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
         conf=conf, iou=iou, display=display, record=record, serve=serve, host=host, log=log_path,
         duration=duration, frames=frames, pipeline=not no_pipeline, engine_iters=engine_iters,
         capture_timeout=capture_timeout)
+    from edgekit.bench.report import default_result_path, result_document
     from edgekit.camera import report
     from edgekit.log import out
 
     summary = camera_session(request)
     out.print(report.summary_table(summary))
     out.print(report.summary_lines(summary))
-    save_results(report.to_document(summary), json_path, report.to_csv(summary), csv_path, no_save,
-                 report.default_json_path())
+    save_results(result_document("camera", [summary]), json_path, report.to_csv(summary), csv_path, no_save,
+                 default_result_path("camera"))
 
 
 @cli.command()
@@ -301,6 +297,7 @@ def info(as_json):
 @output_options
 def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, json_path, csv_path, no_save):
     """mAP50-95, mAP50, precision, recall of a model on a dataset, as ultralytics val computes them (device)."""
+    from edgekit.bench.report import default_result_path, result_document
     from edgekit.eval import report as eval_report
     from edgekit.eval.dataset import load_dataset
     from edgekit.eval.evaluate import evaluate
@@ -311,8 +308,8 @@ def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, j
     with open_runner(model, backend, threads=threads) as runner:
         result = evaluate(runner, dataset, conf=conf, iou=iou, max_det=max_det)
     out.print(eval_report.metrics_table(result))
-    save_results(eval_report.to_document("eval", [result]), json_path, eval_report.to_csv(result), csv_path,
-                 no_save, eval_report.default_path("eval", result["name"]))
+    save_results(result_document("eval", [result]), json_path, eval_report.to_csv(result), csv_path,
+                 no_save, default_result_path("eval", result["name"]))
 
 
 @cli.command()
@@ -330,6 +327,7 @@ def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, j
 def compare(model_a, model_b, data, images, source, max_frames, backend, threads, conf, iou, match_iou, json_path,
             csv_path, no_save):
     """Output agreement of two models on the same frames: ONNX vs engine, FP16 vs INT8, baseline vs pruned."""
+    from edgekit.bench.report import default_result_path, result_document
     from edgekit.eval import report as eval_report
     from edgekit.eval.compare import compare as do_compare
     from edgekit.eval.report import load_frames_for
@@ -340,8 +338,8 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
     with open_runner(model_a, backend, threads=threads) as a, open_runner(model_b, backend, threads=threads) as b:
         result = do_compare(a, b, frames, conf=conf, iou=iou, match_iou=match_iou)
     out.print(eval_report.compare_table(result))
-    save_results(eval_report.to_document("compare", [result]), json_path, None, None, no_save,
-                 eval_report.default_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
+    save_results(result_document("compare", [result]), json_path, None, None, no_save,
+                 default_result_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
 
 
 @cli.command()

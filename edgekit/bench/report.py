@@ -52,8 +52,9 @@ def results_table(results: Sequence[Dict[str, Any]]) -> Table:
     return table
 
 
-def to_document(results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    return {"kind": "bench", "created_at": utc_now(), "system": system_info(), "results": list(results)}
+def result_document(kind: str, results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """What every saved result file holds (bench, eval, compare, camera): edgekit report reads these."""
+    return {"kind": kind, "created_at": utc_now(), "system": system_info(), "results": list(results)}
 
 
 def to_csv(results: Sequence[Dict[str, Any]]) -> str:
@@ -70,8 +71,9 @@ def to_csv(results: Sequence[Dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def default_json_path() -> Path:
-    return DEFAULT_DIR / ("bench-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
+def default_result_path(kind: str, name: str = "") -> Path:
+    """benchmarks/results/KIND[-NAME]-TIME.json"""
+    return DEFAULT_DIR / ("%s-%s.json" % ("-".join(x for x in (kind, name) if x), time.strftime("%Y%m%d-%H%M%S")))
 
 
 def _short(device: str) -> str:

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from pathlib import Path
 from typing import Any, Dict
 
 from rich.table import Table
-
-from edgekit.bench.report import DEFAULT_DIR
-from edgekit.manifest import utc_now
-from edgekit.sysinfo import system_info
 
 COLUMNS = ("mean", "median", "p90", "p99", "max")
 
@@ -41,10 +35,6 @@ def summary_lines(s: Dict[str, Any]) -> str:
     )
 
 
-def to_document(summary: Dict[str, Any]) -> Dict[str, Any]:
-    return {"kind": "camera", "created_at": utc_now(), "system": system_info(), "results": [summary]}
-
-
 def to_csv(summary: Dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -54,6 +44,3 @@ def to_csv(summary: Dict[str, Any]) -> str:
                          st["count"], summary["fps"], summary.get("engine_fps")])
     return buf.getvalue()
 
-
-def default_json_path() -> Path:
-    return DEFAULT_DIR / ("camera-%s.json" % time.strftime("%Y%m%d-%H%M%S"))

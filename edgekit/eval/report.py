@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -12,17 +11,6 @@ import numpy as np
 from rich.table import Table
 
 from edgekit.bench.frames import load_frames, synthetic_frames
-from edgekit.bench.report import DEFAULT_DIR
-from edgekit.manifest import utc_now
-from edgekit.sysinfo import system_info
-
-
-def to_document(kind: str, results: List[Dict[str, Any]]) -> Dict[str, Any]:
-    return {"kind": kind, "created_at": utc_now(), "system": system_info(), "results": results}
-
-
-def default_path(kind: str, name: str) -> Path:
-    return DEFAULT_DIR / ("%s-%s-%s.json" % (kind, name, time.strftime("%Y%m%d-%H%M%S")))
 
 
 def metrics_table(result: Dict[str, Any]) -> Table:

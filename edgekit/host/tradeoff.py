@@ -14,7 +14,6 @@ from typing import Dict, List, Optional, Sequence
 from edgekit.bench import BenchConfig, bench_models
 from edgekit.bench import report as bench_report
 from edgekit.errors import EdgekitError
-from edgekit.eval import report as eval_report
 from edgekit.eval.dataset import load_dataset
 from edgekit.eval.evaluate import evaluate
 from edgekit.host.export import export
@@ -52,12 +51,12 @@ def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), preci
     with phase("benchmarking %d models" % len(onnx_paths)):
         results = bench_models(onnx_paths, BenchConfig(backend="onnxruntime", warmup=warmup, iterations=iterations,
                                                        threads=threads))
-    write_json_atomic(out_dir / "bench.json", bench_report.to_document(results))
+    write_json_atomic(out_dir / "bench.json", bench_report.result_document("bench", results))
     evals = []
     for model in onnx_paths:
         with open_runner(model, "onnxruntime", threads=threads) as runner:
             evals.append(evaluate(runner, load_dataset(data)))  # fresh: evaluate counts problems per run
-    write_json_atomic(out_dir / "eval.json", eval_report.to_document("eval", evals))
+    write_json_atomic(out_dir / "eval.json", bench_report.result_document("eval", evals))
     joined = join_results(load_documents([str(out_dir)]))
     md = write_text_atomic(out_dir / "report.md", markdown(joined))
     png = plot(joined, out_dir / "report.png")
