@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 
-.PHONY: setup demo test lint pytest browser clean
+.PHONY: setup demo test lint typecheck pytest browser clean
 
 setup: $(STAMP)
 
@@ -18,10 +18,25 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: setup
 	YOLO_OFFLINE=1 $(BIN)/edgekit demo
 
-lint: setup
+lint: setup typecheck
 	$(BIN)/ruff check edgekit tests benchmarks
 	# device-side code must run on Python 3.8 (JetPack 5); host-only code (edgekit/host) may use newer Python
 	$(BIN)/vermin -q --no-tips --violations --eval-annotations -t=3.8- --exclude-regex '^edgekit/host/' edgekit
+
+# TensorRT/pycuda code is type-checked against NVIDIA's TensorRT 10 API (tensorrt-stubs) without a GPU. The stubs
+# go into their own folder: installed beside the real packages they would shadow a missing `tensorrt` (a
+# namespace package that imports but has no Builder). Their generated .pyi has two kinds of lines Python cannot
+# parse (a parameter named `in`; a parameter without default after defaults): fixed by sed.
+TYPING := .typing
+$(TYPING)/.stamp: $(STAMP)
+	rm -rf $(TYPING)
+	$(BIN)/python -m pip install --quiet --no-deps --target $(TYPING) tensorrt-stubs==10.13.0.35.1
+	sed -i -E 's/([(,] ?)in: /\1in_: /g; s/, channel_axis: int\)/, channel_axis: int = ...)/' \
+	  $(TYPING)/tensorrt_bindings/tensorrt.pyi
+	touch $@
+
+typecheck: setup $(TYPING)/.stamp
+	MYPYPATH=$(TYPING) $(BIN)/mypy edgekit/build edgekit/runtime
 
 # The web page test drives Debian's Chromium; install it when we may (root + apt), else it is skipped.
 browser:
@@ -36,4 +51,4 @@ pytest: setup
 test: lint browser pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(TYPING) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -33,8 +33,8 @@ class EdgekitGroup(click.Group):
 def cli():
     """YOLOv8 from the workstation to NVIDIA Jetson, with honest numbers.
 
-    Host: export, prune, tradeoff.
-    Device: info, bench, camera, eval, compare, report (TensorRT, or ONNX Runtime anywhere).
+    Host: export, prune, quantize, tradeoff.
+    Device: info, build, inspect, bench, camera, eval, compare, report (TensorRT, or ONNX Runtime anywhere).
     """
 
 
@@ -187,7 +187,102 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
     click.echo(result["pruned"])
 
 
+@cli.command("quantize")
+@click.argument("onnx_path", metavar="MODEL.onnx")
+@click.option("--calib", default=None, help="Folder of calibration images (frames like the camera's).")
+@click.option("--images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Calibration images to use.")
+@click.option("--method", type=click.Choice(["entropy", "max"]), default="entropy", show_default=True)
+@click.option("--high-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="Type of the unquantized layers: fp32 builds on TensorRT 8.5+; fp16 for TensorRT 11 --best.")
+@click.option("--fp16", "fp16_only", is_flag=True, help="Convert to FP16 only (no INT8), for TensorRT 11.")
+@click.option("--opset", type=int, default=17, show_default=True,
+              help="Opset to write (TensorRT 8.5 parses up to 17); 0 keeps ModelOpt's.")
+@click.option("--out", default=None, help="Output folder  [default: beside the ONNX]")
+@click.option("--name", default=None, help="Output file name.")
+def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, opset, out, name):
+    """Insert INT8 Q/DQ nodes with NVIDIA ModelOpt (host), so devices build INT8 without calibration images."""
+    from edgekit.host.quantize import quantize
+
+    click.echo(str(quantize(onnx_path, calib, out=out, name=name, images=images, method=method,
+                            high_precision=high_precision, target_opset=opset, fp16_only=fp16_only)))
+
+
 # --- device ------------------------------------------------------------------------------------------
+@cli.command("build")
+@click.argument("onnx_path", metavar="MODEL.onnx")
+@click.option("--fp32", "precision", flag_value="fp32", help="FP32 only.")
+@click.option("--fp16", "precision", flag_value="fp16", help="FP16 (the default where the GPU has fast FP16).")
+@click.option("--int8", "precision", flag_value="int8", help="INT8: calibrated with --calib, or a Q/DQ model.")
+@click.option("--best", "precision", flag_value="best", help="INT8 + FP16: TensorRT picks the faster per layer.")
+@click.option("--calib", default=None, help="Folder of calibration images for INT8 (classic calibration).")
+@click.option("--calib-batches", type=int, default=None, help="Calibration batches  [default: all images]")
+@click.option("--calib-cache", default=None, help="Calibration table file  [default: OUT/calib/NAME-KEY.calib]")
+@click.option("--workspace", type=int, default=None, help="Builder workspace limit in MiB.")
+@click.option("--timing-cache", default=None, help="Timing cache file, reused and merged across builds.")
+@click.option("--dla", "dla_core", type=int, default=None, help="Build for DLA core N (Xavier/Orin).")
+@click.option("--allow-gpu-fallback", is_flag=True, help="With --dla: run layers DLA cannot on the GPU.")
+@click.option("--batch", type=int, default=None, help="Batch for a dynamic-batch ONNX (profile opt = max).")
+@click.option("--tactic-sources", default=None,
+              help="trtexec syntax, e.g. -CUBLAS,+CUDNN  [default: EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS]")
+@click.option("--out", default="engines", show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Engine file name  [default: MODEL-PRECISION-smXX-trtX.Y.Z.engine]")
+@click.option("--gpu", type=int, default=0, show_default=True, help="CUDA device index.")
+@click.option("--verbose", is_flag=True, help="Show TensorRT's own log.")
+def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace, timing_cache, dla_core,
+              allow_gpu_fallback, batch, tactic_sources, out, name, gpu, verbose):
+    """Build a TensorRT engine from an ONNX on this device: FP16, INT8 (calibrated or Q/DQ), DLA (device)."""
+    from edgekit.build.plan import BuildRequest
+    from edgekit.build.prepare import prepare
+    from edgekit.lazy import lazy_import
+
+    request = BuildRequest(precision=precision, calib=calib, dla_core=dla_core, gpu_fallback=allow_gpu_fallback,
+                           batch=batch)
+    prepared = prepare(onnx_path, request, workspace=workspace, tactic_sources=tactic_sources,
+                       calib_batches=calib_batches)  # bad files and folders fail here, before TensorRT
+    lazy_import("tensorrt")
+    lazy_import("pycuda.driver")
+    from edgekit.build.engine import build_engine
+
+    command = rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, allow_gpu_fallback, batch,
+                              workspace, tactic_sources)
+    click.echo(str(build_engine(prepared, request, out=out, name=name, timing_cache=timing_cache,
+                                calib_cache=calib_cache, gpu=gpu, verbose=verbose, command=command)))
+
+
+def rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, gpu_fallback, batch, workspace,
+                    tactic_sources) -> str:
+    """The build command as a user would type it again (kept in the manifest for compat errors)."""
+    import shlex
+
+    parts = ["edgekit", "build", str(onnx_path)]
+    options = [("--" + precision, None) if precision else None, ("--calib", calib), ("--calib-batches", calib_batches),
+               ("--dla", dla_core), ("--allow-gpu-fallback", None) if gpu_fallback else None, ("--batch", batch),
+               ("--workspace", workspace), ("--tactic-sources", tactic_sources)]
+    for item in options:
+        if item and (item[1] is not None or item[0] in ("--allow-gpu-fallback", "--" + str(precision))):
+            parts += [item[0]] + ([str(item[1])] if item[1] is not None else [])
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+@cli.command("inspect")
+@click.argument("path", metavar="ENGINE|ONNX")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--layers/--no-layers", default=True, help="Per-layer precisions (engines, needs TensorRT + GPU).")
+def inspect_cmd(path, as_json, layers):
+    """Show a model's manifest, I/O tensors, Q/DQ nodes, and an engine's layer precisions."""
+    import json as json_mod
+
+    from edgekit.log import out
+    from edgekit.runtime.inspect import inspect_model, inspect_rows
+
+    doc = inspect_model(path, layers=layers)
+    if as_json:
+        click.echo(json_mod.dumps(doc, indent=2, default=str))
+        return
+    out.print(inspect_rows(doc))
+
+
 @cli.command()
 @click.argument("models", nargs=-1, required=True)
 @backend_options
@@ -196,19 +291,22 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
 @click.option("--duration", type=float, default=None, help="Run for this many seconds instead of --iterations.")
 @click.option("--batch", type=int, default=None, help="Frames per inference  [default: the model's batch]")
 @click.option("--source", default=None, help="Image, image folder or video to feed  [default: synthetic frames]")
+@click.option("--cuda-graph", is_flag=True, help="TensorRT: replay inference as a CUDA graph (static shapes).")
 @output_options
-def bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save):
-    """Measure models end to end: preprocess, inference, postprocess/NMS (device)."""
-    run_bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save)
+def bench(models, backend, threads, warmup, iterations, duration, batch, source, cuda_graph, json_path, csv_path,
+          no_save):
+    """Measure models end to end: preprocess, inference, postprocess/NMS; ONNX and engines side by side (device)."""
+    run_bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save,
+              cuda_graph=cuda_graph)
 
 
 def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, duration=None, batch=None,
-              source=None, json_path=None, csv_path=None, no_save=False):
+              source=None, json_path=None, csv_path=None, no_save=False, cuda_graph=False):
     from edgekit.bench import BenchConfig, bench_models, report
     from edgekit.log import out
 
     config = BenchConfig(backend=backend, warmup=warmup, iterations=iterations, duration=duration, batch=batch,
-                         source=source, threads=threads or os.cpu_count())
+                         source=source, threads=threads or os.cpu_count(), cuda_graph=cuda_graph)
     results = bench_models(models, config)
     out.print(report.results_table(results))
     save_results(report.result_document("bench", results), json_path, report.to_csv(results), csv_path, no_save,
@@ -218,7 +316,7 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 
 @cli.command()
 @click.argument("source")
-@click.option("--model", required=True, help="ONNX model (engines once the TensorRT runner lands).")
+@click.option("--model", required=True, help="TensorRT engine or ONNX model.")
 @backend_options
 @source_options
 @click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
@@ -369,8 +467,9 @@ def report(paths, md_path, plot_path):
 @cli.command()
 @click.option("--models", cls=ListOption, help="Baseline weights or model YAMLs: --models yolov8n.pt yolov8m.pt")
 @click.option("--pruned", cls=ListOption, help="Pruned weights to set beside them.")
-@click.option("--precisions", cls=ListOption, help="fp32 (ONNX Runtime, the default); fp16/int8 once edgekit "
-              "build (TensorRT) is there.")
+@click.option("--precisions", cls=ListOption, help="fp32 (ONNX Runtime, the default), fp16, int8, best (TensorRT "
+              "engines built here: needs TensorRT and a GPU).")
+@click.option("--calib", default=None, help="Calibration images for --precisions int8/best.")
 @click.option("--data", required=True, help="data.yaml or COCO json to evaluate on.")
 @click.option("--imgsz", type=int, default=640, show_default=True)
 @click.option("--iterations", type=int, default=50, show_default=True)
@@ -378,7 +477,7 @@ def report(paths, md_path, plot_path):
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--out", default=None, help="Results folder  [default: benchmarks/tradeoff-TIME]")
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
-def tradeoff(models, pruned, precisions, data, imgsz, iterations, warmup, threads, out, download):
+def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup, threads, out, download):
     """Export, bench and eval each model and precision, then report: the one command to choose a model (host)."""
     from edgekit.host.tradeoff import tradeoff as run
     from edgekit.log import out as console_out
@@ -386,7 +485,8 @@ def tradeoff(models, pruned, precisions, data, imgsz, iterations, warmup, thread
 
     flat = ListOption.flatten
     result = run(flat(models), data, pruned=flat(pruned), precisions=flat(precisions) or ["fp32"], imgsz=imgsz, out=out,
-                 warmup=warmup, iterations=iterations, threads=threads or os.cpu_count(), download=download)
+                 warmup=warmup, iterations=iterations, threads=threads or os.cpu_count(), download=download,
+                 calib=calib)
     for table in tables(result["report"]):
         console_out.print(table)
     click.echo(str(result["dir"]))

@@ -72,7 +72,14 @@ def test_tradeoff_never_swaps_precision(tmp_path):
     data = tmp_path / "data.yaml"
     data.write_text("val: x\nnames: [a]\n")
     assert_user_error(invoke(["tradeoff", "--models", "yolov8n.yaml", "--precisions", "fp16", "int8",
-                              "--data", data, "--out", tmp_path / "o"]), "fp16 int8", "--precisions fp32")
+                              "--data", data, "--out", tmp_path / "o"]), "--calib")
+    assert_user_error(invoke(["tradeoff", "--models", "yolov8n.yaml", "--precisions", "fp8", "--data", data]),
+                      "choose from")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:  # FP16 needs a TensorRT engine: without TensorRT that is an error, never an FP32 row
+        assert_user_error(invoke(["tradeoff", "--models", "yolov8n.yaml", "--precisions", "fp16",
+                                  "--data", data, "--out", tmp_path / "o"]), "fp16", "--precisions fp32")
     assert not (tmp_path / "o").exists()
 
 

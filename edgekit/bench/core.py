@@ -35,6 +35,7 @@ class BenchConfig:
     threads: Optional[int] = None  # ONNX Runtime intra-op threads (default: its own choice)
     conf: float = 0.25
     iou: float = 0.7
+    cuda_graph: bool = False  # TensorRT: replay inference as a CUDA graph
 
     def validate(self) -> None:
         if self.warmup < 0:
@@ -147,6 +148,6 @@ def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool
     )
     with progress:
         for model in models:
-            with open_runner(model, config.backend, threads=config.threads) as runner:
+            with open_runner(model, config.backend, threads=config.threads, cuda_graph=config.cuda_graph) as runner:
                 results.append(bench_model(runner, frames, config, progress))
     return results

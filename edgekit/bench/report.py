@@ -14,7 +14,7 @@ from edgekit.bench.stats import STAT_KEYS
 from edgekit.manifest import utc_now
 from edgekit.sysinfo import system_info
 
-STAGE_ORDER = ("preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "e2e")
+STAGE_ORDER = ("preprocess", "stage", "h2d", "compute", "d2h", "inference", "postprocess", "e2e")
 DEFAULT_DIR = Path("benchmarks") / "results"
 
 

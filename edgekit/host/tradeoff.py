@@ -24,21 +24,50 @@ from edgekit.report.render import markdown, plot
 from edgekit.runtime import open_runner
 
 ENGINE_PRECISIONS = ("fp16", "int8", "best")
+PRECISIONS = ("fp32",) + ENGINE_PRECISIONS
 
 
-def check_precisions(precisions: Sequence[str]) -> None:
-    """Only what can be measured as asked: FP16/INT8 need TensorRT engines; nothing is silently swapped."""
+def check_precisions(precisions: Sequence[str], calib: Optional[str] = None) -> None:
+    """Only what can be measured as asked: FP16/INT8 need TensorRT engines built here; nothing is silently
+    swapped for another precision."""
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise EdgekitError("--precisions %s: choose from %s" % (" ".join(unknown), ", ".join(PRECISIONS)))
     needs_engine = [p for p in precisions if p in ENGINE_PRECISIONS]
-    if needs_engine:
-        raise EdgekitError(
-            "--precisions %s needs TensorRT engines from edgekit build, which this edgekit does not have yet: "
-            "run --precisions fp32 (ONNX Runtime) for now" % " ".join(needs_engine))
+    if not needs_engine:
+        return
+    if any(p in ("int8", "best") for p in needs_engine) and not calib:
+        raise EdgekitError("--precisions int8/best needs calibration images: --calib DIR")
+    try:
+        from edgekit.lazy import lazy_import
+
+        lazy_import("tensorrt")
+        lazy_import("pycuda.driver")
+    except EdgekitError as exc:
+        raise EdgekitError("--precisions %s needs TensorRT engines built on this machine's GPU (%s): run on a "
+                           "machine with TensorRT, or --precisions fp32 (ONNX Runtime)"
+                           % (" ".join(needs_engine), str(exc).split(":")[0])) from exc
+
+
+def build_engines(onnx_paths: Sequence[str], precisions: Sequence[str], calib: Optional[str], out: Path) -> List[str]:
+    """One TensorRT engine per ONNX and engine precision, built here with edgekit build's defaults."""
+    from edgekit.build.engine import build_engine
+    from edgekit.build.plan import BuildRequest
+    from edgekit.build.prepare import prepare
+
+    engines = []
+    for onnx_path in onnx_paths:
+        for precision in [p for p in precisions if p in ENGINE_PRECISIONS]:
+            request = BuildRequest(precision=precision, calib=calib if precision in ("int8", "best") else None)
+            engines.append(str(build_engine(prepare(onnx_path, request), request, out=str(out),
+                                            timing_cache=str(out / "timing.cache"))))
+    return engines
 
 
 def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), precisions: Sequence[str] = ("fp32",),
              imgsz: int = 640, out: Optional[str] = None, warmup: int = 5, iterations: int = 50,
-             threads: Optional[int] = None, download: bool = False) -> Dict[str, Path]:
-    check_precisions(precisions)
+             threads: Optional[int] = None, download: bool = False, calib: Optional[str] = None) -> Dict[str, Path]:
+    check_precisions(precisions, calib)
     if not models and not pruned:
         raise EdgekitError("give at least one model: --models yolov8n.pt yolov8m.pt [--pruned pruned.pt]")
     load_dataset(data)  # a bad dataset fails before any export starts
@@ -48,13 +77,14 @@ def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), preci
         name = Path(weights).stem + ("-pruned" if is_pruned and "prun" not in Path(weights).stem else "")
         onnx_paths.append(str(export(weights=weights, imgsz=imgsz, out=str(out_dir / "models"), name=name + ".onnx",
                                      download=download, extra={"pruned": is_pruned})))
-    with phase("benchmarking %d models" % len(onnx_paths)):
-        results = bench_models(onnx_paths, BenchConfig(backend="onnxruntime", warmup=warmup, iterations=iterations,
-                                                       threads=threads))
+    models_run = (onnx_paths if "fp32" in precisions else []) + build_engines(onnx_paths, precisions, calib,
+                                                                               out_dir / "models")
+    with phase("benchmarking %d models" % len(models_run)):
+        results = bench_models(models_run, BenchConfig(warmup=warmup, iterations=iterations, threads=threads))
     write_json_atomic(out_dir / "bench.json", bench_report.result_document("bench", results))
     evals = []
-    for model in onnx_paths:
-        with open_runner(model, "onnxruntime", threads=threads) as runner:
+    for model in models_run:
+        with open_runner(model, threads=threads) as runner:
             evals.append(evaluate(runner, load_dataset(data)))  # fresh: evaluate counts problems per run
     write_json_atomic(out_dir / "eval.json", bench_report.result_document("eval", evals))
     joined = join_results(load_documents([str(out_dir)]))

@@ -29,7 +29,7 @@ class Runner:
         self.info: Optional[ModelInfo] = None
         self.input_name = ""
         self.input_shape: Sequence[Dim] = ()
-        self.input_dtype = np.dtype(np.float32)
+        self.input_dtype: np.dtype = np.dtype(np.float32)
         self.output_names: List[str] = []
         self.device = "cpu"  # what actually runs it, e.g. "CPUExecutionProvider" or a GPU name
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
+from edgekit.log import info
 from edgekit.runtime.base import Runner
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
-def open_runner(path, backend: str = "auto", threads: Optional[int] = None) -> Runner:
-    """A ready Runner for ``path`` (ONNX now; TensorRT engines once the TensorRT runner lands)."""
+def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda_graph: bool = False) -> Runner:
+    """A ready Runner: TensorRT for engines (and for ONNX with backend="tensorrt"), else ONNX Runtime."""
     path = Path(path)
     if backend not in BACKENDS:
         raise EdgekitError("unknown backend %r: choose one of %s" % (backend, ", ".join(BACKENDS)))
@@ -23,18 +25,49 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None) -> R
     if path.stat().st_size == 0:
         raise EdgekitError("model %s is empty (0 bytes): re-export or rebuild it" % path)
     suffix = path.suffix.lower()
-    if suffix in ENGINE_SUFFIXES or backend == "tensorrt":
-        return _tensorrt_runner(path)
-    if suffix != ".onnx":
+    is_engine = suffix in ENGINE_SUFFIXES
+    if not is_engine and suffix != ".onnx":
         raise EdgekitError("%s: expected an ONNX model (.onnx) or a TensorRT engine (.engine)" % path)
+    if is_engine and backend == "onnxruntime":
+        raise EdgekitError("%s is a TensorRT engine: ONNX Runtime runs the .onnx it was built from" % path.name)
+    if cuda_graph and not (is_engine or backend == "tensorrt"):
+        raise EdgekitError("--cuda-graph applies to TensorRT only: add --backend tensorrt or pass an engine")
+    if is_engine or backend == "tensorrt":
+        lazy_import("tensorrt")  # a missing TensorRT/pycuda gets the install hint first
+        lazy_import("pycuda.driver")
+        from edgekit.runtime.tensorrt import TensorRTRunner
+
+        return TensorRTRunner(path if is_engine else engine_for_onnx(path), cuda_graph=cuda_graph)
     from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(path, threads=threads)
 
 
-def _tensorrt_runner(path: Path) -> Runner:
-    lazy_import("tensorrt")  # a missing TensorRT gets the install hint first
-    raise EdgekitError(
-        "%s: the TensorRT runner is not in edgekit yet (it comes with `edgekit build`); "
-        "run the ONNX with --backend onnxruntime meanwhile" % path.name
-    )
+def engine_cache_dir() -> Path:
+    base = os.environ.get("EDGEKIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgekit")
+    return Path(base) / "engines"
+
+
+def engine_for_onnx(onnx_path: Path) -> Path:
+    """``--backend tensorrt`` on an ONNX: build it once with edgekit build's defaults, keyed by content."""
+    from edgekit.build.engine import build_engine
+    from edgekit.build.plan import BuildRequest
+    from edgekit.build.prepare import prepare
+    from edgekit.runtime import trtlib
+    from edgekit.runtime.engine_file import check_engine_file
+
+    request = BuildRequest()
+    prepared = prepare(onnx_path, request)
+    name = "%s-%s-default-trt%s.engine" % (onnx_path.stem, prepared.onnx_manifest["sha256"][:12], trtlib.version())
+    cached = engine_cache_dir() / name
+    if cached.is_file():
+        try:
+            check_engine_file(cached, None)
+            info("using cached engine %s" % cached)
+            return cached
+        except EdgekitError:
+            pass  # stale or broken: rebuild
+    info("building a TensorRT engine for %s (cached as %s; edgekit build gives the options)" % (onnx_path, cached))
+    return build_engine(prepared, request, out=str(engine_cache_dir()), name=name,
+                        command="edgekit build %s" % onnx_path)

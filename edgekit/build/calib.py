@@ -1,0 +1,143 @@
+"""INT8 calibration data, the classic way: a folder of images fed through inference's own letterbox.
+
+:class:`CalibrationSet` lists and checks the images before any build starts; :meth:`CalibrationSet.batches`
+yields NCHW float32 batches made by :func:`edgekit.vision.preprocess` (so calibration sees exactly what
+inference sees). :class:`CalibrationCache` stores TensorRT's calibration table under a key made of everything
+that went into it (ONNX sha256, input size, batch, preprocessing, the images), so a changed model, size or
+image set never reuses a stale table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from edgekit.bench.frames import IMAGE_SUFFIXES
+from edgekit.errors import EdgekitError
+from edgekit.log import warn
+from edgekit.manifest import atomic_path, write_json_atomic
+from edgekit.vision import preprocess
+
+# bump when edgekit.vision.preprocess changes what it feeds the network
+PREPROCESS_ID = "letterbox-center-pad114-rgb-div255-nchw-v1"
+FEW_IMAGES = 100  # NVIDIA suggests ~500 representative images; fewer than this gets a warning
+
+
+@dataclass
+class CalibrationSet:
+    images: List[Path]
+    batch_size: int
+    hw: Tuple[int, int]
+    max_batches: Optional[int] = None
+
+    @classmethod
+    def from_folder(cls, folder, batch_size: int, hw: Tuple[int, int], max_batches: Optional[int] = None):
+        """Check the folder now, so a bad one fails before a build that can take many minutes."""
+        folder = Path(folder)
+        if not folder.exists():
+            raise EdgekitError("calibration folder %s not found: give --calib a folder of images" % folder)
+        if not folder.is_dir():
+            raise EdgekitError("--calib %s is not a folder: give a folder of images (jpg/png/...)" % folder)
+        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not images:
+            raise EdgekitError("calibration folder %s has no images (%s): add frames like the camera's"
+                               % (folder, "/".join(s.lstrip(".") for s in IMAGE_SUFFIXES)))
+        if max_batches is not None and max_batches < 1:
+            raise EdgekitError("--calib-batches %d: must be at least 1" % max_batches)
+        needed = batch_size * (max_batches or 1)
+        if len(images) < needed:
+            raise EdgekitError(
+                "calibration folder %s has %d image(s); %s needs %d: add images%s"
+                % (folder, len(images), "--calib-batches %d x batch %d" % (max_batches, batch_size)
+                   if max_batches else "one batch of %d" % batch_size, needed,
+                   " or lower --calib-batches" if max_batches else "")
+            )
+        if len(images) < FEW_IMAGES:
+            warn("only %d calibration images in %s: INT8 scales from few images are noisy (aim for ~500)"
+                 % (len(images), folder))
+        return cls(images=images, batch_size=batch_size, hw=hw, max_batches=max_batches)
+
+    @property
+    def num_batches(self) -> int:
+        full = len(self.images) // self.batch_size
+        return min(full, self.max_batches) if self.max_batches else full
+
+    @property
+    def nbytes(self) -> int:
+        return self.batch_size * 3 * self.hw[0] * self.hw[1] * 4
+
+    def batches(self) -> Iterator[np.ndarray]:
+        """Contiguous float32 NCHW batches; unreadable images are skipped (and counted), never fatal alone."""
+        skipped = 0
+        pending: List[np.ndarray] = []
+        produced = 0
+        for path in self.images:
+            if produced >= self.num_batches:
+                break
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is None:
+                skipped += 1
+                continue
+            pending.append(frame)
+            if len(pending) == self.batch_size:
+                blob, _ = preprocess(pending, self.hw)
+                pending = []
+                produced += 1
+                yield np.ascontiguousarray(blob, dtype=np.float32)
+        if skipped:
+            warn("%d calibration image(s) could not be read and were skipped" % skipped)
+        if produced == 0:
+            raise EdgekitError("none of the %d calibration images could be read" % len(self.images))
+
+    def fingerprint(self) -> str:
+        """Which images, in which order (names and sizes; contents are not hashed, sizes catch most edits)."""
+        h = hashlib.sha256()
+        for p in self.images[: self.num_batches * self.batch_size]:
+            h.update(("%s:%d;" % (p.name, p.stat().st_size)).encode())
+        return h.hexdigest()
+
+
+def cache_key(onnx_sha256: str, calib: CalibrationSet, algorithm: str = "entropy2") -> str:
+    text = json.dumps({
+        "onnx_sha256": onnx_sha256, "imgsz": list(calib.hw), "batch": calib.batch_size,
+        "batches": calib.num_batches, "preprocess": PREPROCESS_ID, "images": calib.fingerprint(),
+        "algorithm": algorithm,
+    }, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CalibrationCache:
+    """A calibration table file plus ``FILE.json`` holding its key; a table under another key is never read."""
+
+    def __init__(self, path, key: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        self.meta_path = self.path.with_name(self.path.name + ".json")
+
+    @classmethod
+    def default(cls, folder, onnx_stem: str, key: str) -> CalibrationCache:
+        return cls(Path(folder) / ("%s-%s.calib" % (onnx_stem, key[:12])), key)
+
+    def read(self) -> Optional[bytes]:
+        if not self.path.is_file():
+            return None
+        try:
+            meta = json.loads(self.meta_path.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        if meta.get("key") != self.key:
+            warn("calibration cache %s was made for another model, size or image set: calibrating again"
+                 % self.path)
+            return None
+        return self.path.read_bytes()
+
+    def write(self, data: bytes) -> None:
+        with atomic_path(self.path) as tmp:
+            tmp.write_bytes(data)
+            write_json_atomic(self.meta_path, {"key": self.key, "bytes": len(data)})

@@ -1,0 +1,155 @@
+"""ONNX -> TensorRT engine, as small steps (Polygraphy's loaders): caps, network, config, build, save.
+
+``build_engine`` is the whole of ``edgekit build``: it checks the request against this GPU and TensorRT
+(``plan.py``) and the ONNX (``qdq.py``) before the slow part, logs each phase with its time, shows a progress
+bar (a spinner with elapsed time, a bar while calibrating, and TensorRT >= 10's own phases), and writes the
+engine and its manifest atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import tensorrt as trt
+
+from edgekit.build.calib import CalibrationCache, cache_key
+from edgekit.build.calibrator import Calibration
+from edgekit.build.manifest import engine_manifest
+from edgekit.build.plan import BuildPlan, BuildRequest, Caps, engine_name, flags_text, plan_build
+from edgekit.build.prepare import Prepared
+from edgekit.build.progress import build_display
+from edgekit.build.qdq import check_buildable
+from edgekit.build.timing_cache import TimingCacheFile
+from edgekit.errors import EdgekitError
+from edgekit.log import info, phase
+from edgekit.manifest import atomic_path, sha256_file, write_json_atomic
+from edgekit.runtime import trtlib
+from edgekit.runtime.cuda import CudaContext
+
+
+def caps_of(builder: trt.Builder, gpu: CudaContext) -> Caps:
+    return Caps(
+        tensorrt=trtlib.version(), gpu=gpu.name, sm=gpu.sm,
+        fast_fp16=bool(getattr(builder, "platform_has_fast_fp16", True)),
+        fast_int8=bool(getattr(builder, "platform_has_fast_int8", True)),
+        dla_cores=int(getattr(builder, "num_DLA_cores", 0)),
+        precision_flags=hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8"),
+        calibrators=hasattr(trt, "IInt8EntropyCalibrator2"),
+    )
+
+
+def network_from_onnx(builder: trt.Builder, logger: trtlib.CapturingLogger, path: Path, plan: BuildPlan):
+    flags = 0
+    explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
+    if explicit is not None and trtlib.major() < 10:  # the only mode from TensorRT 10 on
+        flags |= 1 << int(explicit)
+    if plan.strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(path)):
+        errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
+        raise EdgekitError("TensorRT %s cannot parse %s: %s" % (
+            trtlib.version(), path.name, (errors[0] if errors else logger.first_error("parser failed"))[:300]))
+    return network, parser  # the parser owns weights the network points at: keep it alive until the build
+
+
+def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, options: Dict[str, Any]) -> Any:
+    config = builder.create_builder_config()
+    if options.get("workspace"):
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options["workspace"]) << 20)
+    for flag in plan.flags:
+        config.set_flag(getattr(trt.BuilderFlag, flag))
+    mask = 0
+    for source in options["tactic_sources"]:
+        mask |= 1 << int(getattr(trt.TacticSource, source))
+    config.set_tactic_sources(mask)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # edgekit inspect shows layer precisions
+    if plan.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = plan.dla_core
+    inp = network.get_input(0)
+    if any(d < 0 for d in inp.shape):
+        profile = builder.create_optimization_profile()
+        h, w = options["imgsz"]
+        b = options.get("batch") or 1
+        profile.set_shape(inp.name, trt.Dims([1, 3, h, w]), trt.Dims([b, 3, h, w]), trt.Dims([b, 3, h, w]))
+        config.add_optimization_profile(profile)
+        if plan.quantization == "calibrated":
+            config.set_calibration_profile(profile)
+    return config
+
+
+def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines", name: Optional[str] = None,
+                 timing_cache: Optional[str] = None, calib_cache: Optional[str] = None, gpu: int = 0,
+                 verbose: bool = False, command: Optional[str] = None) -> Path:
+    """Build the prepared ONNX into ``out/NAME.engine`` + manifest on this GPU; returns the engine path."""
+    t_start = time.perf_counter()
+    onnx_path, facts = prepared.onnx_path, prepared.facts
+    trtlib.check_bindings()
+    gpu_ctx = CudaContext(gpu)
+    logger = trtlib.CapturingLogger(verbose)
+    seconds: Dict[str, float] = {}
+    try:
+        with gpu_ctx.current():
+            builder = trtlib.builder(logger)
+            caps = caps_of(builder, gpu_ctx)
+            plan = plan_build(request, caps, facts)  # every refusal happens here, before the slow part
+            check_buildable(prepared.proto, facts, caps.tensorrt, onnx_path)
+            for note in plan.notes:
+                info("note: %s" % note)
+            target = Path(out) / (name or engine_name(onnx_path.stem, plan, caps, request.batch))
+            calibrator = _calibrator(prepared, calib_cache, out) if plan.quantization == "calibrated" else None
+            t0 = time.perf_counter()
+            with phase("parsing %s with TensorRT %s" % (onnx_path.name, caps.tensorrt)):
+                network, _parser = network_from_onnx(builder, logger, onnx_path, plan)
+                config = config_from_plan(builder, network, plan, prepared.options)
+            seconds["parse"] = time.perf_counter() - t0
+            cache = TimingCacheFile(timing_cache) if timing_cache else None
+            if cache:
+                cache.attach(config)
+            if calibrator is not None:
+                config.int8_calibrator = calibrator.trt
+            t0 = time.perf_counter()
+            with phase("building %s engine (%s)" % (plan.label, flags_text(plan.flags))):
+                with build_display(config, "%s %s on %s" % (onnx_path.name, plan.label, caps.gpu)) as progress:
+                    if calibrator is not None:
+                        calibrator.attach(progress)
+                    serialized = builder.build_serialized_network(network, config)
+            seconds["build"] = time.perf_counter() - t0
+            if calibrator is not None:
+                calibrator.finish()
+            if serialized is None:
+                raise EdgekitError("TensorRT could not build %s: %s" % (
+                    onnx_path.name, logger.first_error("no error message (rerun with --verbose)")))
+            if cache:
+                cache.save(config)
+            with atomic_path(target) as tmp:
+                with open(str(tmp), "wb") as f:
+                    f.write(memoryview(serialized))
+                seconds["total"] = time.perf_counter() - t_start
+                doc = engine_manifest(
+                    target=target, engine_file=tmp, sha256=sha256_file(tmp), prepared=prepared, plan=plan,
+                    caps=caps, calibration=calibrator.summary() if calibrator else None, seconds=seconds,
+                    timing_cache=timing_cache, command=command, warnings=len(logger.warnings))
+                write_json_atomic(str(target) + ".json", doc)
+    finally:
+        gpu_ctx.release()
+    info("wrote %s (%.1f MB) in %.0f s" % (target, target.stat().st_size / 1e6, seconds["total"]))
+    return target
+
+
+def _calibrator(prepared: Prepared, calib_cache: Optional[str], out: str) -> Calibration:
+    calib = prepared.calib
+    if calib is None:
+        raise EdgekitError("INT8 calibration needs --calib DIR")
+    key = cache_key(prepared.onnx_manifest["sha256"], calib)
+    cache = CalibrationCache(calib_cache, key) if calib_cache else CalibrationCache.default(
+        Path(out) / "calib", prepared.onnx_path.stem, key)
+    if cache.read() is not None:
+        info("reusing calibration table %s (same model, size and images)" % cache.path)
+    else:
+        info("calibrating on %d batches of %d" % (calib.num_batches, calib.batch_size))
+    return Calibration(calib, cache)

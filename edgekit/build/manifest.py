@@ -1,0 +1,73 @@
+"""The manifest written beside every engine: what it is, what built it, for which device, from which ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from edgekit import __version__
+from edgekit.build.plan import BuildPlan, Caps
+from edgekit.build.prepare import Prepared
+from edgekit.build.qdq import qdq_summary
+from edgekit.manifest import package_versions, utc_now
+from edgekit.runtime.modelinfo import onnx_io
+
+# copied from the ONNX's own manifest, so bench/eval/report know the model without the ONNX at hand
+CARRIED = ("model", "task", "trained", "weights_label", "pruned", "params", "gflops", "names", "stride", "source")
+
+
+def engine_manifest(target: Path, engine_file: Path, sha256: str, prepared: Prepared, plan: BuildPlan, caps: Caps,
+                    calibration: Optional[Dict[str, Any]], seconds: Dict[str, float], timing_cache: Optional[str],
+                    command: Optional[str], warnings: int) -> Dict[str, Any]:
+    proto, options, onnx_manifest = prepared.proto, prepared.options, prepared.onnx_manifest
+    inputs, outputs = onnx_io(proto)
+    doc: Dict[str, Any] = {
+        "kind": "tensorrt-engine",
+        "file": target.name,
+        "sha256": sha256,
+        "engine_bytes": engine_file.stat().st_size,
+        "created_at": utc_now(),
+        "edgekit_version": __version__,
+        "tensorrt": caps.tensorrt,
+        "gpu": caps.gpu,
+        "sm": caps.sm,
+        "dla_core": plan.dla_core,
+        "precision": plan.precision,
+        "flags": list(plan.flags),
+        "quantization": plan.quantization,
+        "strongly_typed": plan.strongly_typed,
+        "calibration": calibration,
+        "qdq": qdq_summary(proto) if plan.quantization == "qdq" else None,
+        "onnx": str(prepared.onnx_path),
+        "onnx_sha256": onnx_manifest.get("sha256"),
+        "imgsz": list(options["imgsz"]),
+        "batch": options.get("batch") or inputs[0]["shape"][0],
+        "inputs": inputs,
+        "outputs": outputs,
+        "workspace_mib": options.get("workspace"),
+        "tactic_sources": options["tactic_sources"],
+        "timing_cache": timing_cache,
+        "build_seconds": {k: round(v, 2) for k, v in seconds.items()},
+        "build_warnings": warnings,
+        "notes": list(plan.notes),
+        "command": command,
+        "versions": package_versions(["numpy", "onnx", "pycuda"]),
+    }
+    for key in CARRIED:
+        if key in onnx_manifest:
+            doc[key] = onnx_manifest[key]
+    if not doc.get("names"):
+        doc["names"] = _names_from_metadata(proto)
+    return doc
+
+
+def _names_from_metadata(proto: Any) -> Dict[int, str]:
+    import ast
+
+    for prop in proto.metadata_props:
+        if prop.key == "names":
+            try:
+                return {int(k): str(v) for k, v in ast.literal_eval(prop.value).items()}
+            except (ValueError, SyntaxError):
+                return {}
+    return {}

@@ -1,0 +1,70 @@
+"""Everything ``edgekit build`` checks before TensorRT is imported: the ONNX, the options, the calibration
+images. A bad file or folder fails here in milliseconds, on any machine, not minutes into a build."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from edgekit.build.calib import CalibrationSet
+from edgekit.build.plan import BuildRequest, ModelFacts, check_request, check_workspace, parse_tactic_sources
+from edgekit.build.qdq import load_onnx, model_facts
+from edgekit.errors import EdgekitError
+from edgekit.manifest import read_manifest, sha256_file
+
+
+@dataclass
+class Prepared:
+    onnx_path: Path
+    proto: Any
+    facts: ModelFacts
+    onnx_manifest: Dict[str, Any]  # the ONNX's edgekit manifest (with its sha256), or {} plus the sha256
+    imgsz: Tuple[int, int]
+    options: Dict[str, Any]  # workspace, tactic_sources, imgsz, batch
+    calib: Optional[CalibrationSet]
+
+
+def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, tactic_sources: Optional[str] = None,
+            calib_batches: Optional[int] = None) -> Prepared:
+    onnx_path = Path(onnx_path)
+    if onnx_path.suffix.lower() != ".onnx":
+        raise EdgekitError("%s: edgekit build takes an ONNX model (.onnx), e.g. from edgekit export" % onnx_path)
+    proto = load_onnx(onnx_path)
+    facts = model_facts(proto)
+    check_request(request, facts)
+    manifest = dict(read_manifest(onnx_path) or {}, sha256=sha256_file(onnx_path))
+    imgsz = input_size(proto, manifest)
+    if request.batch is not None and request.batch < 1:
+        raise EdgekitError("--batch %d: must be at least 1" % request.batch)
+    if facts.static_batch and request.batch and request.batch != facts.static_batch:
+        raise EdgekitError("--batch %d: %s has a static batch of %d; re-export with edgekit export --dynamic"
+                           % (request.batch, onnx_path.name, facts.static_batch))
+    options = {"workspace": check_workspace(workspace), "tactic_sources": parse_tactic_sources(tactic_sources),
+               "imgsz": imgsz, "batch": request.batch}
+    calib = None
+    if request.calib is not None:
+        if request.precision not in ("int8", "best"):
+            raise EdgekitError("--calib is for INT8 builds: add --int8 or --best")
+        if not facts.qdq:  # a Q/DQ model carries its scales; plan_build notes that --calib is unused
+            batch = facts.static_batch or request.batch or 1
+            calib = CalibrationSet.from_folder(request.calib, batch, imgsz, calib_batches)
+    return Prepared(onnx_path, proto, facts, manifest, imgsz, options, calib)
+
+
+def input_size(proto: Any, manifest: Dict[str, Any]) -> Tuple[int, int]:
+    """(h, w) of the input: static dims, else the exported imgsz (edgekit manifest or ultralytics metadata)."""
+    initializers = {i.name for i in proto.graph.initializer}
+    inp = [v for v in proto.graph.input if v.name not in initializers][0]
+    dims = inp.type.tensor_type.shape.dim
+    if len(dims) == 4 and dims[2].dim_value > 0 and dims[3].dim_value > 0:
+        return int(dims[2].dim_value), int(dims[3].dim_value)
+    size = manifest.get("imgsz")
+    if not size:
+        for prop in proto.metadata_props:
+            if prop.key == "imgsz":
+                size = ast.literal_eval(prop.value)
+    if not size:
+        raise EdgekitError("cannot tell the input size of this dynamic ONNX: re-export it with edgekit export --imgsz")
+    return int(size[0]), int(size[1])

@@ -1,0 +1,81 @@
+"""Check a TensorRT engine file against its manifest and this device *before* TensorRT reads it.
+
+Engines are not portable: one built by another TensorRT version or for another GPU (compute capability)
+fails to load or, worse, crashes. edgekit writes ``ENGINE.json`` beside every engine; here that manifest is
+compared with the file (size, sha256: truncated or replaced?) and with this device (TensorRT version, SM),
+and a mismatch is one line that names the rebuild command. Plain Python: tested without a GPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from edgekit.errors import EdgekitError
+from edgekit.log import warn
+from edgekit.manifest import read_manifest, sha256_file
+
+
+def rebuild_hint(manifest: Optional[Dict[str, Any]], path: Path) -> str:
+    if manifest and manifest.get("command"):
+        return "rebuild it on this device with: %s" % manifest["command"]
+    onnx = (manifest or {}).get("onnx") or "MODEL.onnx"
+    return "rebuild it on this device with: edgekit build %s" % onnx
+
+
+def describe(tensorrt: Optional[str], sm: Optional[str], gpu: Optional[str] = None) -> str:
+    where = "sm_%s" % str(sm).replace(".", "") if sm else "an unknown GPU"
+    if gpu:
+        where = "%s (%s)" % (where, gpu)
+    return "TensorRT %s for %s" % (tensorrt or "?", where)
+
+
+def check_engine_file(path, device: Optional[Dict[str, str]] = None,
+                      verify_sha: bool = True) -> Optional[Dict[str, Any]]:
+    """Raise :class:`EdgekitError` if ``path`` cannot be a loadable engine here; return its manifest (or None).
+
+    ``device`` is ``{"tensorrt": "8.5.2.2", "sm": "7.2", "gpu": "Xavier"}`` for this machine; None skips the
+    device comparison (e.g. ``edgekit inspect`` on a workstation).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError("engine %s not found" % path)
+    size = path.stat().st_size
+    if size == 0:
+        raise EdgekitError("engine %s is empty (0 bytes): %s" % (path, rebuild_hint(None, path)))
+    manifest = read_manifest(path)
+    if manifest is None:
+        warn("%s has no manifest (%s.json): TensorRT version and GPU cannot be checked before loading"
+             % (path.name, path.name))
+        return None
+    if manifest.get("kind") != "tensorrt-engine":
+        raise EdgekitError("%s.json is not an engine manifest (kind %r): is %s an engine?"
+                           % (path.name, manifest.get("kind"), path.name))
+    expected = manifest.get("engine_bytes")
+    if expected is not None and size != expected:
+        raise EdgekitError("engine %s is %d bytes but was built as %d (truncated or replaced): %s"
+                           % (path, size, expected, rebuild_hint(manifest, path)))
+    if verify_sha and manifest.get("sha256") and sha256_file(path) != manifest["sha256"]:
+        raise EdgekitError("engine %s does not match the sha256 in its manifest (changed since it was built): %s"
+                           % (path, rebuild_hint(manifest, path)))
+    if device is not None:
+        check_compatible(manifest, device, path)
+    return manifest
+
+
+def check_compatible(manifest: Dict[str, Any], device: Dict[str, str], path: Path) -> None:
+    built_trt, built_sm = manifest.get("tensorrt"), manifest.get("sm")
+    here_trt, here_sm = device.get("tensorrt"), device.get("sm")
+    trt_differs = bool(built_trt and here_trt and built_trt != here_trt)
+    sm_differs = bool(built_sm and here_sm and built_sm != here_sm)
+    if trt_differs or sm_differs:
+        raise EdgekitError("engine %s was built with %s; this device has %s: %s" % (
+            path.name, describe(built_trt, built_sm, manifest.get("gpu")),
+            describe(here_trt, here_sm, device.get("gpu")), rebuild_hint(manifest, path)))
+    dla = manifest.get("dla_core")
+    if dla is not None and int(device.get("dla_cores", 0) or 0) <= int(dla):
+        raise EdgekitError("engine %s runs on DLA core %s, which this device does not have: %s"
+                           % (path.name, dla, rebuild_hint(manifest, path)))
+    if manifest.get("gpu") and device.get("gpu") and manifest["gpu"] != device["gpu"]:
+        warn("%s was built on %s and runs on %s (same sm_%s): it loads, but its tactics were timed on the other GPU"
+             % (path.name, manifest["gpu"], device["gpu"], str(here_sm).replace(".", "")))

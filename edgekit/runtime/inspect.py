@@ -1,0 +1,136 @@
+"""``edgekit inspect``: what a model file is. ONNX: manifest, I/O, opset, Q/DQ. Engine: manifest, whether
+it fits this device, and (with TensorRT on a GPU) its I/O tensors and per-layer precisions."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any, Dict, List
+
+from edgekit.errors import EdgekitError
+from edgekit.manifest import read_manifest
+from edgekit.runtime.loader import ENGINE_SUFFIXES
+
+
+def inspect_model(path, layers: bool = True) -> Dict[str, Any]:
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return inspect_onnx(path)
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        return inspect_engine(path, layers)
+    raise EdgekitError("%s: edgekit inspect reads ONNX (.onnx) and TensorRT engines (.engine)" % path)
+
+
+def inspect_onnx(path: Path) -> Dict[str, Any]:
+    from edgekit.build.qdq import load_onnx, model_facts, opset, qdq_problems, qdq_summary
+    from edgekit.runtime.modelinfo import onnx_io
+
+    proto = load_onnx(path)
+    facts = model_facts(proto)
+    inputs, outputs = onnx_io(proto)
+    doc: Dict[str, Any] = {
+        "file": str(path), "kind": "onnx", "opset": opset(proto), "inputs": inputs, "outputs": outputs,
+        "float_type": facts.float_type, "qdq": facts.qdq,
+        "ops": dict(Counter(n.op_type for n in proto.graph.node).most_common()),
+        "manifest": read_manifest(path),
+    }
+    if facts.qdq:
+        doc["qdq_nodes"] = qdq_summary(proto)
+        doc["tensorrt_8.5_problems"] = qdq_problems(proto, "8.5.2")
+    return doc
+
+
+def inspect_engine(path: Path, layers: bool = True) -> Dict[str, Any]:
+    from edgekit.lazy import lazy_import
+    from edgekit.runtime.engine_file import check_engine_file
+
+    manifest = check_engine_file(path, None)
+    doc: Dict[str, Any] = {"file": str(path), "kind": "tensorrt-engine", "manifest": manifest}
+    try:
+        lazy_import("tensorrt")
+        lazy_import("pycuda.driver")
+    except EdgekitError as exc:
+        doc["tensors"] = None
+        doc["note"] = "I/O tensors and layer precisions need TensorRT on a GPU (%s)" % str(exc).split(":")[0]
+        return doc
+    from edgekit.runtime.tensorrt import TensorRTRunner
+
+    runner = TensorRTRunner(path)
+    try:
+        with runner.gpu.current():
+            from edgekit.runtime import trtlib
+
+            doc["tensors"] = [{"name": n, "mode": "input" if i else "output", "shape": list(s), "dtype": str(d)}
+                              for n, i, s, d in trtlib.io_tensors(runner.engine)]
+            doc["tensorrt"] = trtlib.version()
+            doc["device"] = runner.device
+            if layers:
+                doc["layers"] = engine_layers(runner.engine)
+    finally:
+        runner.close()
+    return doc
+
+
+_DTYPE = re.compile(r"\b(FP32|FP16|BF16|FP8|INT8|Int8|INT32|Int32|Int64|Bool|UInt8)\b")
+
+
+def engine_layers(engine: Any) -> List[Dict[str, Any]]:
+    """Per-layer name, type and precision from TensorRT's engine inspector (needs DETAILED profiling
+    verbosity, which edgekit build sets; other engines show names only)."""
+    import tensorrt as trt
+
+    inspector = engine.create_engine_inspector()
+    info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+    out = []
+    for layer in info.get("Layers", []):
+        if isinstance(layer, str):
+            out.append({"name": layer})
+            continue
+        precisions = sorted({m.group(1).upper() for t in layer.get("Outputs", [])
+                             for m in [_DTYPE.search(str(t.get("Format/Datatype", "")))] if m})
+        out.append({"name": layer.get("Name"), "type": layer.get("LayerType"), "precision": "/".join(precisions)})
+    return out
+
+
+def precision_counts(layers: List[Dict[str, Any]]) -> Dict[str, int]:
+    return dict(Counter(layer.get("precision") or "?" for layer in layers))
+
+
+def inspect_rows(doc: Dict[str, Any]) -> Any:
+    """A two-column rich table of the most useful fields."""
+    from rich.table import Table
+
+    table = Table(title="edgekit inspect %s" % doc["file"], show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    manifest = doc.get("manifest") or {}
+    rows: List[Any] = [("kind", doc["kind"])]
+    if doc["kind"] == "onnx":
+        rows += [("opset", doc["opset"]), ("float type", doc["float_type"]), ("Q/DQ", doc["qdq"])]
+        if doc.get("qdq_nodes"):
+            rows.append(("Q/DQ nodes", "%(quantize_nodes)d Q, %(dequantize_nodes)d DQ" % doc["qdq_nodes"]))
+            rows.append(("TensorRT 8.5", "; ".join(doc["tensorrt_8.5_problems"]) or "accepts these Q/DQ nodes"))
+        for t in doc["inputs"] + doc["outputs"]:
+            rows.append(("tensor %s" % t["name"], "%s %s" % (t["dtype"], t["shape"])))
+        rows.append(("ops", ", ".join("%s %d" % kv for kv in list(doc["ops"].items())[:10])))
+    for key in ("precision", "flags", "quantization", "tensorrt", "gpu", "sm", "dla_core", "imgsz", "batch",
+                "weights_label", "pruned", "params", "gflops", "sha256", "onnx", "build_seconds", "command"):
+        if manifest.get(key) not in (None, [], {}):
+            rows.append((key, manifest[key]))
+    if manifest.get("names"):
+        names = list(manifest["names"].values())
+        rows.append(("classes", "%d: %s%s" % (len(names), ", ".join(names[:8]), ", ..." if len(names) > 8 else "")))
+    if doc["kind"] == "tensorrt-engine" and not manifest:
+        rows.append(("manifest", "none: TensorRT version and GPU unknown"))
+    for t in doc.get("tensors") or []:
+        rows.append(("tensor %s" % t["name"], "%s %s %s" % (t["mode"], t["dtype"], t["shape"])))
+    if doc.get("layers"):
+        rows.append(("layers", "%d: %s" % (len(doc["layers"]), ", ".join(
+            "%s %d" % kv for kv in precision_counts(doc["layers"]).items()))))
+    if doc.get("note"):
+        rows.append(("note", doc["note"]))
+    for key, value in rows:
+        table.add_row(str(key), str(value))
+    return table

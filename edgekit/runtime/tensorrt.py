@@ -1,0 +1,158 @@
+"""TensorRT backend: a serialized engine run with pycuda, timed with CUDA events.
+
+Buffers are allocated once per I/O tensor, found by name (pinned host + device memory); one stream; events
+around host->device copy, compute and device->host copy, so every ``infer`` reports ``h2d``, ``compute`` and
+``d2h`` on the GPU clock, plus ``stage`` (copying the batch into pinned memory) and ``inference`` (all of it,
+host clock). ``cuda_graph=True`` captures the compute once and replays it (static shapes only).
+
+Before TensorRT reads the file, ``engine_file.check_engine_file`` compares its manifest with this device.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorrt as trt
+
+from edgekit.errors import EdgekitError
+from edgekit.runtime import trtlib
+from edgekit.runtime.base import Runner
+from edgekit.runtime.cuda import CudaContext, CudaGraph, Events, HostDeviceMem, cuda_call, driver
+from edgekit.runtime.engine_file import check_engine_file, rebuild_hint
+from edgekit.runtime.modelinfo import model_info
+
+
+class TensorRTRunner(Runner):
+    backend = "tensorrt"
+    clock = "cuda"
+
+    def __init__(self, path, gpu: int = 0, cuda_graph: bool = False, verbose: bool = False) -> None:
+        super().__init__(path)
+        trtlib.check_bindings()
+        self.gpu = CudaContext(gpu)
+        self.buffers: Dict[str, HostDeviceMem] = {}
+        self.graph: Optional[CudaGraph] = None
+        self.use_graph = cuda_graph
+        self.logger = trtlib.CapturingLogger(verbose)
+        try:
+            with self.gpu.current():
+                self._load()
+        except BaseException:
+            self.close()
+            raise
+
+    def _load(self) -> None:
+        runtime = trtlib.runtime(self.logger)
+        device = {"tensorrt": trtlib.version(), "sm": self.gpu.sm, "gpu": self.gpu.name,
+                  "dla_cores": str(getattr(runtime, "num_DLA_cores", 0))}
+        manifest = check_engine_file(self.path, device)
+        if manifest and manifest.get("dla_core") is not None:
+            runtime.DLA_core = int(manifest["dla_core"])
+        engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise EdgekitError("cannot load %s as a TensorRT %s engine (%s): %s" % (
+                self.path, trtlib.version(), self.logger.first_error("not a TensorRT engine"),
+                rebuild_hint(manifest, self.path)))
+        self.runtime, self.engine = runtime, engine
+        context = engine.create_execution_context()
+        if context is None:
+            raise EdgekitError("TensorRT could not create an execution context for %s (%s)"
+                               % (self.path.name, self.logger.first_error("out of GPU memory?")))
+        self.context = context
+        tensors = trtlib.io_tensors(engine)
+        inputs = [t for t in tensors if t[1]]
+        if len(inputs) != 1:
+            raise EdgekitError("%s has %d inputs; edgekit runs single-input YOLO engines" % (self.path, len(inputs)))
+        self.input_name, _, shape, dtype = inputs[0]
+        self.input_dtype = dtype
+        self.input_shape = [d if d > 0 else None for d in shape]
+        self.output_names = [t[0] for t in tensors if not t[1]]
+        self.dynamic = any(d < 0 for d in shape)
+        alloc_shape = shape
+        if self.dynamic:  # buffers for the largest shape the profile allows; set per call
+            alloc_shape = trtlib.dims(engine.get_tensor_profile_shape(self.input_name, 0)[2])
+            context.set_input_shape(self.input_name, trt.Dims(list(alloc_shape)))
+        self.buffers[self.input_name] = HostDeviceMem(alloc_shape, dtype)
+        for name, _, _, out_dtype in [t for t in tensors if not t[1]]:
+            out_shape = trtlib.dims(context.get_tensor_shape(name))
+            if any(d < 0 for d in out_shape):
+                raise EdgekitError("%s: output %s has a data-dependent shape %s; edgekit expects YOLOv8's fixed "
+                                   "output" % (self.path.name, name, out_shape))
+            self.buffers[name] = HostDeviceMem(out_shape, out_dtype)
+        for name, mem in self.buffers.items():
+            context.set_tensor_address(name, mem.ptr)
+        self.stream = cuda_call("creating a CUDA stream", driver().Stream)
+        self.events = Events("start", "h2d", "compute", "d2h")
+        self.info = model_info(self.path)
+        self.device = self.gpu.name
+        if self.dynamic and self.use_graph:
+            raise EdgekitError("--cuda-graph needs static shapes; %s has a dynamic input" % self.path.name)
+
+    def _infer(self, batch: np.ndarray) -> List[np.ndarray]:
+        with self.gpu.current():
+            return self._run(batch)
+
+    def _run(self, batch: np.ndarray) -> List[np.ndarray]:
+        cuda = driver()
+        t0 = time.perf_counter()
+        inp = self.buffers[self.input_name]
+        host_in = inp.host.reshape(-1)[: batch.size].reshape(batch.shape)
+        np.copyto(host_in, batch)  # pageable -> pinned, on the CPU
+        t1 = time.perf_counter()
+        if self.dynamic:
+            self.context.set_input_shape(self.input_name, trt.Dims(list(batch.shape)))
+        self.events.record("start", self.stream)
+        cuda.memcpy_htod_async(inp.device, host_in, self.stream)
+        self.events.record("h2d", self.stream)
+        self._compute()
+        self.events.record("compute", self.stream)
+        views = []
+        for name in self.output_names:
+            out = self.buffers[name]
+            shape = trtlib.dims(self.context.get_tensor_shape(name)) if self.dynamic else out.shape
+            view = out.host.reshape(-1)[: int(np.prod(shape))].reshape(shape)
+            cuda.memcpy_dtoh_async(view, out.device, self.stream)
+            views.append(view)
+        self.events.record("d2h", self.stream)
+        cuda_call("waiting for the GPU", self.stream.synchronize)
+        outputs = [v.copy() for v in views]  # buffers are reused by the next call
+        t2 = time.perf_counter()
+        self.timings = {
+            "stage": (t1 - t0) * 1e3, "h2d": self.events.ms("start", "h2d"),
+            "compute": self.events.ms("h2d", "compute"), "d2h": self.events.ms("compute", "d2h"),
+            "inference": (t2 - t0) * 1e3,
+        }
+        return outputs
+
+    def _compute(self) -> None:
+        if self.use_graph and self.graph is None:
+            self._enqueue(self.stream)  # TensorRT does its deferred setup on the first enqueue, not in a graph
+            self.graph = CudaGraph(self.stream, self._enqueue)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._enqueue(self.stream)
+
+    def _enqueue(self, stream) -> None:
+        if not self.context.execute_async_v3(stream.handle):
+            raise EdgekitError("TensorRT failed to run %s: %s"
+                               % (self.path.name, self.logger.first_error("execute_async_v3 returned False")))
+
+    def close(self) -> None:
+        gpu = getattr(self, "gpu", None)
+        if gpu is None or gpu.context is None:
+            return
+        with gpu.current():
+            if self.graph is not None:
+                self.graph.free()
+                self.graph = None
+            for mem in self.buffers.values():
+                mem.free()
+            self.buffers = {}
+            for attr in ("context", "engine", "runtime", "stream"):
+                if hasattr(self, attr):
+                    delattr(self, attr)  # TensorRT objects go while the context is current
+        gpu.release()
+

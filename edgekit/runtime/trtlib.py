@@ -1,0 +1,108 @@
+"""TensorRT glue shared by the builder and the runner: import check, logger, dtype table, device facts.
+
+Import this module only after ``edgekit.lazy.lazy_import("tensorrt")`` succeeded (the CLI and loaders do):
+it imports tensorrt at the top so mypy checks every call against ``tensorrt-stubs``.
+Only the name-based tensor API (TensorRT >= 8.5) is used: no binding indices, no ``build_engine``, no
+``max_workspace_size``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, List, Tuple
+
+import numpy as np
+import tensorrt as trt
+
+from edgekit.errors import EdgekitError
+
+# trt.nptype() uses np.bool, gone in numpy >= 1.24 (TensorRT 8.5 breaks there): our own table, by enum name
+_DTYPES: Dict[str, np.dtype] = {
+    "FLOAT": np.dtype(np.float32), "HALF": np.dtype(np.float16), "INT8": np.dtype(np.int8),
+    "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64), "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+}
+
+
+def check_bindings() -> None:
+    """A ``tensorrt`` that is only type stubs (a namespace folder) imports fine and then fails oddly."""
+    if not hasattr(trt, "Builder") or not hasattr(trt, "__version__"):
+        raise EdgekitError("the 'tensorrt' module at %s is not TensorRT's Python bindings (stubs only?): on "
+                           "JetPack apt install python3-libnvinfer; meanwhile --backend onnxruntime works"
+                           % list(getattr(trt, "__path__", [])))
+
+
+def numpy_dtype(dtype: trt.DataType) -> np.dtype:
+    name = str(dtype).split(".")[-1]
+    if name not in _DTYPES:
+        raise EdgekitError("TensorRT tensor type %s has no numpy equivalent in edgekit" % name)
+    return _DTYPES[name]
+
+
+def dims(d: trt.Dims) -> Tuple[int, ...]:
+    """A TensorRT Dims as a plain tuple of ints."""
+    return tuple(int(d[i]) for i in range(len(d)))
+
+
+def version() -> str:
+    return str(trt.__version__)
+
+
+def major() -> int:
+    return int(version().split(".")[0])
+
+
+class CapturingLogger(trt.ILogger):
+    """TensorRT's log, kept: errors make the one-line message, warnings are shown once, verbose on demand."""
+
+    def __init__(self, verbose: bool = False) -> None:
+        trt.ILogger.__init__(self)
+        self.verbose = verbose
+        self.errors: List[str] = []
+        self.warnings: List[str] = []
+        self._lock = threading.Lock()
+
+    def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+        with self._lock:
+            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+                self.errors.append(msg)
+            elif severity == trt.ILogger.Severity.WARNING:
+                self.warnings.append(msg)
+        if self.verbose:
+            print("[TensorRT] %s" % msg, flush=True)
+
+    def first_error(self, default: str) -> str:
+        """The most telling error line: TensorRT's first error, shortened, or ``default``."""
+        if not self.errors:
+            return default
+        text = " ".join(self.errors[0].split())
+        return text if len(text) < 300 else text[:297] + "..."
+
+
+def builder(logger: CapturingLogger) -> trt.Builder:
+    """A Builder, or one line that says CUDA/TensorRT could not start (no GPU, broken driver)."""
+    try:
+        return trt.Builder(logger)
+    except TypeError as exc:  # pybind: "factory function returned nullptr" when CUDA cannot initialise
+        raise EdgekitError("TensorRT could not start on a GPU (%s): this machine needs an NVIDIA GPU and driver; "
+                           "use --backend onnxruntime here" % logger.first_error("CUDA initialisation failed")
+                           ) from exc
+
+
+def runtime(logger: CapturingLogger) -> trt.Runtime:
+    try:
+        return trt.Runtime(logger)
+    except TypeError as exc:
+        raise EdgekitError("TensorRT could not start on a GPU (%s): use --backend onnxruntime here"
+                           % logger.first_error("CUDA initialisation failed")) from exc
+
+
+def io_tensors(engine: trt.ICudaEngine) -> List[Tuple[str, bool, Tuple[int, ...], np.dtype]]:
+    """(name, is_input, shape, numpy dtype) for every I/O tensor, found by name."""
+    out = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        shape = dims(engine.get_tensor_shape(name))
+        out.append((name, is_input, shape, numpy_dtype(engine.get_tensor_dtype(name))))
+    return out

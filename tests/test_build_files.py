@@ -1,0 +1,183 @@
+"""Q/DQ checks on ONNX made in code, engine manifest compatibility, and edgekit build/inspect/bench errors
+for bad files, all without a GPU."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.build.qdq import model_facts, qdq_problems
+from edgekit.errors import EdgekitError
+from edgekit.manifest import sha256_file
+from edgekit.runtime.engine_file import check_engine_file
+from tests.helpers import assert_user_error, invoke
+
+try:
+    import tensorrt  # noqa: F401
+
+    HAS_TRT = hasattr(tensorrt, "Builder")
+except ImportError:
+    HAS_TRT = False
+
+
+def qdq_model(zero_type=TensorProto.INT8, zero=0, scale_type=TensorProto.FLOAT, opset=17, domain=""):
+    """images -> Q -> DQ -> Conv: the smallest explicitly quantized graph."""
+    scale = numpy_helper.from_array(np.array(0.02, dtype=helper.tensor_dtype_to_np_dtype(scale_type)), "s")
+    zp = numpy_helper.from_array(np.array(zero, dtype=helper.tensor_dtype_to_np_dtype(zero_type)), "z")
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    nodes = [
+        helper.make_node("QuantizeLinear", ["images", "s", "z"], ["q"], name="q0", domain=domain),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"], name="dq0", domain=domain),
+        helper.make_node("Conv", ["dq", "w"], ["output0"], name="conv"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 4, 30, 30])],
+                              [scale, zp, w])
+    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    return helper.make_model(graph, opset_imports=imports)
+
+
+def test_clean_qdq_model_passes_and_is_detected():
+    model = qdq_model()
+    assert qdq_problems(model, "8.5.2.2") == []
+    facts = model_facts(model)
+    assert facts.qdq and facts.float_type == "fp32" and facts.static_batch == 1
+
+
+@pytest.mark.parametrize("kwargs, version, fragment", [
+    (dict(zero_type=TensorProto.UINT8, zero=128), "8.5.2", "symmetric INT8"),
+    (dict(zero=3), "8.5.2", "non-zero zero point"),
+    (dict(scale_type=TensorProto.FLOAT16), "8.5.2", "FP32 scales"),
+    (dict(opset=19), "8.5.2", "opset 19"),
+    (dict(domain="com.microsoft"), "10.3", "non-standard domain"),
+])
+def test_qdq_problems(kwargs, version, fragment):
+    problems = qdq_problems(qdq_model(**kwargs), version)
+    assert any(fragment in p for p in problems), problems
+
+
+def test_fp16_scales_and_opset19_are_fine_on_trt10():
+    assert qdq_problems(qdq_model(scale_type=TensorProto.FLOAT16, opset=19), "10.3.0") == []
+
+
+# --- engine files: checked against their manifest and this device before TensorRT reads them ------------------
+def fake_engine(tmp_path, **overrides):
+    path = tmp_path / "yolov8n-fp16-sm72-trt8.5.2.engine"
+    path.write_bytes(b"\x00engine-bytes" * 100)
+    manifest = {"kind": "tensorrt-engine", "sha256": sha256_file(path), "engine_bytes": path.stat().st_size,
+                "tensorrt": "8.5.2.2", "sm": "7.2", "gpu": "Xavier", "dla_core": None,
+                "onnx": "engines/yolov8n.onnx", "command": "edgekit build engines/yolov8n.onnx --fp16"}
+    manifest.update(overrides)
+    (tmp_path / (path.name + ".json")).write_text(json.dumps(manifest))
+    return path
+
+
+XAVIER = {"tensorrt": "8.5.2.2", "sm": "7.2", "gpu": "Xavier", "dla_cores": "2"}
+
+
+def test_matching_engine_passes(tmp_path):
+    assert check_engine_file(fake_engine(tmp_path), XAVIER)["tensorrt"] == "8.5.2.2"
+
+
+@pytest.mark.parametrize("device, fragments", [
+    ({"tensorrt": "10.3.0.30", "sm": "8.7", "gpu": "Orin"},
+     ["TensorRT 8.5.2.2 for sm_72 (Xavier)", "TensorRT 10.3.0.30 for sm_87 (Orin)",
+      "rebuild it on this device with: edgekit build engines/yolov8n.onnx --fp16"]),
+    ({"tensorrt": "8.5.2.2", "sm": "8.7"}, ["sm_87"]),
+])
+def test_engine_from_another_device_names_the_rebuild(tmp_path, device, fragments):
+    with pytest.raises(EdgekitError) as err:
+        check_engine_file(fake_engine(tmp_path), device)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+
+
+def test_truncated_changed_or_dla_engine(tmp_path):
+    path = fake_engine(tmp_path)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(EdgekitError, match="truncated"):
+        check_engine_file(path, XAVIER)
+    path = fake_engine(tmp_path)
+    path.write_bytes(b"X" * path.stat().st_size)
+    with pytest.raises(EdgekitError, match="sha256"):
+        check_engine_file(path, XAVIER)
+    with pytest.raises(EdgekitError, match="DLA core 0"):
+        check_engine_file(fake_engine(tmp_path, dla_core=0), dict(XAVIER, dla_cores="0"))
+    empty = tmp_path / "empty.engine"
+    empty.write_bytes(b"")
+    with pytest.raises(EdgekitError, match="empty"):
+        check_engine_file(empty, XAVIER)
+
+
+def test_engine_without_manifest_warns_and_other_gpu_same_sm_warns(tmp_path, capsys):
+    bare = tmp_path / "trtexec.engine"
+    bare.write_bytes(b"plan")
+    assert check_engine_file(bare, XAVIER) is None
+    check_engine_file(fake_engine(tmp_path), dict(XAVIER, gpu="Jetson AGX Xavier"))
+    err = capsys.readouterr().err
+    assert "no manifest" in err and "same sm_72" in " ".join(err.split())
+
+
+# --- the CLI: bad input is one line and exit 2, before TensorRT is needed --------------------------------------
+@pytest.fixture(scope="module")
+def small_onnx(tmp_path_factory):
+    d = tmp_path_factory.mktemp("onnx")
+    model = qdq_model()
+    del model.graph.node[:2]
+    model.graph.node[0].input[0] = "images"
+    del model.graph.initializer[:2]
+    onnx.save(model, str(d / "tiny.onnx"))
+    onnx.save(qdq_model(), str(d / "tiny-qdq.onnx"))
+    (d / "bad.onnx").write_bytes(b"garbage")
+    (d / "trunc.onnx").write_bytes((d / "tiny.onnx").read_bytes()[:50])
+    return d
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["missing.onnx"], ["not found"]),
+    (["bad.onnx"], ["not a readable ONNX"]),
+    (["trunc.onnx"], ["not a readable ONNX"]),
+    (["tiny.onnx", "--int8"], ["--calib", "edgekit quantize"]),
+    (["tiny.onnx", "--int8", "--calib", "nowhere"], ["not found"]),
+    (["tiny.onnx", "--int8", "--calib", "emptydir"], ["no images"]),
+    (["tiny.onnx", "--fp16", "--calib", "emptydir"], ["--calib is for INT8"]),
+    (["tiny-qdq.onnx", "--fp16"], ["Q/DQ", "--int8"]),
+    (["tiny.onnx", "--tactic-sources", "+NOPE"], ["unknown source"]),
+    (["tiny.onnx", "--workspace", "0"], ["--workspace"]),
+    (["tiny.onnx", "--batch", "4"], ["static batch of 1"]),
+    (["tiny.engine"], ["takes an ONNX"]),
+])
+def test_build_errors(small_onnx, args, fragments, monkeypatch):
+    monkeypatch.chdir(small_onnx)
+    (small_onnx / "emptydir").mkdir(exist_ok=True)
+    result = invoke(["build"] + args + ["--out", "out"])
+    assert_user_error(result, *fragments)
+    assert not (small_onnx / "out").exists() or not any((small_onnx / "out").glob("*.engine"))
+
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here")
+def test_build_without_tensorrt_says_what_to_install(small_onnx):
+    result = invoke(["build", small_onnx / "tiny.onnx", "--out", small_onnx / "out"])
+    assert_user_error(result, "tensorrt", "python3-libnvinfer", "--backend onnxruntime")
+
+
+def test_inspect_onnx_and_engine_manifest(small_onnx, tmp_path):
+    result = invoke(["inspect", small_onnx / "tiny-qdq.onnx", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["qdq"] and doc["qdq_nodes"]["quantize_nodes"] == 1 and doc["tensorrt_8.5_problems"] == []
+    engine = fake_engine(tmp_path)
+    result = invoke(["inspect", engine])
+    assert result.exit_code == 0, result.output
+    assert "8.5.2.2" in result.output and "edgekit build engines/yolov8n.onnx --fp16" in result.output
+    assert_user_error(invoke(["inspect", small_onnx / "bad.onnx"]), "not a readable ONNX")
+
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here")
+def test_bench_engine_without_tensorrt_and_cuda_graph_on_ort(small_onnx, tmp_path):
+    assert_user_error(invoke(["bench", fake_engine(tmp_path), "--no-save"]), "tensorrt")
+    assert_user_error(invoke(["bench", small_onnx / "tiny.onnx", "--cuda-graph", "--no-save"]), "TensorRT only")
+    assert_user_error(invoke(["bench", fake_engine(tmp_path), "--backend", "onnxruntime", "--no-save"]),
+                      "ONNX Runtime runs the .onnx")

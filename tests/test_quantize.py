@@ -1,0 +1,75 @@
+"""edgekit quantize (host): real ModelOpt INT8 Q/DQ on the trained synthetic YOLOv8n, checked with ONNX Runtime."""
+
+import json
+import shutil
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from edgekit.build.qdq import model_facts, opset, qdq_problems
+from edgekit.errors import EdgekitError
+from tests.helpers import assert_user_error, invoke
+
+pytest.importorskip("modelopt.onnx.quantization", reason="ModelOpt's ONNX quantization deps (export extra)")
+
+
+@pytest.fixture(scope="module")
+def quantized(synthetic_model, tmp_path_factory):
+    data, _, fp32 = synthetic_model
+    work = tmp_path_factory.mktemp("quantize")
+    calib = work / "calib"
+    calib.mkdir()
+    for image in sorted((data.parent / "images" / "train").glob("*.jpg"))[:24]:
+        shutil.copy(image, calib / image.name)
+    result = invoke(["quantize", fp32, "--calib", calib, "--images", 24, "--out", work])
+    assert result.exit_code == 0, result.output
+    return data, fp32, work / (fp32.stem + "-int8-qdq.onnx"), calib
+
+
+def test_qdq_model_is_what_tensorrt_85_takes(quantized):
+    _, _, path, _ = quantized
+    proto = onnx.load(str(path))
+    assert model_facts(proto).qdq and opset(proto) == 17
+    assert qdq_problems(proto, "8.5.2.2") == []
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    assert manifest["precision"] == "int8" and manifest["quantization"]["method"] == "entropy"
+    assert manifest["quantization"]["images"] == 24 and manifest["names"] == {"0": "circle", "1": "square",
+                                                                                "2": "triangle"}
+    assert manifest["agreement_vs_fp32"]["detections"]["match_rate"] > 0.8  # INT8 keeps most detections
+
+
+def test_qdq_accuracy_on_onnxruntime_is_close_to_fp32(quantized):
+    from edgekit.eval.dataset import load_dataset
+    from edgekit.eval.evaluate import evaluate
+    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+
+    data, fp32, qdq, _ = quantized
+    dataset = load_dataset(str(data))
+    scores = {}
+    for path in (fp32, qdq):
+        with OnnxRuntimeRunner(path, threads=2) as runner:
+            scores[path] = evaluate(runner, dataset, show_progress=False)["metrics"]["map50_95"]
+    assert scores[qdq] > 0.8 * scores[fp32], scores
+
+
+def test_build_takes_the_qdq_model_without_calibration_images(quantized):
+    _, _, qdq, _ = quantized
+    result = invoke(["build", qdq, "--int8", "--out", qdq.parent / "engines"])
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:  # got past every check that needs no GPU: only TensorRT itself is missing
+        assert_user_error(result, "cannot import tensorrt")
+    assert_user_error(invoke(["quantize", qdq, "--calib", quantized[3]]), "already has Q/DQ")
+    assert_user_error(invoke(["quantize", quantized[1]]), "--calib")
+
+
+def test_opset_relabel_refuses_nodes_newer_than_17():
+    from edgekit.host.quantize import retarget_opset
+
+    split = helper.make_node("Split", ["x"], ["a", "b"], axis=1, num_outputs=2)  # num_outputs: opset 18
+    graph = helper.make_graph([split], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2]) for n in "ab"])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    with pytest.raises(EdgekitError, match="needs opset 19"):
+        retarget_opset(model, 17)

@@ -1,0 +1,97 @@
+"""Every TensorRT name edgekit uses exists in the TensorRT installed here (8.5 on JetPack 5, 10 on Orin/desktop).
+
+Needs the real tensorrt bindings but no GPU: importing TensorRT and reading its classes works without one
+(creating a Builder does not). mypy with tensorrt-stubs checks the same code against TensorRT 10 in CI; this
+test checks it against the TensorRT actually installed, e.g. JetPack 5's 8.5, whose API differs.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+trt = pytest.importorskip("tensorrt", reason="needs the real TensorRT Python bindings (JetPack, or the device kit)")
+if not hasattr(trt, "Builder"):
+    pytest.skip("the tensorrt module here is stubs only", allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[1] / "edgekit"
+TRT_MODULES = ["runtime/trtlib.py", "runtime/tensorrt.py", "runtime/inspect.py", "build/engine.py",
+               "build/calibrator.py", "build/progress.py"]
+OPTIONAL = {"IProgressMonitor", "STRONGLY_TYPED"}  # TensorRT >= 10 only; edgekit checks with hasattr first
+
+# methods/properties edgekit calls on TensorRT objects (instances are not reachable by parsing)
+USED = {
+    "Builder": ["create_network", "create_builder_config", "build_serialized_network", "platform_has_fast_fp16",
+                "platform_has_fast_int8", "num_DLA_cores", "create_optimization_profile"],
+    "IBuilderConfig": ["set_memory_pool_limit", "set_flag", "set_tactic_sources", "create_timing_cache",
+                       "set_timing_cache", "get_timing_cache", "int8_calibrator", "DLA_core", "default_device_type",
+                       "add_optimization_profile", "set_calibration_profile", "profiling_verbosity"],
+    "ITimingCache": ["combine", "serialize"],
+    "OnnxParser": ["parse_from_file", "num_errors", "get_error"],
+    "INetworkDefinition": ["get_input"],
+    "IOptimizationProfile": ["set_shape"],
+    "Runtime": ["deserialize_cuda_engine", "DLA_core", "num_DLA_cores"],
+    "ICudaEngine": ["num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_shape", "get_tensor_dtype",
+                    "get_tensor_profile_shape", "create_execution_context", "create_engine_inspector"],
+    "IExecutionContext": ["set_tensor_address", "set_input_shape", "execute_async_v3", "get_tensor_shape"],
+    "IInt8EntropyCalibrator2": ["get_batch", "get_batch_size", "read_calibration_cache", "write_calibration_cache"],
+}
+
+
+def trt_chains():
+    """('BuilderFlag', 'FP16')-style chains written as trt.X.Y in edgekit's TensorRT modules."""
+    chains = set()
+    for rel in TRT_MODULES:
+        for node in ast.walk(ast.parse((ROOT / rel).read_text())):
+            if isinstance(node, ast.Attribute):
+                parts, cur = [], node
+                while isinstance(cur, ast.Attribute):
+                    parts.append(cur.attr)
+                    cur = cur.value
+                if isinstance(cur, ast.Name) and cur.id == "trt":
+                    chains.add(tuple(reversed(parts)))
+    return sorted(chains)
+
+
+def test_module_level_names_exist():
+    missing = []
+    for chain in trt_chains():
+        obj = trt
+        for name in chain:
+            if not hasattr(obj, name):
+                if name not in OPTIONAL:
+                    missing.append(".".join(chain))
+                break
+            obj = getattr(obj, name)
+    assert not missing, "TensorRT %s lacks %s" % (trt.__version__, missing)
+
+
+def test_flag_and_enum_names_used_by_name_exist():
+    from edgekit.build.plan import TACTIC_SOURCES
+
+    for source in TACTIC_SOURCES:
+        assert hasattr(trt.TacticSource, source), source
+    for flag in ("FP16", "INT8", "GPU_FALLBACK"):
+        assert hasattr(trt.BuilderFlag, flag) or int(trt.__version__.split(".")[0]) >= 11, flag
+
+
+def test_methods_exist():
+    names = {"Builder": trt.Builder, "Runtime": trt.Runtime, "OnnxParser": trt.OnnxParser}
+    missing = [
+        "%s.%s" % (cls, m) for cls, methods in USED.items() for m in methods
+        if not hasattr(names.get(cls) or getattr(trt, cls), m)
+    ]
+    assert not missing, "TensorRT %s lacks %s" % (trt.__version__, missing)
+
+
+def test_dtype_table_and_logger_without_a_gpu():
+    import numpy as np
+
+    from edgekit.runtime import trtlib
+
+    assert trtlib.numpy_dtype(trt.DataType.HALF) == np.float16
+    assert trtlib.numpy_dtype(trt.DataType.FLOAT) == np.float32
+    assert trtlib.numpy_dtype(trt.DataType.BOOL) == np.bool_  # trt.nptype breaks here on TensorRT 8.5 + numpy 1.24
+    logger = trtlib.CapturingLogger()
+    logger.log(trt.ILogger.Severity.ERROR, "1: [stdArchiveReader.cpp] Magic tag does not match")
+    assert "Magic tag" in logger.first_error("x")
