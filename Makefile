@@ -22,6 +22,8 @@ lint: setup typecheck
 	$(BIN)/ruff check edgekit tests benchmarks
 	# device-side code must run on Python 3.8 (JetPack 5); host-only code (edgekit/host) may use newer Python
 	$(BIN)/vermin -q --no-tips --violations --eval-annotations -t=3.8- --exclude-regex '^edgekit/host/' edgekit
+	bash -n jetson/setup.sh
+	$(BIN)/ansible-lint --offline -q jetson/ansible
 
 # TensorRT/pycuda code is type-checked against NVIDIA's TensorRT 10 API (tensorrt-stubs) without a GPU. The stubs
 # go into their own folder: installed beside the real packages they would shadow a missing `tensorrt` (a

@@ -229,8 +229,11 @@ def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, op
 @click.option("--name", default=None, help="Engine file name  [default: MODEL-PRECISION-smXX-trtX.Y.Z.engine]")
 @click.option("--gpu", type=int, default=0, show_default=True, help="CUDA device index.")
 @click.option("--verbose", is_flag=True, help="Show TensorRT's own log.")
+@click.option("--if-changed", is_flag=True,
+              help="Skip the build when OUT has an intact engine of this ONNX (sha256), precision, DLA core, "
+                   "TensorRT version and GPU; print its path ('up to date').")
 def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace, timing_cache, dla_core,
-              allow_gpu_fallback, batch, tactic_sources, out, name, gpu, verbose):
+              allow_gpu_fallback, batch, tactic_sources, out, name, gpu, verbose, if_changed):
     """Build a TensorRT engine from an ONNX on this device: FP16, INT8 (calibrated or Q/DQ), DLA (device)."""
     from edgekit.build.plan import BuildRequest
     from edgekit.build.prepare import prepare
@@ -244,6 +247,15 @@ def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace
     lazy_import("pycuda.driver")
     from edgekit.build.engine import build_engine
 
+    if if_changed:
+        from edgekit.build.engine import device_facts
+        from edgekit.runtime.engine_file import find_current_engine
+
+        current = find_current_engine(out, prepared.onnx_manifest["sha256"], precision, device_facts(gpu), dla_core)
+        if current is not None:
+            click.echo("up to date: %s" % current, err=True)
+            click.echo(str(current))
+            return
     command = rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, allow_gpu_fallback, batch,
                               workspace, tactic_sources)
     click.echo(str(build_engine(prepared, request, out=out, name=name, timing_cache=timing_cache,
@@ -255,13 +267,14 @@ def rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, gpu_fa
     """The build command as a user would type it again (kept in the manifest for compat errors)."""
     import shlex
 
-    parts = ["edgekit", "build", str(onnx_path)]
-    options = [("--" + precision, None) if precision else None, ("--calib", calib), ("--calib-batches", calib_batches),
-               ("--dla", dla_core), ("--allow-gpu-fallback", None) if gpu_fallback else None, ("--batch", batch),
-               ("--workspace", workspace), ("--tactic-sources", tactic_sources)]
-    for item in options:
-        if item and (item[1] is not None or item[0] in ("--allow-gpu-fallback", "--" + str(precision))):
-            parts += [item[0]] + ([str(item[1])] if item[1] is not None else [])
+    parts = ["edgekit", "build", str(onnx_path)] + (["--" + precision] if precision else [])
+    for option, value in [("--calib", calib), ("--calib-batches", calib_batches), ("--dla", dla_core),
+                          ("--allow-gpu-fallback", gpu_fallback or None), ("--batch", batch),
+                          ("--workspace", workspace), ("--tactic-sources", tactic_sources)]:
+        if value is True:
+            parts.append(option)
+        elif value is not None:
+            parts += [option, str(value)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -381,6 +394,43 @@ def info(as_json):
     for row in info_rows(data):
         table.add_row(*row)
     out.print(table)
+
+
+@cli.group()
+def service():
+    """The field demo (edgekit camera) as a systemd service: starts at boot, restarts, logs to the journal."""
+
+
+@service.command("install")
+@click.option("--source", required=True, help="Camera or stream URI, e.g. csi://0, /dev/video0, rtsp://...")
+@click.option("--model", required=True, help="Engine (or ONNX) to run.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Web stream port (edgekit camera --serve).")
+@click.option("--name", default="edgekit-camera", show_default=True, help="Unit name.")
+@click.option("--user", default=None, help="User the demo runs as  [default: you]")
+@click.option("--unit-dir", default=None, help="Write the unit here instead of /etc/systemd/system (no start).")
+@click.option("--no-start", is_flag=True, help="Write the unit only; do not enable or start it.")
+@click.option("--print", "print_only", is_flag=True, help="Print the unit and write nothing.")
+@click.argument("camera_args", nargs=-1, type=click.UNPROCESSED)
+def service_install(source, model, port, name, user, unit_dir, no_start, print_only, camera_args):
+    """Write, enable and start the unit; extra args after -- go to edgekit camera (e.g. -- --conf 0.4)."""
+    from edgekit import service as svc
+
+    if print_only:
+        click.echo(svc.render(source, str(Path(model).expanduser().resolve()), port, name, user,
+                              extra=list(camera_args)), nl=False)
+        return
+    click.echo(str(svc.install(source, model, port, name, user, unit_dir, start=not no_start,
+                               extra=list(camera_args))))
+
+
+@service.command("uninstall")
+@click.option("--name", default="edgekit-camera", show_default=True)
+@click.option("--unit-dir", default=None, help="Where the unit was written (default /etc/systemd/system).")
+def service_uninstall(name, unit_dir):
+    """Stop, disable and remove the unit."""
+    from edgekit import service as svc
+
+    click.echo(str(svc.uninstall(name, unit_dir)))
 
 
 @cli.command("eval")

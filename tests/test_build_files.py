@@ -181,3 +181,78 @@ def test_bench_engine_without_tensorrt_and_cuda_graph_on_ort(small_onnx, tmp_pat
     assert_user_error(invoke(["bench", small_onnx / "tiny.onnx", "--cuda-graph", "--no-save"]), "TensorRT only")
     assert_user_error(invoke(["bench", fake_engine(tmp_path), "--backend", "onnxruntime", "--no-save"]),
                       "ONNX Runtime runs the .onnx")
+
+
+# --- timing cache file logic (TensorRT's cache object stood in by a set of tactic names) -------------------------
+class FakeCache:
+    def __init__(self, data: bytes):
+        if data and not data.startswith(b"tc:"):
+            raise RuntimeError("myelinCache.h::deserializeFromBuffer: Myelin error")
+        self.entries = set(filter(None, data[3:].decode().split(","))) if data else set()
+
+    def combine(self, other, ignore_mismatch):
+        self.entries |= other.entries
+
+    def serialize(self):
+        return b"tc:" + ",".join(sorted(self.entries)).encode()
+
+
+class FakeConfig:
+    def __init__(self):
+        self.cache = None
+
+    def create_timing_cache(self, data):
+        return FakeCache(data)
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        self.cache = cache
+        return True
+
+    def get_timing_cache(self):
+        return self.cache
+
+
+def test_timing_cache_survives_a_bad_file_and_merges_on_save(tmp_path, capsys):
+    pytest.importorskip("fcntl")
+    from edgekit.build.timing_cache import TimingCacheFile
+
+    path = tmp_path / "timing.cache"
+    path.write_bytes(b"\x00corrupt")
+    first = TimingCacheFile(path)
+    config = FakeConfig()
+    first.attach(config)  # unreadable: warned, build goes on with an empty cache
+    assert not first.loaded and "cannot be read" in capsys.readouterr().err
+    config.cache.entries.add("conv1")
+    path.write_bytes(b"tc:conv2")  # another build saved meanwhile
+    first.save(config)
+    assert path.read_bytes() == b"tc:conv1,conv2"
+    second = TimingCacheFile(path)
+    config2 = FakeConfig()
+    second.attach(config2)
+    assert second.loaded and config2.cache.entries == {"conv1", "conv2"}
+
+
+def test_rebuild_command_is_what_the_user_typed():
+    from edgekit.cli import rebuild_command
+
+    cmd = rebuild_command("engines/m.onnx", "int8", "my frames", 8, 0, True, None, None, None)
+    assert cmd == ("edgekit build engines/m.onnx --int8 --calib 'my frames' --calib-batches 8 --dla 0 "
+                   "--allow-gpu-fallback")
+    assert rebuild_command("m.onnx", None, None, None, None, False, None, 1024, "-CUDNN") == \
+        "edgekit build m.onnx --workspace 1024 --tactic-sources -CUDNN"
+
+
+def test_if_changed_finds_only_an_intact_engine_of_this_onnx_precision_and_device(tmp_path):
+    from edgekit.runtime.engine_file import find_current_engine
+
+    engine = fake_engine(tmp_path, onnx_sha256="a" * 64, precision="fp16")
+    here = {"tensorrt": "8.5.2.2", "sm": "7.2"}
+    assert find_current_engine(tmp_path, "a" * 64, "fp16", here) == engine
+    assert find_current_engine(tmp_path, "a" * 64, None, here) == engine
+    assert find_current_engine(tmp_path, "b" * 64, "fp16", here) is None  # the ONNX changed
+    assert find_current_engine(tmp_path, "a" * 64, "int8", here) is None  # another precision
+    assert find_current_engine(tmp_path, "a" * 64, "fp16", here, dla_core=0) is None
+    assert find_current_engine(tmp_path, "a" * 64, "fp16", {"tensorrt": "10.3.0.30", "sm": "7.2"}) is None
+    engine.write_bytes(engine.read_bytes()[:-1] + b"!")  # same size, other bytes
+    assert find_current_engine(tmp_path, "a" * 64, "fp16", here) is None
+    assert find_current_engine(tmp_path / "nowhere", "a" * 64, "fp16", here) is None

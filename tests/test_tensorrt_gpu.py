@@ -29,7 +29,7 @@ def engines(synthetic_model, tmp_path_factory):
     for key, args in [("fp16", ["--fp16"]), ("int8", ["--int8", "--calib", calib])]:
         result = invoke(["build", onnx_path, "--out", work, "--timing-cache", work / "timing.cache"] + args)
         assert result.exit_code == 0, result.output
-        out[key] = work / result.output.strip().splitlines()[-1].split("/")[-1]
+        out[key] = next(work.glob("*-%s-sm*.engine" % key))
     return data, onnx_path, calib, out
 
 

@@ -40,6 +40,15 @@ def caps_of(builder: trt.Builder, gpu: CudaContext) -> Caps:
     )
 
 
+def device_facts(gpu: int = 0) -> Dict[str, str]:
+    """This machine's TensorRT version and GPU, as engine manifests record them."""
+    ctx = CudaContext(gpu)
+    try:
+        return {"tensorrt": trtlib.version(), "sm": ctx.sm, "gpu": ctx.name}
+    finally:
+        ctx.release()
+
+
 def network_from_onnx(builder: trt.Builder, logger: trtlib.CapturingLogger, path: Path, plan: BuildPlan):
     flags = 0
     explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)

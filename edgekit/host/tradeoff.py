@@ -51,6 +51,8 @@ def check_precisions(precisions: Sequence[str], calib: Optional[str] = None) -> 
 
 def build_engines(onnx_paths: Sequence[str], precisions: Sequence[str], calib: Optional[str], out: Path) -> List[str]:
     """One TensorRT engine per ONNX and engine precision, built here with edgekit build's defaults."""
+    if not any(p in ENGINE_PRECISIONS for p in precisions):
+        return []
     from edgekit.build.engine import build_engine
     from edgekit.build.plan import BuildRequest
     from edgekit.build.prepare import prepare

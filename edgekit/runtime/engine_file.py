@@ -79,3 +79,35 @@ def check_compatible(manifest: Dict[str, Any], device: Dict[str, str], path: Pat
     if manifest.get("gpu") and device.get("gpu") and manifest["gpu"] != device["gpu"]:
         warn("%s was built on %s and runs on %s (same sm_%s): it loads, but its tactics were timed on the other GPU"
              % (path.name, manifest["gpu"], device["gpu"], str(here_sm).replace(".", "")))
+
+
+def find_current_engine(folder, onnx_sha256: str, precision: Optional[str], device: Dict[str, str],
+                        dla_core: Optional[int] = None) -> Optional[Path]:
+    """An engine in ``folder`` built from this very ONNX (sha256), for this TensorRT version and GPU (SM), with the
+    precision and DLA core asked for, and intact (size and sha256 as built); None when it must be (re)built.
+
+    What ``edgekit build --if-changed`` and the fleet playbook use to skip builds that would change nothing.
+    """
+    import json
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    for meta in sorted(folder.glob("*.engine.json")):
+        try:
+            manifest = json.loads(meta.read_text())
+        except (OSError, ValueError):
+            continue
+        wanted = (
+            manifest.get("kind") == "tensorrt-engine"
+            and manifest.get("onnx_sha256") == onnx_sha256
+            and manifest.get("tensorrt") == device.get("tensorrt")
+            and manifest.get("sm") == device.get("sm")
+            and (precision is None or manifest.get("precision") == precision)
+            and manifest.get("dla_core") == dla_core
+        )
+        engine = meta.with_name(meta.name[: -len(".json")])
+        if wanted and engine.is_file() and engine.stat().st_size == manifest.get("engine_bytes") \
+                and sha256_file(engine) == manifest.get("sha256"):
+            return engine
+    return None

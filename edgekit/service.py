@@ -1,0 +1,114 @@
+"""``edgekit service``: the field demo (``edgekit camera``) as a systemd service that starts at boot,
+restarts on failure and logs to the journal (``journalctl -u edgekit-camera -f``).
+
+``render`` makes the unit text (``jetson/systemd/edgekit-camera.service`` is one, rendered with example values);
+``install`` writes it atomically and enables it; ``uninstall`` stops, disables and removes it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from edgekit.errors import EdgekitError
+from edgekit.log import info
+from edgekit.manifest import write_text_atomic
+
+SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+DEFAULT_NAME = "edgekit-camera"
+
+UNIT = """\
+# Written by `edgekit service install`; remove with `edgekit service uninstall --name {name}`.
+[Unit]
+Description=edgekit field demo: {model_name} on {source}
+After=network-online.target
+Wants=network-online.target
+StartLimitIntervalSec=300
+StartLimitBurst=20
+
+[Service]
+Type=simple
+User={user}
+SupplementaryGroups=video
+WorkingDirectory={workdir}
+Environment=PYTHONUNBUFFERED=1
+ExecStart={exec_start}
+Restart=on-failure
+RestartSec=5
+KillSignal=SIGTERM
+TimeoutStopSec=20
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier={name}
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def camera_command(source: str, model: str, port: int, python: str, extra: Optional[List[str]] = None) -> List[str]:
+    return [python, "-m", "edgekit", "camera", source, "--model", model, "--headless", "--serve", str(port),
+            "--no-save"] + list(extra or [])
+
+
+def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
+           workdir: Optional[str] = None, python: Optional[str] = None, extra: Optional[List[str]] = None) -> str:
+    if not 0 < port < 65536:
+        raise EdgekitError("--port %d: give a TCP port 1..65535" % port)
+    if not name.replace("-", "").replace("_", "").replace("@", "").isalnum():
+        raise EdgekitError("--name %r: use letters, digits, '-' and '_' (a systemd unit name)" % name)
+    command = camera_command(source, model, port, python or sys.executable, extra)
+    return UNIT.format(
+        name=name, model_name=Path(model).name, source=source.replace("%", "%%"), user=user or getpass.getuser(),
+        workdir=workdir or str(Path(model).resolve().parent),
+        exec_start=" ".join(shlex.quote(part) for part in command).replace("%", "%%"),
+    )
+
+
+def install(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
+            unit_dir: Optional[str] = None, start: bool = True, extra: Optional[List[str]] = None) -> Path:
+    """Write NAME.service (atomically) and, for the system unit folder, enable and start it."""
+    model_path = Path(model).expanduser().resolve()
+    if not model_path.is_file():
+        raise EdgekitError("model %s not found: give the engine or ONNX the demo should run" % model)
+    folder = Path(unit_dir) if unit_dir else SYSTEM_UNIT_DIR
+    if not folder.is_dir() or not os.access(str(folder), os.W_OK):
+        raise EdgekitError("cannot write to %s: run as root (sudo %s -m edgekit service install ...) or give "
+                           "--unit-dir" % (folder, sys.executable))
+    text = render(source, str(model_path), port, name, user, extra=extra)
+    path = write_text_atomic(folder / (name + ".service"), text)
+    info("wrote %s" % path)
+    if start and folder == SYSTEM_UNIT_DIR:
+        _systemctl("daemon-reload")
+        _systemctl("enable", "--now", name + ".service")
+        info("started %s: journalctl -u %s -f; stream at http://THIS-BOX:%d/" % (name, name, port))
+    return path
+
+
+def uninstall(name: str = DEFAULT_NAME, unit_dir: Optional[str] = None, stop: bool = True) -> Path:
+    folder = Path(unit_dir) if unit_dir else SYSTEM_UNIT_DIR
+    path = folder / (name + ".service")
+    if not path.exists():
+        raise EdgekitError("%s not found: nothing to uninstall (installed units: %s)"
+                           % (path, ", ".join(p.stem for p in folder.glob("edgekit*.service")) or "none"))
+    if stop and folder == SYSTEM_UNIT_DIR:
+        _systemctl("disable", "--now", name + ".service")
+    path.unlink()
+    if stop and folder == SYSTEM_UNIT_DIR:
+        _systemctl("daemon-reload")
+    info("removed %s" % path)
+    return path
+
+
+def _systemctl(*args: str) -> None:
+    if not shutil.which("systemctl"):
+        raise EdgekitError("systemctl not found: this box does not run systemd; start the demo with edgekit camera")
+    done = subprocess.run(["systemctl"] + list(args), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise EdgekitError("systemctl %s failed: %s" % (" ".join(args), (done.stderr or done.stdout).strip()[:300]))

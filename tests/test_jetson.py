@@ -1,0 +1,176 @@
+"""jetson/: setup.sh on faked boxes and for real on this PC, the fleet playbook for real against localhost
+(one good host, one broken), and the field demo's systemd unit checked by systemd-analyze."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.service import render
+from tests.helpers import assert_user_error, invoke
+
+REPO = Path(__file__).resolve().parents[1]
+SETUP = REPO / "jetson" / "setup.sh"
+PLAYBOOK_DIR = REPO / "jetson" / "ansible"
+
+
+def run_setup(*args, root=None, env=None, timeout=600):
+    full_env = dict(os.environ, PYTHON=sys.executable, **(env or {}))
+    if root is not None:
+        full_env["EDGEKIT_ROOT"] = str(root)
+    return subprocess.run(["bash", str(SETUP)] + [str(a) for a in args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def fake_jetson(tmp_path, release="# R35 (release), REVISION: 2.1, GCID: 32413640, BOARD: t186ref", cuda=False,
+                tensorrt=None):
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "nv_tegra_release").write_text(release + "\n")
+    (root / "proc" / "device-tree").mkdir(parents=True)
+    (root / "proc" / "device-tree" / "model").write_bytes(b"NVIDIA Jetson Xavier NX Developer Kit\x00")
+    if cuda:
+        (root / "usr/local/cuda/bin").mkdir(parents=True)
+        (root / "usr/local/cuda/include").mkdir(parents=True)
+        (root / "usr/local/cuda/bin/nvcc").write_text("#!/bin/sh\n")
+        (root / "usr/local/cuda/bin/nvcc").chmod(0o755)
+        (root / "usr/local/cuda/include/cuda.h").write_text("")
+    env = {}
+    if tensorrt:  # what JetPack's python3-libnvinfer puts on the system path, as far as setup.sh probes it
+        site = tmp_path / "site" / "tensorrt"
+        site.mkdir(parents=True)
+        (site / "__init__.py").write_text("__version__ = %r\n" % tensorrt)
+        env["PYTHONPATH"] = str(site.parent)
+    return root, env
+
+
+@pytest.mark.parametrize("kwargs, args, code, fragments", [
+    (dict(), ["--check"], 3, ["python3-libnvinfer", "--pc"]),
+    (dict(release="# R32 (release), REVISION: 7.1"), ["--check"], 3, ["JetPack 4", "JetPack 5.1+"]),
+    (dict(tensorrt="8.5.2.2"), ["--check"], 3, ["/usr/local/cuda", "nvidia-jetpack"]),
+    (dict(), ["--bogus"], 2, ["unknown option"]),
+])
+def test_setup_checks_say_what_is_missing(tmp_path, kwargs, args, code, fragments):
+    root, env = fake_jetson(tmp_path, **kwargs)
+    done = run_setup(*args, root=root, env=env)
+    assert done.returncode == code, done.stdout + done.stderr
+    for fragment in fragments:
+        assert fragment in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_setup_check_passes_on_a_ready_xavier_nx(tmp_path):
+    root, env = fake_jetson(tmp_path, cuda=True, tensorrt="8.5.2.2")
+    done = run_setup("--check", root=root, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Xavier NX Developer Kit, L4T R35.2.1 (JetPack 5.1)" in done.stdout
+    assert "TensorRT 8.5.2.2" in done.stdout and "nothing changed" in done.stdout
+
+
+def test_setup_refuses_a_pc_without_pc_flag(tmp_path):
+    done = run_setup("--check", root=tmp_path)
+    assert done.returncode == 3 and "not a Jetson" in done.stderr and "--pc" in done.stderr
+    assert run_setup("--pc", "--check", root=tmp_path).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def pc_venv(tmp_path_factory):
+    """edgekit installed by setup.sh --pc from this checkout into a fresh venv (what a plain PC user runs)."""
+    venv = tmp_path_factory.mktemp("setup") / "venv"
+    done = run_setup("--pc", "--venv", venv, "--source", REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "installed edgekit" in done.stdout and (venv / "bin" / "edgekit").exists()
+    return venv
+
+
+def test_setup_installs_once_then_leaves_it_alone(pc_venv):
+    again = run_setup("--pc", "--venv", pc_venv, "--source", REPO)
+    assert again.returncode == 0 and "already installed" in again.stdout, again.stdout + again.stderr
+    info = subprocess.run([str(pc_venv / "bin" / "edgekit"), "info", "--json"], capture_output=True, text=True)
+    assert info.returncode == 0 and "edgekit" in json.loads(info.stdout)
+
+
+# --- the fleet playbook, for real, against localhost ---------------------------------------------------------------
+def playbook(inventory, *args):
+    exe = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or shutil.which("ansible-playbook")
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(inventory.parent / "tmp"),
+               ANSIBLE_HOME=str(inventory.parent / "ansible-home"))
+    return subprocess.run([exe, "-i", str(inventory), "fleet.yml"] + [str(a) for a in args], cwd=str(PLAYBOOK_DIR),
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def recap(output, host):
+    line = [x for x in output.splitlines() if x.startswith(host + " ") and "ok=" in x][-1]
+    return dict(item.split("=") for item in line.split(":", 1)[1].split())
+
+
+@pytest.mark.skipif(not shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
+                    and not shutil.which("ansible-playbook"), reason="ansible-core not installed (dev extra)")
+def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path):
+    results = tmp_path / "fleet"
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(json.dumps({"fleet": {
+        "hosts": {
+            "good": {"edgekit_home": str(tmp_path / "good"), "edgekit_install": True, "edgekit_venv": str(pc_venv),
+                     "edgekit_source": str(REPO)},
+            "broken": {"edgekit_home": str(tmp_path / "broken"), "edgekit_install": False,
+                       "edgekit_bin": "/nonexistent/edgekit"},
+        },
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                 "edgekit_backend": "onnxruntime", "edgekit_model": str(yolov8n_onnx),
+                 "edgekit_bench_args": "--iterations 3 --warmup 1 --threads 2", "edgekit_results": str(results)},
+    }}))
+    extra = ["-e", "edgekit_controller_bin=%s" % (Path(sys.executable).parent / "edgekit"),
+             "-e", "edgekit_report=%s" % results]
+    first = playbook(inventory, *extra)
+    out = first.stdout + first.stderr
+    assert first.returncode != 0, out  # a host failed: the run says so ...
+    assert "failed hosts: broken" in out and "edgekit not found at /nonexistent/edgekit" in out
+    assert "good: ok" in out  # ... and the good host finished
+    bench = json.loads((results / "good" / "bench-good.json").read_text())
+    assert bench["results"][0]["backend"] == "onnxruntime" and bench["results"][0]["iterations"] == 3
+    assert json.loads((results / "good" / "info.json").read_text())["edgekit"]
+    assert "onnxruntime" in (results / "fleet.md").read_text()
+    assert recap(out, "broken")["rescued"] == "1"
+
+    second = playbook(inventory, "--tags", "install,copy", *extra)
+    assert recap(second.stdout, "good")["changed"] == "0", second.stdout  # installed and copied already
+    check = playbook(inventory, "--check", "--limit", "good,localhost", *extra)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+# --- the field demo as a service ------------------------------------------------------------------------------------
+def test_unit_example_is_what_edgekit_writes():
+    expected = render("csi://0", "/home/nvidia/edgekit/engines/yolov8n-fp16-sm72-trt8.5.2.engine", 8080,
+                      user="nvidia", python="/home/nvidia/.edgekit/venv/bin/python")
+    assert (REPO / "jetson" / "systemd" / "edgekit-camera.service").read_text() == expected
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_service_install_verify_uninstall(yolov8n_onnx, tmp_path):
+    units = tmp_path / "units"
+    units.mkdir()
+    result = invoke(["service", "install", "--source", "rtsp://cam.local:554/stream", "--model", yolov8n_onnx,
+                     "--port", 8090, "--unit-dir", units, "--", "--conf", "0.4"])
+    assert result.exit_code == 0, result.output
+    unit = units / "edgekit-camera.service"
+    text = unit.read_text()
+    assert "--serve 8090" in text and "--conf 0.4" in text and "Restart=on-failure" in text
+    assert "StandardOutput=journal" in text and "WantedBy=multi-user.target" in text
+    done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert invoke(["service", "uninstall", "--unit-dir", units]).exit_code == 0 and not unit.exists()
+
+
+def test_service_errors(yolov8n_onnx, tmp_path):
+    assert_user_error(invoke(["service", "install", "--source", "csi://0", "--model", tmp_path / "none.engine",
+                              "--unit-dir", tmp_path]), "not found")
+    assert_user_error(invoke(["service", "install", "--source", "csi://0", "--model", yolov8n_onnx,
+                              "--unit-dir", tmp_path / "missing"]), "cannot write")
+    assert_user_error(invoke(["service", "install", "--source", "csi://0", "--model", yolov8n_onnx,
+                              "--port", 0, "--unit-dir", tmp_path]), "--port")
+    assert_user_error(invoke(["service", "uninstall", "--unit-dir", tmp_path]), "nothing to uninstall")
