@@ -73,3 +73,13 @@ def test_opset_relabel_refuses_nodes_newer_than_17():
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
     with pytest.raises(EdgekitError, match="needs opset 19"):
         retarget_opset(model, 17)
+
+
+def test_fp16_onnx_for_strongly_typed_tensorrt(quantized, tmp_path):
+    _, fp32, _, _ = quantized
+    result = invoke(["quantize", fp32, "--fp16", "--out", tmp_path])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / (fp32.stem + "-fp16.onnx")
+    assert model_facts(onnx.load(str(path))).float_type == "fp16"  # what TensorRT 11 builds as FP16
+    manifest = json.loads(path.with_name(path.name + ".json").read_text())
+    assert manifest["precision"] == "fp16" and manifest["agreement_vs_fp32"]["detections"]["match_rate"] > 0.9
