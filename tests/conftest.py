@@ -113,3 +113,15 @@ def synthetic_model():
     if not onnx.exists():
         export(weights=str(pt), imgsz=160, out=str(final), name=onnx.name)
     return data, pt, onnx
+
+
+@pytest.fixture(scope="session")
+def synthetic_calib(synthetic_model, tmp_path_factory):
+    """32 training images of the synthetic set in a folder of their own: INT8 calibration input."""
+    import shutil
+
+    data = synthetic_model[0]
+    folder = tmp_path_factory.mktemp("calib")
+    for image in sorted((data.parent / "images" / "train").glob("*.jpg"))[:32]:
+        shutil.copy(image, folder / image.name)
+    return folder

@@ -1,7 +1,6 @@
 """edgekit quantize (host): real ModelOpt INT8 Q/DQ on the trained synthetic YOLOv8n, checked with ONNX Runtime."""
 
 import json
-import shutil
 
 import onnx
 import pytest
@@ -15,13 +14,10 @@ pytest.importorskip("modelopt.onnx.quantization", reason="ModelOpt's ONNX quanti
 
 
 @pytest.fixture(scope="module")
-def quantized(synthetic_model, tmp_path_factory):
+def quantized(synthetic_model, synthetic_calib, tmp_path_factory):
     data, _, fp32 = synthetic_model
     work = tmp_path_factory.mktemp("quantize")
-    calib = work / "calib"
-    calib.mkdir()
-    for image in sorted((data.parent / "images" / "train").glob("*.jpg"))[:24]:
-        shutil.copy(image, calib / image.name)
+    calib = synthetic_calib
     result = invoke(["quantize", fp32, "--calib", calib, "--images", 24, "--out", work])
     assert result.exit_code == 0, result.output
     return data, fp32, work / (fp32.stem + "-int8-qdq.onnx"), calib

@@ -17,14 +17,11 @@ pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
-def engines(synthetic_model, tmp_path_factory):
-    """FP16, calibrated INT8 and Q/DQ INT8 engines of the trained synthetic YOLOv8n (160x160)."""
+def engines(synthetic_model, synthetic_calib, tmp_path_factory):
+    """FP16 and calibrated INT8 engines of the trained synthetic YOLOv8n (160x160)."""
     data, _, onnx_path = synthetic_model
     work = tmp_path_factory.mktemp("trt")
-    calib = work / "calib"
-    calib.mkdir()
-    for image in sorted((data.parent / "images" / "train").glob("*.jpg"))[:32]:
-        shutil.copy(image, calib / image.name)
+    calib = synthetic_calib
     out = {}
     for key, args in [("fp16", ["--fp16"]), ("int8", ["--int8", "--calib", calib])]:
         result = invoke(["build", onnx_path, "--out", work, "--timing-cache", work / "timing.cache"] + args)
