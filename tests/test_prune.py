@@ -134,3 +134,17 @@ def test_missing_data_and_non_detection_weights(synthetic_model, tmp_path):
                       "nope.yaml not found")
     assert_user_error(invoke(["prune", "--weights", "yolov8n-cls.yaml", "--data", data, "--cache", tmp_path,
                               *PRUNE_ARGS]), "classify model")
+
+
+def test_pruned_onnx_passes_edgekit_build_checks_like_the_baseline(pruned_run):
+    """Everything edgekit build checks before TensorRT (ONNX validity, single input, static batch, size, opset)
+    holds for the pruned ONNX as for the baseline's; the TensorRT build itself needs a GPU (tests marked gpu)."""
+    from edgekit.build.plan import BuildRequest
+    from edgekit.build.prepare import prepare
+    from edgekit.build.qdq import max_opset, opset
+
+    doc, _, _, _, _ = pruned_run
+    for path in (doc["prune"]["baseline"], doc["prune"]["pruned"]):
+        prepared = prepare(path, BuildRequest(precision="fp16"))
+        assert prepared.facts.static_batch == 1 and not prepared.facts.qdq and prepared.imgsz == (64, 64)
+        assert opset(prepared.proto) <= max_opset("8.5.2.2")
