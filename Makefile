@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 
-.PHONY: setup demo test lint typecheck pytest browser clean
+.PHONY: setup demo test lint typecheck pytest sysdeps clean
 
 setup: $(STAMP)
 
@@ -40,17 +40,18 @@ $(TYPING)/.stamp: $(STAMP)
 typecheck: setup $(TYPING)/.stamp
 	MYPYPATH=$(TYPING) $(BIN)/mypy edgekit/build edgekit/runtime
 
-# The web page test drives Debian's Chromium; install it when we may (root + apt), else it is skipped.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# The web page test drives Debian's Chromium; the fleet test reaches a second "box" over a loopback sshd.
+# Install them when we may (root + apt), else those parts are skipped.
+sysdeps:
+	@{ command -v chromium && test -x /usr/sbin/sshd; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "note: install chromium to run the web page test (skipped without it)"; fi; }
+	    apt-get update -qq && apt-get install -y -qq chromium openssh-server >/dev/null; \
+	  else echo "note: install chromium and openssh-server to run the web page and SSH fleet tests"; fi; }
 
 pytest: setup
 	$(BIN)/python -m pytest
 
-test: lint browser pytest
+test: lint sysdeps pytest
 
 clean:
 	rm -rf $(VENV) $(TYPING) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -108,22 +108,61 @@ def recap(output, host):
     return dict(item.split("=") for item in line.split(":", 1)[1].split())
 
 
+@pytest.fixture
+def ssh_host(tmp_path):
+    """A second 'box': sshd on a loopback port with a throwaway key, so the playbook also runs over real SSH.
+    Needs root and openssh-server (make test installs it where it may); None when not available."""
+    import socket
+    import time
+
+    sshd = "/usr/sbin/sshd"
+    if os.geteuid() != 0 or not os.path.exists(sshd) or not shutil.which("ssh"):
+        yield None
+        return
+    d = tmp_path / "ssh"
+    d.mkdir()
+    for key in ("hostkey", "id"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
+    shutil.copy(d / "id.pub", d / "authorized_keys")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (d / "sshd_config").write_text("\n".join([
+        "Port %d" % port, "ListenAddress 127.0.0.1", "HostKey %s/hostkey" % d,
+        "AuthorizedKeysFile %s/authorized_keys" % d, "PidFile %s/sshd.pid" % d, "UsePAM no", "StrictModes no",
+        "PasswordAuthentication no",
+        "PermitRootLogin prohibit-password", "Subsystem sftp internal-sftp", ""]))
+    os.makedirs("/run/sshd", exist_ok=True)
+    subprocess.run([sshd, "-f", str(d / "sshd_config"), "-E", str(d / "log")], check=True)
+    for _ in range(50):
+        if (d / "sshd.pid").exists():
+            break
+        time.sleep(0.1)
+    yield {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": port, "ansible_user": "root",
+           "ansible_ssh_private_key_file": str(d / "id"),
+           "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}
+    os.kill(int((d / "sshd.pid").read_text()), 15)
+
+
 @pytest.mark.skipif(not shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
                     and not shutil.which("ansible-playbook"), reason="ansible-core not installed (dev extra)")
-def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path):
+def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path, ssh_host):
     results = tmp_path / "fleet"
     inventory = tmp_path / "inventory.yml"
-    inventory.write_text(json.dumps({"fleet": {
+    installed = {"edgekit_install": True, "edgekit_venv": str(pc_venv), "edgekit_source": str(REPO)}
+    hosts = {"fleet": {
         "hosts": {
-            "good": {"edgekit_home": str(tmp_path / "good"), "edgekit_install": True, "edgekit_venv": str(pc_venv),
-                     "edgekit_source": str(REPO)},
+            "good": dict(installed, edgekit_home=str(tmp_path / "good"), ansible_connection="local"),
             "broken": {"edgekit_home": str(tmp_path / "broken"), "edgekit_install": False,
-                       "edgekit_bin": "/nonexistent/edgekit"},
+                       "edgekit_bin": "/nonexistent/edgekit", "ansible_connection": "local"},
         },
-        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "vars": {"ansible_python_interpreter": sys.executable,
                  "edgekit_backend": "onnxruntime", "edgekit_model": str(yolov8n_onnx),
                  "edgekit_bench_args": "--iterations 3 --warmup 1 --threads 2", "edgekit_results": str(results)},
-    }}))
+    }}
+    if ssh_host:  # the same good setup, reached over SSH like a real box
+        hosts["fleet"]["hosts"]["viassh"] = dict(installed, edgekit_home=str(tmp_path / "viassh"), **ssh_host)
+    inventory.write_text(json.dumps(hosts))
     extra = ["-e", "edgekit_controller_bin=%s" % (Path(sys.executable).parent / "edgekit"),
              "-e", "edgekit_report=%s" % results]
     first = playbook(inventory, *extra)
@@ -136,10 +175,13 @@ def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path):
     assert json.loads((results / "good" / "info.json").read_text())["edgekit"]
     assert "onnxruntime" in (results / "fleet.md").read_text()
     assert recap(out, "broken")["rescued"] == "1"
+    if ssh_host:
+        assert "viassh: ok" in out and (results / "viassh" / "bench-viassh.json").exists(), out
 
     second = playbook(inventory, "--tags", "install,copy", *extra)
-    assert recap(second.stdout, "good")["changed"] == "0", second.stdout  # installed and copied already
-    check = playbook(inventory, "--check", "--limit", "good,localhost", *extra)
+    for host in ["good"] + (["viassh"] if ssh_host else []):  # installed and copied already: nothing to change
+        assert recap(second.stdout, host)["changed"] == "0", second.stdout
+    check = playbook(inventory, "--check", "--limit", "good,localhost", *extra)  # broken would fail the run
     assert check.returncode == 0, check.stdout + check.stderr
 
 
