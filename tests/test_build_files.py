@@ -256,3 +256,14 @@ def test_if_changed_finds_only_an_intact_engine_of_this_onnx_precision_and_devic
     engine.write_bytes(engine.read_bytes()[:-1] + b"!")  # same size, other bytes
     assert find_current_engine(tmp_path, "a" * 64, "fp16", here) is None
     assert find_current_engine(tmp_path / "nowhere", "a" * 64, "fp16", here) is None
+
+
+def test_engine_module_imports_the_calibrator_lazily():
+    """TensorRT 11 has no IInt8EntropyCalibrator2 (read from its 11.4 bindings): edgekit.build.engine must import
+    there, so the calibrator module (which subclasses it) is imported only for calibrated INT8 builds."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "edgekit" / "build" / "engine.py").read_text())
+    top = [n.module for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert "edgekit.build.calibrator" not in top

@@ -57,6 +57,7 @@ def test_flag_plans(precision, calib, model, flags, quant):
     ("fp16", None, QDQ_ONNX, XAVIER, ["Q/DQ", "--int8"]),
     ("fp32", None, QDQ_ONNX, ORIN_TRT10, ["Q/DQ"]),
     ("fp8", None, FP32_ONNX, XAVIER, ["unknown precision"]),
+    ("int8", "c", FP32_ONNX, Caps(tensorrt="10.9", calibrators=False), ["no INT8 calibrators", "Q/DQ"]),
 ])
 def test_refusals(precision, calib, model, caps, fragments):
     with pytest.raises(EdgekitError) as err:

@@ -15,7 +15,6 @@ from typing import Any, Dict, Optional
 import tensorrt as trt
 
 from edgekit.build.calib import CalibrationCache, cache_key
-from edgekit.build.calibrator import Calibration
 from edgekit.build.manifest import engine_manifest
 from edgekit.build.plan import BuildPlan, BuildRequest, Caps, engine_name, flags_text, plan_build
 from edgekit.build.prepare import Prepared
@@ -73,6 +72,9 @@ def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, option
         config.set_flag(getattr(trt.BuilderFlag, flag))
     mask = 0
     for source in options["tactic_sources"]:
+        if not hasattr(trt.TacticSource, source):  # TensorRT 11 dropped cuBLAS/cuDNN tactics
+            raise EdgekitError("TensorRT %s has no tactic source %s: leave it out of --tactic-sources"
+                               % (trtlib.version(), source))
         mask |= 1 << int(getattr(trt.TacticSource, source))
     config.set_tactic_sources(mask)
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # edgekit inspect shows layer precisions
@@ -150,7 +152,10 @@ def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines"
     return target
 
 
-def _calibrator(prepared: Prepared, calib_cache: Optional[str], out: str) -> Calibration:
+def _calibrator(prepared: Prepared, calib_cache: Optional[str], out: str) -> Any:
+    # imported here: TensorRT 11 has no IInt8EntropyCalibrator2, and edgekit must still import there
+    from edgekit.build.calibrator import Calibration
+
     calib = prepared.calib
     if calib is None:
         raise EdgekitError("INT8 calibration needs --calib DIR")

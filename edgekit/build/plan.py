@@ -146,6 +146,9 @@ def _flag_plan(precision: str, request: BuildRequest, caps: Caps, model: ModelFa
             if request.calib:
                 plan.notes.append("the model carries its own Q/DQ scales: --calib %s is not used" % request.calib)
         elif request.calib:
+            if not caps.calibrators:
+                raise EdgekitError("TensorRT %s has no INT8 calibrators: make a Q/DQ model with %s and build that"
+                                   % (caps.short_version, QUANTIZE_HINT))
             plan.quantization = "calibrated"
         else:
             raise EdgekitError(
