@@ -114,3 +114,24 @@ def test_qdq_engine_builds_without_calibration_images(engines, tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads(next(tmp_path.glob("*-int8-qdq-*.engine.json")).read_text())
     assert manifest["quantization"] == "qdq" and manifest["calibration"] is None
+
+
+@pytest.mark.yolov8m
+@pytest.mark.parametrize("name", ["yolov8n", "yolov8m"])
+def test_full_size_fp16_and_int8_engines_build_and_bench(name, synthetic_calib, tmp_path):
+    """The sizes the reference measured: 640 px, FP16 and calibrated INT8 engines of YOLOv8n and YOLOv8m (random
+    init: speed only), benched beside their ONNX; the results JSON is what benchmarks/ keeps."""
+    from edgekit.host.export import export
+
+    onnx_path = export(weights=name + ".yaml", imgsz=640, out=str(tmp_path))
+    engines = []
+    for args in (["--fp16"], ["--int8", "--calib", synthetic_calib]):
+        result = invoke(["build", onnx_path, "--out", tmp_path, "--timing-cache", tmp_path / "timing.cache"] + args)
+        assert result.exit_code == 0, result.output
+        engines.append(next(tmp_path.glob("%s-%s-sm*.engine" % (name, args[0][2:]))))
+    out = tmp_path / "bench.json"
+    result = invoke(["bench", onnx_path, *engines, "--iterations", 200, "--warmup", 50, "--json", out])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["results"]
+    assert [r["precision"] for r in rows] == ["fp32", "fp16", "int8"]
+    assert all(r["stages"]["compute"]["median"] > 0 for r in rows[1:])
