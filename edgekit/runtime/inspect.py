@@ -98,6 +98,18 @@ def precision_counts(layers: List[Dict[str, Any]]) -> Dict[str, int]:
     return dict(Counter(layer.get("precision") or "?" for layer in layers))
 
 
+def _short(key: str, value: Any) -> Any:
+    """One readable line for the nested manifest fields."""
+    if key == "quantization" and isinstance(value, dict):
+        return "%s Q/DQ by %s (%s calibration on %s images, unquantized layers %s)" % (
+            value.get("mode"), value.get("tool"), value.get("method"), value.get("images"), value.get("high_precision"))
+    if key == "calibration" and isinstance(value, dict):
+        return "%s batches of %s from %s images%s; table %s" % (
+            value.get("batches"), value.get("batch"), value.get("images"),
+            " (reused)" if value.get("from_cache") else "", value.get("cache"))
+    return value
+
+
 def inspect_rows(doc: Dict[str, Any]) -> Any:
     """A two-column rich table of the most useful fields."""
     from rich.table import Table
@@ -115,10 +127,14 @@ def inspect_rows(doc: Dict[str, Any]) -> Any:
         for t in doc["inputs"] + doc["outputs"]:
             rows.append(("tensor %s" % t["name"], "%s %s" % (t["dtype"], t["shape"])))
         rows.append(("ops", ", ".join("%s %d" % kv for kv in list(doc["ops"].items())[:10])))
-    for key in ("precision", "flags", "quantization", "tensorrt", "gpu", "sm", "dla_core", "imgsz", "batch",
-                "weights_label", "pruned", "params", "gflops", "sha256", "onnx", "build_seconds", "command"):
+    for key in ("precision", "flags", "quantization", "calibration", "tensorrt", "gpu", "sm", "dla_core", "imgsz",
+                "batch", "weights_label", "pruned", "params", "gflops", "sha256", "onnx", "build_seconds", "command"):
         if manifest.get(key) not in (None, [], {}):
-            rows.append((key, manifest[key]))
+            rows.append((key, _short(key, manifest[key])))
+    if manifest.get("agreement_vs_fp32"):
+        det = manifest["agreement_vs_fp32"]["detections"]
+        rows.append(("vs FP32 (ORT)", "%(matched)d of %(a)d detections matched, mean IoU %(mean_iou)s, class "
+                                      "agreement %(class_agreement)s" % det))
     if manifest.get("names"):
         names = list(manifest["names"].values())
         rows.append(("classes", "%d: %s%s" % (len(names), ", ".join(names[:8]), ", ..." if len(names) > 8 else "")))
