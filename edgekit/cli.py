@@ -181,9 +181,12 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
     doc = {"kind": "prune", "prune": result, "measured": {k: v for k, v in m.items() if k not in ("bench", "eval")}}
     name = "prune-" + Path(weights).stem
     save_results(doc, json_path, None, None, no_save, default_result_path("prune", Path(weights).stem))
-    if not no_save:  # the same rows join edgekit report
-        save_results(result_document("bench", m["bench"]), None, None, None, False, default_result_path("bench", name))
-        save_results(result_document("eval", m["eval"]), None, None, None, False, default_result_path("eval", name))
+    if not no_save:  # the same rows join edgekit report; beside --json when given
+        folder = Path(json_path).parent if json_path else None
+        save_results(result_document("bench", m["bench"]), None, None, None, False,
+                     default_result_path("bench", name, folder))
+        save_results(result_document("eval", m["eval"]), None, None, None, False,
+                     default_result_path("eval", name, folder))
     click.echo(result["pruned"])
 
 

@@ -80,15 +80,20 @@ def test_setup_refuses_a_pc_without_pc_flag(tmp_path):
 @pytest.fixture(scope="session")
 def pc_venv(tmp_path_factory):
     """edgekit installed by setup.sh --pc from this checkout into a fresh venv (what a plain PC user runs)."""
-    venv = tmp_path_factory.mktemp("setup") / "venv"
-    done = run_setup("--pc", "--venv", venv, "--source", REPO)
+    work = tmp_path_factory.mktemp("setup")
+    source = work / "edgekit-src"  # a copy: pip builds in the source tree, and the checkout stays clean
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".*", "build", "*.egg-info", "__pycache__", "benchmarks", "engines", "tests", "runs"))
+    venv = work / "venv"
+    done = run_setup("--pc", "--venv", venv, "--source", source)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "installed edgekit" in done.stdout and (venv / "bin" / "edgekit").exists()
-    return venv
+    return venv, source
 
 
 def test_setup_installs_once_then_leaves_it_alone(pc_venv):
-    again = run_setup("--pc", "--venv", pc_venv, "--source", REPO)
+    pc_venv, source = pc_venv
+    again = run_setup("--pc", "--venv", pc_venv, "--source", source)
     assert again.returncode == 0 and "already installed" in again.stdout, again.stdout + again.stderr
     info = subprocess.run([str(pc_venv / "bin" / "edgekit"), "info", "--json"], capture_output=True, text=True)
     assert info.returncode == 0 and "edgekit" in json.loads(info.stdout)
@@ -147,9 +152,10 @@ def ssh_host(tmp_path):
 @pytest.mark.skipif(not shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
                     and not shutil.which("ansible-playbook"), reason="ansible-core not installed (dev extra)")
 def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path, ssh_host):
+    venv, source = pc_venv
     results = tmp_path / "fleet"
     inventory = tmp_path / "inventory.yml"
-    installed = {"edgekit_install": True, "edgekit_venv": str(pc_venv), "edgekit_source": str(REPO)}
+    installed = {"edgekit_install": True, "edgekit_venv": str(venv), "edgekit_source": str(source)}
     hosts = {"fleet": {
         "hosts": {
             "good": dict(installed, edgekit_home=str(tmp_path / "good"), ansible_connection="local"),

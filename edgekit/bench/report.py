@@ -71,9 +71,10 @@ def to_csv(results: Sequence[Dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def default_result_path(kind: str, name: str = "") -> Path:
-    """benchmarks/results/KIND[-NAME]-TIME.json"""
-    return DEFAULT_DIR / ("%s-%s.json" % ("-".join(x for x in (kind, name) if x), time.strftime("%Y%m%d-%H%M%S")))
+def default_result_path(kind: str, name: str = "", folder=None) -> Path:
+    """FOLDER/KIND[-NAME]-TIME.json, FOLDER being benchmarks/results unless given."""
+    stem = "%s-%s.json" % ("-".join(x for x in (kind, name) if x), time.strftime("%Y%m%d-%H%M%S"))
+    return Path(folder or DEFAULT_DIR) / stem
 
 
 def _short(device: str) -> str:
