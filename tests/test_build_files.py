@@ -233,7 +233,7 @@ def test_timing_cache_survives_a_bad_file_and_merges_on_save(tmp_path, capsys):
 
 
 def test_rebuild_command_is_what_the_user_typed():
-    from edgekit.cli import rebuild_command
+    from edgekit.build.prepare import rebuild_command
 
     cmd = rebuild_command("engines/m.onnx", "int8", "my frames", 8, 0, True, None, None, None)
     assert cmd == ("edgekit build engines/m.onnx --int8 --calib 'my frames' --calib-batches 8 --dla 0 "

@@ -4,6 +4,7 @@ images. A bad file or folder fails here in milliseconds, on any machine, not min
 from __future__ import annotations
 
 import ast
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -68,3 +69,17 @@ def input_size(proto: Any, manifest: Dict[str, Any]) -> Tuple[int, int]:
     if not size:
         raise EdgekitError("cannot tell the input size of this dynamic ONNX: re-export it with edgekit export --imgsz")
     return int(size[0]), int(size[1])
+
+
+def rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, gpu_fallback, batch, workspace,
+                    tactic_sources) -> str:
+    """The build command as a user would type it again (kept in the manifest for compat errors)."""
+    parts = ["edgekit", "build", str(onnx_path)] + (["--" + precision] if precision else [])
+    for option, value in [("--calib", calib), ("--calib-batches", calib_batches), ("--dla", dla_core),
+                          ("--allow-gpu-fallback", gpu_fallback or None), ("--batch", batch),
+                          ("--workspace", workspace), ("--tactic-sources", tactic_sources)]:
+        if value is True:
+            parts.append(option)
+        elif value is not None:
+            parts += [option, str(value)]
+    return " ".join(shlex.quote(p) for p in parts)

@@ -1,0 +1,193 @@
+"""Device commands (Jetson or any PC, no torch): bench, camera, info, eval, compare, report."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from edgekit.cli import backend_options, cli, output_options, save_results, source_options
+from edgekit.errors import EdgekitError
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True)
+@backend_options
+@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed iterations first.")
+@click.option("--iterations", type=int, default=100, show_default=True, help="Timed iterations.")
+@click.option("--duration", type=float, default=None, help="Run for this many seconds instead of --iterations.")
+@click.option("--batch", type=int, default=None, help="Frames per inference  [default: the model's batch]")
+@click.option("--source", default=None, help="Image, image folder or video to feed  [default: synthetic frames]")
+@click.option("--cuda-graph", is_flag=True, help="TensorRT: replay inference as a CUDA graph (static shapes).")
+@output_options
+def bench(models, backend, threads, warmup, iterations, duration, batch, source, cuda_graph, json_path, csv_path,
+          no_save):
+    """Measure models end to end: preprocess, inference, postprocess/NMS; ONNX and engines side by side (device)."""
+    run_bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save,
+              cuda_graph=cuda_graph)
+
+
+def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, duration=None, batch=None,
+              source=None, json_path=None, csv_path=None, no_save=False, cuda_graph=False):
+    from edgekit.bench import BenchConfig, bench_models, report
+    from edgekit.log import out
+
+    config = BenchConfig(backend=backend, warmup=warmup, iterations=iterations, duration=duration, batch=batch,
+                         source=source, threads=threads or os.cpu_count(), cuda_graph=cuda_graph)
+    results = bench_models(models, config)
+    out.print(report.results_table(results))
+    save_results(report.result_document("bench", results), json_path, report.to_csv(results), csv_path, no_save,
+                 report.default_result_path("bench"))
+    return results
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--model", required=True, help="TensorRT engine or ONNX model.")
+@backend_options
+@source_options
+@click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
+@click.option("--iou", type=float, default=0.7, show_default=True, help="NMS IoU threshold.")
+@click.option("--display/--headless", default=None,
+              help="Show a window  [default: when a display exists]; --headless never opens one.")
+@click.option("--record", type=click.Path(dir_okay=False), default=None, help="Record the annotated video (.mp4/.avi).")
+@click.option("--serve", type=click.IntRange(0, 65535), default=None,
+              help="Serve the live stream and numbers on this port (web page at http://HOST:PORT/).")
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address for --serve.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="One JSON line per frame.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
+@click.option("--no-pipeline", is_flag=True, help="Run stages one after another (no overlap), for comparison.")
+@click.option("--engine-iters", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Inference-only runs before the loop, for loop FPS / engine FPS (0: skip).")
+@click.option("--capture-timeout", type=float, default=2.0, show_default=True,
+              help="Seconds without a frame before a stall is reported.")
+@output_options
+def camera(source, model, backend, threads, width, height, fps, flip, codec, latency, loop, realtime, conf, iou,
+           display, record, serve, host, log_path, duration, frames, no_pipeline, engine_iters, capture_timeout,
+           json_path, csv_path, no_save):
+    """Live detection on a camera, stream, file or synthetic:// source, timed per stage (device)."""
+    from edgekit.camera.session import CameraRequest, camera_session
+
+    request = CameraRequest(
+        source=source, model=model, backend=backend, threads=threads,
+        options=dict(width=width, height=height, fps=fps, flip=flip, codec=codec, latency=latency, loop=loop,
+                     realtime=realtime),
+        conf=conf, iou=iou, display=display, record=record, serve=serve, host=host, log=log_path,
+        duration=duration, frames=frames, pipeline=not no_pipeline, engine_iters=engine_iters,
+        capture_timeout=capture_timeout)
+    from edgekit.bench.report import default_result_path, result_document
+    from edgekit.camera import report
+    from edgekit.log import out
+
+    summary = camera_session(request)
+    out.print(report.summary_table(summary))
+    out.print(report.summary_lines(summary))
+    save_results(result_document("camera", [summary]), json_path, report.to_csv(summary), csv_path, no_save,
+                 default_result_path("camera"))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def info(as_json):
+    """What this box is: Jetson model, L4T/JetPack, TensorRT, CUDA, cuDNN, OpenCV, power mode, clocks, DLA."""
+    import json as json_mod
+
+    from rich.table import Table
+
+    from edgekit.boxinfo import box_info, info_rows
+    from edgekit.log import out
+
+    data = box_info()
+    if as_json:
+        click.echo(json_mod.dumps(data, indent=2))
+        return
+    table = Table(title="edgekit info", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    for row in info_rows(data):
+        table.add_row(*row)
+    out.print(table)
+
+
+
+
+@cli.command("eval")
+@click.argument("model")
+@click.option("--data", required=True, help="data.yaml (YOLO format) or a COCO annotations json.")
+@click.option("--images", default=None, help="Image folder, for a COCO json.")
+@click.option("--split", default="val", show_default=True, help="data.yaml split to evaluate.")
+@backend_options
+@click.option("--conf", type=float, default=0.001, show_default=True)
+@click.option("--iou", type=float, default=0.7, show_default=True)
+@click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True)
+@output_options
+def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, json_path, csv_path, no_save):
+    """mAP50-95, mAP50, precision, recall of a model on a dataset, as ultralytics val computes them (device)."""
+    from edgekit.bench.report import default_result_path, result_document
+    from edgekit.eval import report as eval_report
+    from edgekit.eval.dataset import load_dataset
+    from edgekit.eval.evaluate import evaluate
+    from edgekit.log import out
+    from edgekit.runtime import open_runner
+
+    dataset = load_dataset(data, split=split, images=images)
+    with open_runner(model, backend, threads=threads) as runner:
+        result = evaluate(runner, dataset, conf=conf, iou=iou, max_det=max_det)
+    out.print(eval_report.metrics_table(result))
+    save_results(result_document("eval", [result]), json_path, eval_report.to_csv(result), csv_path,
+                 no_save, default_result_path("eval", result["name"]))
+
+
+@cli.command()
+@click.argument("model_a")
+@click.argument("model_b")
+@click.option("--data", default=None, help="Compare on this dataset's images (data.yaml or COCO json + --images).")
+@click.option("--images", default=None, help="Image folder, for a COCO json.")
+@click.option("--source", default=None, help="Or: an image, image folder or video  [default: synthetic frames]")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=50, show_default=True)
+@backend_options
+@click.option("--conf", type=float, default=0.25, show_default=True)
+@click.option("--iou", type=float, default=0.7, show_default=True)
+@click.option("--match-iou", type=float, default=0.5, show_default=True, help="IoU for two boxes to match.")
+@output_options
+def compare(model_a, model_b, data, images, source, max_frames, backend, threads, conf, iou, match_iou, json_path,
+            csv_path, no_save):
+    """Output agreement of two models on the same frames: ONNX vs engine, FP16 vs INT8, baseline vs pruned."""
+    from edgekit.bench.report import default_result_path, result_document
+    from edgekit.eval import report as eval_report
+    from edgekit.eval.compare import compare as do_compare
+    from edgekit.eval.report import load_frames_for
+    from edgekit.log import out
+    from edgekit.runtime import open_runner
+
+    frames = load_frames_for(data, images, source, max_frames)
+    with open_runner(model_a, backend, threads=threads) as a, open_runner(model_b, backend, threads=threads) as b:
+        result = do_compare(a, b, frames, conf=conf, iou=iou, match_iou=match_iou)
+    out.print(eval_report.compare_table(result))
+    save_results(result_document("compare", [result]), json_path, None, None, no_save,
+                 default_result_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Write Markdown here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the accuracy vs latency plot (PNG) here.")
+def report(paths, md_path, plot_path):
+    """Join bench and eval results (default: benchmarks/) into one table per device, Markdown and a plot."""
+    from edgekit.log import out
+    from edgekit.manifest import write_text_atomic
+    from edgekit.report import join_results, load_documents
+    from edgekit.report.render import markdown, plot, tables
+
+    joined = join_results(load_documents(paths or ["benchmarks"]))
+    if not joined:
+        raise EdgekitError("no bench or eval results in %s: run edgekit bench / edgekit eval first"
+                           % ", ".join(paths or ["benchmarks"]))
+    for table in tables(joined):
+        out.print(table)
+    if md_path:
+        click.echo("wrote %s" % write_text_atomic(md_path, markdown(joined)), err=True)
+    if plot_path:
+        click.echo("wrote %s" % plot(joined, plot_path), err=True)

@@ -1,0 +1,162 @@
+"""Host commands (workstation, torch): export, prune, quantize, tradeoff, make-dataset, demo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from edgekit.cli import DEFAULT_OPSET, ListOption, cli, output_options, save_results
+
+
+@cli.command()
+@click.option("--weights", default="yolov8m.pt", show_default=True,
+              help="YOLOv8 weights (.pt) or ultralytics model YAML (e.g. yolov8m.yaml: untrained).")
+@click.option("--imgsz", type=int, default=640, show_default=True, help="Square input size (multiple of 32).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Static batch size.")
+@click.option("--dynamic", is_flag=True, help="Dynamic batch and image size instead of static.")
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True,
+              help="ONNX opset (TensorRT 8.5 parses up to 17).")
+@click.option("--out", default="engines", show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Output file name  [default: from weights, size and batch]")
+@click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+def export(weights, imgsz, batch, dynamic, opset, out, name, download):
+    """Export YOLOv8 weights to a simplified ONNX with a manifest (host, needs torch)."""
+    from edgekit.host.export import export as do_export
+
+    path = do_export(weights=weights, imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, out=out,
+                     name=name, download=download)
+    click.echo(str(path))
+
+
+@cli.command("prune")
+@click.option("--weights", default="yolov8m.pt", show_default=True, help="Baseline YOLOv8 weights (.pt) or YAML.")
+@click.option("--data", required=True, help="ultralytics data.yaml: search scores on val, fine-tunes on train.")
+@click.option("--flops", default=None, help="FLOPs budget, percent of the baseline or absolute  [default: 66%]")
+@click.option("--params", default=None, help="Or a parameter budget, e.g. 60%.")
+@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--finetune-epochs", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--calib-batches", type=int, default=50, show_default=True,
+              help="Batches for BatchNorm recalibration of each candidate (>= 50).")
+@click.option("--score-images", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Validation images for the search score (minus the detection loss).")
+@click.option("--out", default="engines", show_default=True)
+@click.option("--cache", default=".edgekit-cache", show_default=True, help="Search checkpoints and ModelOpt state.")
+@click.option("--device", default=None, help="Training device, e.g. 0 or cpu  [default: cpu]")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads for the measurement.")
+@click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+@output_options
+def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib_batches, score_images, out, cache,
+              device, threads, iterations, download, json_path, csv_path, no_save):
+    """Prune with ModelOpt FastNAS under a budget, fine-tune, export, and measure against the baseline (host)."""
+    from edgekit.host.prune import prune
+    from edgekit.host.prune_report import measure, table
+    from edgekit.log import out as console_out
+
+    result = prune(weights, data, flops=flops, params=params, imgsz=imgsz, finetune_epochs=finetune_epochs,
+                   batch=batch, calib_batches=calib_batches, score_images=score_images, out=out, cache=cache,
+                   device=device, download=download)
+    m = measure(result["baseline"], result["pruned"], data, threads or os.cpu_count(), iterations=iterations)
+    console_out.print(table(m, "edgekit prune: %s under %s" % (weights, result["constraints"])))
+    from edgekit.bench.report import default_result_path, result_document
+
+    doc = {"kind": "prune", "prune": result, "measured": {k: v for k, v in m.items() if k not in ("bench", "eval")}}
+    name = "prune-" + Path(weights).stem
+    save_results(doc, json_path, None, None, no_save, default_result_path("prune", Path(weights).stem))
+    if not no_save:  # the same rows join edgekit report; beside --json when given
+        folder = Path(json_path).parent if json_path else None
+        save_results(result_document("bench", m["bench"]), None, None, None, False,
+                     default_result_path("bench", name, folder))
+        save_results(result_document("eval", m["eval"]), None, None, None, False,
+                     default_result_path("eval", name, folder))
+    click.echo(result["pruned"])
+
+
+@cli.command("quantize")
+@click.argument("onnx_path", metavar="MODEL.onnx")
+@click.option("--calib", default=None, help="Folder of calibration images (frames like the camera's).")
+@click.option("--images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Calibration images to use.")
+@click.option("--method", type=click.Choice(["entropy", "max"]), default="entropy", show_default=True)
+@click.option("--high-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="Type of the unquantized layers: fp32 builds on TensorRT 8.5+; fp16 for TensorRT 11 --best.")
+@click.option("--fp16", "fp16_only", is_flag=True, help="Convert to FP16 only (no INT8), for TensorRT 11.")
+@click.option("--opset", type=int, default=17, show_default=True,
+              help="Opset to write (TensorRT 8.5 parses up to 17); 0 keeps ModelOpt's.")
+@click.option("--out", default=None, help="Output folder  [default: beside the ONNX]")
+@click.option("--name", default=None, help="Output file name.")
+def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, opset, out, name):
+    """Insert INT8 Q/DQ nodes with NVIDIA ModelOpt (host), so devices build INT8 without calibration images."""
+    from edgekit.host.quantize import quantize
+
+    click.echo(str(quantize(onnx_path, calib, out=out, name=name, images=images, method=method,
+                            high_precision=high_precision, target_opset=opset, fp16_only=fp16_only)))
+
+
+
+
+@cli.command()
+@click.option("--models", cls=ListOption, help="Baseline weights or model YAMLs: --models yolov8n.pt yolov8m.pt")
+@click.option("--pruned", cls=ListOption, help="Pruned weights to set beside them.")
+@click.option("--precisions", cls=ListOption, help="fp32 (ONNX Runtime, the default), fp16, int8, best (TensorRT "
+              "engines built here: needs TensorRT and a GPU).")
+@click.option("--calib", default=None, help="Calibration images for --precisions int8/best.")
+@click.option("--data", required=True, help="data.yaml or COCO json to evaluate on.")
+@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--iterations", type=int, default=50, show_default=True)
+@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+@click.option("--out", default=None, help="Results folder  [default: benchmarks/tradeoff-TIME]")
+@click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup, threads, out, download):
+    """Export, bench and eval each model and precision, then report: the one command to choose a model (host)."""
+    from edgekit.host.tradeoff import tradeoff as run
+    from edgekit.log import out as console_out
+    from edgekit.report.render import tables
+
+    flat = ListOption.flatten
+    result = run(flat(models), data, pruned=flat(pruned), precisions=flat(precisions) or ["fp32"], imgsz=imgsz, out=out,
+                 warmup=warmup, iterations=iterations, threads=threads or os.cpu_count(), download=download,
+                 calib=calib)
+    for table in tables(result["report"]):
+        console_out.print(table)
+    click.echo(str(result["dir"]))
+
+
+@cli.command("make-dataset")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--train", "n_train", type=click.IntRange(min=1), default=160, show_default=True)
+@click.option("--val", "n_val", type=click.IntRange(min=1), default=48, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def make_dataset_cmd(out, n_train, n_val, seed):
+    """Write the small synthetic detection dataset (shapes, YOLO labels) used by tests and demos."""
+    from edgekit.eval.synthetic import make_dataset
+
+    click.echo(str(make_dataset(out, n_train=n_train, n_val=n_val, seed=seed)))
+
+
+@cli.command()
+@click.option("--models", default="yolov8n,yolov8m", show_default=True,
+              help="Comma-separated YOLOv8 names; NAME.pt is used when present, else NAME.yaml (untrained).")
+@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--iterations", type=int, default=20, show_default=True)
+@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--out", default="engines", show_default=True)
+def demo(models, imgsz, iterations, warmup, out):
+    """Main demo: export each model to ONNX, then bench them side by side on ONNX Runtime."""
+    from edgekit.commands.device import run_bench
+    from edgekit.host.export import export as do_export
+    from edgekit.log import info
+
+    onnx_paths = []
+    for name in [m.strip() for m in models.split(",") if m.strip()]:
+        weights = name + ".pt"
+        if not Path(weights).exists():
+            info("%s not found here: exporting %s.yaml (random init) to show the pipeline and its speed"
+                 % (weights, name))
+            weights = name + ".yaml"
+        onnx_paths.append(str(do_export(weights=weights, imgsz=imgsz, out=out)))
+    run_bench(onnx_paths, backend="onnxruntime", warmup=warmup, iterations=iterations)

@@ -1,0 +1,78 @@
+"""TensorRT commands (device): build an engine on this GPU, inspect engines and ONNX."""
+
+from __future__ import annotations
+
+import click
+
+from edgekit.cli import cli
+
+
+@cli.command("build")
+@click.argument("onnx_path", metavar="MODEL.onnx")
+@click.option("--fp32", "precision", flag_value="fp32", help="FP32 only.")
+@click.option("--fp16", "precision", flag_value="fp16", help="FP16 (the default where the GPU has fast FP16).")
+@click.option("--int8", "precision", flag_value="int8", help="INT8: calibrated with --calib, or a Q/DQ model.")
+@click.option("--best", "precision", flag_value="best", help="INT8 + FP16: TensorRT picks the faster per layer.")
+@click.option("--calib", default=None, help="Folder of calibration images for INT8 (classic calibration).")
+@click.option("--calib-batches", type=int, default=None, help="Calibration batches  [default: all images]")
+@click.option("--calib-cache", default=None, help="Calibration table file  [default: OUT/calib/NAME-KEY.calib]")
+@click.option("--workspace", type=int, default=None, help="Builder workspace limit in MiB.")
+@click.option("--timing-cache", default=None, help="Timing cache file, reused and merged across builds.")
+@click.option("--dla", "dla_core", type=int, default=None, help="Build for DLA core N (Xavier/Orin).")
+@click.option("--allow-gpu-fallback", is_flag=True, help="With --dla: run layers DLA cannot on the GPU.")
+@click.option("--batch", type=int, default=None, help="Batch for a dynamic-batch ONNX (profile opt = max).")
+@click.option("--tactic-sources", default=None,
+              help="trtexec syntax, e.g. -CUBLAS,+CUDNN  [default: EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS]")
+@click.option("--out", default="engines", show_default=True, help="Output folder.")
+@click.option("--name", default=None, help="Engine file name  [default: MODEL-PRECISION-smXX-trtX.Y.Z.engine]")
+@click.option("--gpu", type=int, default=0, show_default=True, help="CUDA device index.")
+@click.option("--verbose", is_flag=True, help="Show TensorRT's own log.")
+@click.option("--if-changed", is_flag=True,
+              help="Skip the build when OUT has an intact engine of this ONNX (sha256), precision, DLA core, "
+                   "TensorRT version and GPU; print its path ('up to date').")
+def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace, timing_cache, dla_core,
+              allow_gpu_fallback, batch, tactic_sources, out, name, gpu, verbose, if_changed):
+    """Build a TensorRT engine from an ONNX on this device: FP16, INT8 (calibrated or Q/DQ), DLA (device)."""
+    from edgekit.build.plan import BuildRequest
+    from edgekit.build.prepare import prepare, rebuild_command
+    from edgekit.lazy import lazy_import
+
+    request = BuildRequest(precision=precision, calib=calib, dla_core=dla_core, gpu_fallback=allow_gpu_fallback,
+                           batch=batch)
+    prepared = prepare(onnx_path, request, workspace=workspace, tactic_sources=tactic_sources,
+                       calib_batches=calib_batches)  # bad files and folders fail here, before TensorRT
+    lazy_import("tensorrt")
+    lazy_import("pycuda.driver")
+    from edgekit.build.engine import build_engine
+
+    if if_changed:
+        from edgekit.build.engine import device_facts
+        from edgekit.runtime.engine_file import find_current_engine
+
+        current = find_current_engine(out, prepared.onnx_manifest["sha256"], precision, device_facts(gpu), dla_core)
+        if current is not None:
+            click.echo("up to date: %s" % current, err=True)
+            click.echo(str(current))
+            return
+    command = rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, allow_gpu_fallback, batch,
+                              workspace, tactic_sources)
+    click.echo(str(build_engine(prepared, request, out=out, name=name, timing_cache=timing_cache,
+                                calib_cache=calib_cache, gpu=gpu, verbose=verbose, command=command)))
+
+
+@cli.command("inspect")
+@click.argument("path", metavar="ENGINE|ONNX")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--layers/--no-layers", default=True, help="Per-layer precisions (engines, needs TensorRT + GPU).")
+def inspect_cmd(path, as_json, layers):
+    """Show a model's manifest, I/O tensors, Q/DQ nodes, and an engine's layer precisions."""
+    import json as json_mod
+
+    from edgekit.log import out
+    from edgekit.runtime.inspect import inspect_model, inspect_rows
+
+    doc = inspect_model(path, layers=layers)
+    if as_json:
+        click.echo(json_mod.dumps(doc, indent=2, default=str))
+        return
+    out.print(inspect_rows(doc))
