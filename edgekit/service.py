@@ -57,6 +57,11 @@ def camera_command(source: str, model: str, port: int, python: str, extra: Optio
             "--no-save"] + list(extra or [])
 
 
+def default_user() -> str:
+    """Who the demo runs as: the user who typed ``sudo edgekit service install``, not root."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
 def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
            workdir: Optional[str] = None, python: Optional[str] = None, extra: Optional[List[str]] = None) -> str:
     if not 0 < port < 65536:
@@ -65,7 +70,7 @@ def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, 
         raise EdgekitError("--name %r: use letters, digits, '-' and '_' (a systemd unit name)" % name)
     command = camera_command(source, model, port, python or sys.executable, extra)
     return UNIT.format(
-        name=name, model_name=Path(model).name, source=source.replace("%", "%%"), user=user or getpass.getuser(),
+        name=name, model_name=Path(model).name, source=source.replace("%", "%%"), user=user or default_user(),
         workdir=workdir or str(Path(model).resolve().parent),
         exec_start=" ".join(shlex.quote(part) for part in command).replace("%", "%%"),
     )

@@ -214,6 +214,12 @@ def test_service_install_verify_uninstall(yolov8n_onnx, tmp_path):
     assert invoke(["service", "uninstall", "--unit-dir", units]).exit_code == 0 and not unit.exists()
 
 
+def test_service_runs_as_the_user_who_typed_sudo(monkeypatch):
+    monkeypatch.setenv("SUDO_USER", "nvidia")
+    assert "\nUser=nvidia\n" in render("csi://0", "/m.engine")
+    assert "\nUser=jetson\n" in render("csi://0", "/m.engine", user="jetson")
+
+
 def test_service_errors(yolov8n_onnx, tmp_path):
     assert_user_error(invoke(["service", "install", "--source", "csi://0", "--model", tmp_path / "none.engine",
                               "--unit-dir", tmp_path]), "not found")

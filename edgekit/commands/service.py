@@ -19,7 +19,7 @@ def service():
 @click.option("--model", required=True, help="Engine (or ONNX) to run.")
 @click.option("--port", type=int, default=8080, show_default=True, help="Web stream port (edgekit camera --serve).")
 @click.option("--name", default="edgekit-camera", show_default=True, help="Unit name.")
-@click.option("--user", default=None, help="User the demo runs as  [default: you]")
+@click.option("--user", default=None, help="User the demo runs as  [default: you, also under sudo]")
 @click.option("--unit-dir", default=None, help="Write the unit here instead of /etc/systemd/system (no start).")
 @click.option("--no-start", is_flag=True, help="Write the unit only; do not enable or start it.")
 @click.option("--print", "print_only", is_flag=True, help="Print the unit and write nothing.")
