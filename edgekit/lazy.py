@@ -35,3 +35,9 @@ def lazy_import(name: str) -> ModuleType:
         top = name.split(".")[0]
         hint = _HINTS.get(top, "pip install %s" % top)
         raise EdgekitError("cannot import %s (%s): %s" % (name, exc, hint)) from exc
+
+
+def require_tensorrt() -> None:
+    """TensorRT's bindings and pycuda, or the one-line install hint for whichever is missing (TensorRT first)."""
+    lazy_import("tensorrt")
+    lazy_import("pycuda.driver")

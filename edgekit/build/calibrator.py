@@ -12,6 +12,7 @@ import numpy as np
 import tensorrt as trt
 
 from edgekit.build.calib import CalibrationCache, CalibrationSet
+from edgekit.log import info
 from edgekit.runtime.cuda import HostDeviceMem, cuda_call, driver
 
 
@@ -49,8 +50,12 @@ class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
             return None
 
     def read_calibration_cache(self) -> Optional[bytes]:  # type: ignore[override]  # None: no cache
-        data = self.cache.read()
+        data = self.cache.read()  # TensorRT asks once, before the first batch
         self.used_cache = data is not None
+        if self.used_cache:
+            info("reusing calibration table %s (same model, size and images)" % self.cache.path)
+        else:
+            info("calibrating on %d batches of %d" % (self.calib.num_batches, self.calib.batch_size))
         return data
 
     def write_calibration_cache(self, cache: Any) -> None:

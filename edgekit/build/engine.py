@@ -162,8 +162,4 @@ def _calibrator(prepared: Prepared, calib_cache: Optional[str], out: str) -> Any
     key = cache_key(prepared.onnx_manifest["sha256"], calib)
     cache = CalibrationCache(calib_cache, key) if calib_cache else CalibrationCache.default(
         Path(out) / "calib", prepared.onnx_path.stem, key)
-    if cache.read() is not None:
-        info("reusing calibration table %s (same model, size and images)" % cache.path)
-    else:
-        info("calibrating on %d batches of %d" % (calib.num_batches, calib.batch_size))
     return Calibration(calib, cache)

@@ -10,7 +10,7 @@ from edgekit.build.plan import BuildPlan, Caps
 from edgekit.build.prepare import Prepared
 from edgekit.build.qdq import qdq_summary
 from edgekit.manifest import package_versions, utc_now
-from edgekit.runtime.modelinfo import onnx_io
+from edgekit.runtime.modelinfo import onnx_io, onnx_metadata
 
 # copied from the ONNX's own manifest, so bench/eval/report know the model without the ONNX at hand
 CARRIED = ("model", "task", "trained", "weights_label", "pruned", "params", "gflops", "names", "stride", "source")
@@ -57,17 +57,5 @@ def engine_manifest(target: Path, engine_file: Path, sha256: str, prepared: Prep
         if key in onnx_manifest:
             doc[key] = onnx_manifest[key]
     if not doc.get("names"):
-        doc["names"] = _names_from_metadata(proto)
+        doc["names"] = {int(k): str(v) for k, v in (onnx_metadata(proto, "names") or {}).items()}
     return doc
-
-
-def _names_from_metadata(proto: Any) -> Dict[int, str]:
-    import ast
-
-    for prop in proto.metadata_props:
-        if prop.key == "names":
-            try:
-                return {int(k): str(v) for k, v in ast.literal_eval(prop.value).items()}
-            except (ValueError, SyntaxError):
-                return {}
-    return {}

@@ -3,7 +3,6 @@ images. A bad file or folder fails here in milliseconds, on any machine, not min
 
 from __future__ import annotations
 
-import ast
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from edgekit.build.plan import BuildRequest, ModelFacts, check_request, check_wo
 from edgekit.build.qdq import load_onnx, model_facts
 from edgekit.errors import EdgekitError
 from edgekit.manifest import read_manifest, sha256_file
+from edgekit.runtime.modelinfo import graph_inputs, onnx_metadata
 
 
 @dataclass
@@ -56,16 +56,10 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
 
 def input_size(proto: Any, manifest: Dict[str, Any]) -> Tuple[int, int]:
     """(h, w) of the input: static dims, else the exported imgsz (edgekit manifest or ultralytics metadata)."""
-    initializers = {i.name for i in proto.graph.initializer}
-    inp = [v for v in proto.graph.input if v.name not in initializers][0]
-    dims = inp.type.tensor_type.shape.dim
+    dims = graph_inputs(proto)[0].type.tensor_type.shape.dim
     if len(dims) == 4 and dims[2].dim_value > 0 and dims[3].dim_value > 0:
         return int(dims[2].dim_value), int(dims[3].dim_value)
-    size = manifest.get("imgsz")
-    if not size:
-        for prop in proto.metadata_props:
-            if prop.key == "imgsz":
-                size = ast.literal_eval(prop.value)
+    size = manifest.get("imgsz") or onnx_metadata(proto, "imgsz")
     if not size:
         raise EdgekitError("cannot tell the input size of this dynamic ONNX: re-export it with edgekit export --imgsz")
     return int(size[0]), int(size[1])

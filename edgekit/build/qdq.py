@@ -18,8 +18,10 @@ import numpy as np
 from edgekit.build.plan import ModelFacts, version_tuple
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
+from edgekit.runtime.modelinfo import graph_inputs
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+JETPACK5_TENSORRT = "8.5.2"  # the TensorRT a Q/DQ model must suit to build on every box (JetPack 5.1)
 INT8 = 3  # onnx.TensorProto.INT8
 FLOAT, FLOAT16 = 1, 10
 
@@ -40,15 +42,13 @@ def load_onnx(path) -> Any:
 
 
 def model_facts(proto) -> ModelFacts:
-    graph = proto.graph
-    initializers = {i.name for i in graph.initializer}
-    inputs = [v for v in graph.input if v.name not in initializers]
+    inputs = graph_inputs(proto)
     if len(inputs) != 1:
         raise EdgekitError("the model has %d inputs; edgekit builds single-input YOLO models" % len(inputs))
     t = inputs[0].type.tensor_type
     dims = list(t.shape.dim)
     batch = dims[0].dim_value if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
-    has_qdq = any(n.op_type in QDQ_OPS for n in graph.node)
+    has_qdq = any(n.op_type in QDQ_OPS for n in proto.graph.node)
     return ModelFacts(qdq=has_qdq, float_type=_float_type(proto, t.elem_type), static_batch=batch)
 
 

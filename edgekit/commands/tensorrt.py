@@ -35,14 +35,13 @@ def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace
     """Build a TensorRT engine from an ONNX on this device: FP16, INT8 (calibrated or Q/DQ), DLA (device)."""
     from edgekit.build.plan import BuildRequest
     from edgekit.build.prepare import prepare, rebuild_command
-    from edgekit.lazy import lazy_import
+    from edgekit.lazy import require_tensorrt
 
     request = BuildRequest(precision=precision, calib=calib, dla_core=dla_core, gpu_fallback=allow_gpu_fallback,
                            batch=batch)
     prepared = prepare(onnx_path, request, workspace=workspace, tactic_sources=tactic_sources,
                        calib_batches=calib_batches)  # bad files and folders fail here, before TensorRT
-    lazy_import("tensorrt")
-    lazy_import("pycuda.driver")
+    require_tensorrt()
     from edgekit.build.engine import build_engine
 
     if if_changed:

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.build.calib import CalibrationSet
-from edgekit.build.qdq import load_onnx, model_facts, opset, qdq_problems, qdq_summary
+from edgekit.build.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase, warn
@@ -108,7 +108,7 @@ def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = No
             quantized = onnx.load(str(raw))
         if target_opset:
             quantized = retarget_opset(quantized, target_opset)
-        problems = qdq_problems(quantized, "8.5.2") if not fp16_only else []
+        problems = qdq_problems(quantized, JETPACK5_TENSORRT) if not fp16_only else []
         if problems:
             warn("TensorRT 8.5 would reject this model: %s" % "; ".join(problems[:3]))
         with atomic_path(target) as tmp:

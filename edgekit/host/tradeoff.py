@@ -39,10 +39,9 @@ def check_precisions(precisions: Sequence[str], calib: Optional[str] = None) -> 
     if any(p in ("int8", "best") for p in needs_engine) and not calib:
         raise EdgekitError("--precisions int8/best needs calibration images: --calib DIR")
     try:
-        from edgekit.lazy import lazy_import
+        from edgekit.lazy import require_tensorrt
 
-        lazy_import("tensorrt")
-        lazy_import("pycuda.driver")
+        require_tensorrt()
     except EdgekitError as exc:
         raise EdgekitError("--precisions %s needs TensorRT engines built on this machine's GPU (%s): run on a "
                            "machine with TensorRT, or --precisions fp32 (ONNX Runtime)"

@@ -107,7 +107,10 @@ def find_current_engine(folder, onnx_sha256: str, precision: Optional[str], devi
             and manifest.get("dla_core") == dla_core
         )
         engine = meta.with_name(meta.name[: -len(".json")])
-        if wanted and engine.is_file() and engine.stat().st_size == manifest.get("engine_bytes") \
-                and sha256_file(engine) == manifest.get("sha256"):
+        if wanted and engine.is_file():
+            try:
+                check_engine_file(engine)  # intact: size and sha256 as built
+            except EdgekitError:
+                continue
             return engine
     return None

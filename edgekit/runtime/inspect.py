@@ -24,7 +24,7 @@ def inspect_model(path, layers: bool = True) -> Dict[str, Any]:
 
 
 def inspect_onnx(path: Path) -> Dict[str, Any]:
-    from edgekit.build.qdq import load_onnx, model_facts, opset, qdq_problems, qdq_summary
+    from edgekit.build.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
     from edgekit.runtime.modelinfo import onnx_io
 
     proto = load_onnx(path)
@@ -38,19 +38,18 @@ def inspect_onnx(path: Path) -> Dict[str, Any]:
     }
     if facts.qdq:
         doc["qdq_nodes"] = qdq_summary(proto)
-        doc["tensorrt_8.5_problems"] = qdq_problems(proto, "8.5.2")
+        doc["tensorrt_8.5_problems"] = qdq_problems(proto, JETPACK5_TENSORRT)
     return doc
 
 
 def inspect_engine(path: Path, layers: bool = True) -> Dict[str, Any]:
-    from edgekit.lazy import lazy_import
+    from edgekit.lazy import require_tensorrt
     from edgekit.runtime.engine_file import check_engine_file
 
     manifest = check_engine_file(path, None)
     doc: Dict[str, Any] = {"file": str(path), "kind": "tensorrt-engine", "manifest": manifest}
     try:
-        lazy_import("tensorrt")
-        lazy_import("pycuda.driver")
+        require_tensorrt()
     except EdgekitError as exc:
         doc["tensors"] = None
         doc["note"] = "I/O tensors and layer precisions need TensorRT on a GPU (%s)" % str(exc).split(":")[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from edgekit.errors import EdgekitError
-from edgekit.lazy import lazy_import
+from edgekit.lazy import require_tensorrt
 from edgekit.log import info
 from edgekit.runtime.base import Runner
 
@@ -33,8 +33,7 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda
     if cuda_graph and not (is_engine or backend == "tensorrt"):
         raise EdgekitError("--cuda-graph applies to TensorRT only: add --backend tensorrt or pass an engine")
     if is_engine or backend == "tensorrt":
-        lazy_import("tensorrt")  # a missing TensorRT/pycuda gets the install hint first
-        lazy_import("pycuda.driver")
+        require_tensorrt()  # a missing TensorRT/pycuda gets the install hint first
         from edgekit.runtime.tensorrt import TensorRTRunner
 
         return TensorRTRunner(path if is_engine else engine_for_onnx(path), cuda_graph=cuda_graph)
@@ -51,23 +50,22 @@ def engine_cache_dir() -> Path:
 
 def engine_for_onnx(onnx_path: Path) -> Path:
     """``--backend tensorrt`` on an ONNX: build it once with edgekit build's defaults, keyed by content."""
-    from edgekit.build.engine import build_engine
+    from edgekit.build.engine import build_engine, device_facts
     from edgekit.build.plan import BuildRequest
     from edgekit.build.prepare import prepare
-    from edgekit.runtime import trtlib
-    from edgekit.runtime.engine_file import check_engine_file
+    from edgekit.runtime.engine_file import find_current_engine
 
     request = BuildRequest()
     prepared = prepare(onnx_path, request)
-    name = "%s-%s-default-trt%s.engine" % (onnx_path.stem, prepared.onnx_manifest["sha256"][:12], trtlib.version())
-    cached = engine_cache_dir() / name
-    if cached.is_file():
-        try:
-            check_engine_file(cached, None)
-            info("using cached engine %s" % cached)
-            return cached
-        except EdgekitError:
-            pass  # stale or broken: rebuild
-    info("building a TensorRT engine for %s (cached as %s; edgekit build gives the options)" % (onnx_path, cached))
+    sha = prepared.onnx_manifest["sha256"]
+    device = device_facts()
+    cached = find_current_engine(engine_cache_dir(), sha, None, device)
+    if cached is not None:
+        info("using cached engine %s" % cached)
+        return cached
+    name = "%s-%s-default-sm%s-trt%s.engine" % (onnx_path.stem, sha[:12], device["sm"].replace(".", ""),
+                                                device["tensorrt"])
+    info("building a TensorRT engine for %s (cached as %s; edgekit build gives the options)"
+         % (onnx_path, engine_cache_dir() / name))
     return build_engine(prepared, request, out=str(engine_cache_dir()), name=name,
                         command="edgekit build %s" % onnx_path)

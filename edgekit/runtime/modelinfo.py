@@ -57,19 +57,30 @@ def model_info(path, metadata: Optional[Mapping[str, str]] = None) -> ModelInfo:
     )
 
 
+def graph_inputs(proto) -> List[Any]:
+    """The graph's real inputs (older exporters list initializers among the inputs too)."""
+    initializers = {i.name for i in proto.graph.initializer}
+    return [v for v in proto.graph.input if v.name not in initializers]
+
+
+def onnx_metadata(proto, key: str) -> Any:
+    """An ultralytics metadata prop (``names``, ``imgsz``, ...) as a Python value, or None."""
+    for prop in proto.metadata_props:
+        if prop.key == key:
+            return _literal(prop.value)
+    return None
+
+
 def onnx_io(proto) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """Graph inputs (without initializers) and outputs as ``{"name", "shape", "dtype"}`` dicts."""
     from onnx import helper
-
-    initializers = {i.name for i in proto.graph.initializer}
 
     def describe(value) -> Dict[str, Any]:
         t = value.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
         return {"name": value.name, "shape": dims, "dtype": str(helper.tensor_dtype_to_np_dtype(t.elem_type))}
 
-    inputs = [describe(v) for v in proto.graph.input if v.name not in initializers]
-    return inputs, [describe(v) for v in proto.graph.output]
+    return [describe(v) for v in graph_inputs(proto)], [describe(v) for v in proto.graph.output]
 
 
 def _literal(text: Optional[str]) -> Any:

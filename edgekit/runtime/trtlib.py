@@ -9,7 +9,7 @@ Only the name-based tensor API (TensorRT >= 8.5) is used: no binding indices, no
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import tensorrt as trt
@@ -81,20 +81,20 @@ class CapturingLogger(trt.ILogger):
 
 def builder(logger: CapturingLogger) -> trt.Builder:
     """A Builder, or one line that says CUDA/TensorRT could not start (no GPU, broken driver)."""
+    return _start(trt.Builder, logger)
+
+
+def runtime(logger: CapturingLogger) -> trt.Runtime:
+    return _start(trt.Runtime, logger)
+
+
+def _start(factory: Any, logger: CapturingLogger) -> Any:
     try:
-        return trt.Builder(logger)
+        return factory(logger)
     except TypeError as exc:  # pybind: "factory function returned nullptr" when CUDA cannot initialise
         raise EdgekitError("TensorRT could not start on a GPU (%s): this machine needs an NVIDIA GPU and driver; "
                            "use --backend onnxruntime here" % logger.first_error("CUDA initialisation failed")
                            ) from exc
-
-
-def runtime(logger: CapturingLogger) -> trt.Runtime:
-    try:
-        return trt.Runtime(logger)
-    except TypeError as exc:
-        raise EdgekitError("TensorRT could not start on a GPU (%s): use --backend onnxruntime here"
-                           % logger.first_error("CUDA initialisation failed")) from exc
 
 
 def io_tensors(engine: trt.ICudaEngine) -> List[Tuple[str, bool, Tuple[int, ...], np.dtype]]:
