@@ -38,7 +38,7 @@ $(TYPING)/.stamp: $(STAMP)
 	touch $@
 
 typecheck: setup $(TYPING)/.stamp
-	MYPYPATH=$(TYPING) $(BIN)/mypy edgekit/build edgekit/runtime
+	MYPYPATH=$(TYPING) $(BIN)/mypy edgekit/runtime
 
 # The web page test drives Debian's Chromium; the fleet test reaches a second "box" over a loopback sshd.
 # Install them when we may (root + apt), else those parts are skipped.

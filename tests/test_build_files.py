@@ -8,10 +8,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.build.qdq import model_facts, qdq_problems
 from edgekit.errors import EdgekitError
 from edgekit.manifest import sha256_file
-from edgekit.runtime.engine_file import check_engine_file
+from edgekit.runtime.tensorrt.engine_file import check_engine_file
+from edgekit.runtime.tensorrt.qdq import model_facts, qdq_problems
 from tests.helpers import assert_user_error, invoke
 
 try:
@@ -214,7 +214,7 @@ class FakeConfig:
 
 def test_timing_cache_survives_a_bad_file_and_merges_on_save(tmp_path, capsys):
     pytest.importorskip("fcntl")
-    from edgekit.build.timing_cache import TimingCacheFile
+    from edgekit.runtime.tensorrt.timing_cache import TimingCacheFile
 
     path = tmp_path / "timing.cache"
     path.write_bytes(b"\x00corrupt")
@@ -233,7 +233,7 @@ def test_timing_cache_survives_a_bad_file_and_merges_on_save(tmp_path, capsys):
 
 
 def test_rebuild_command_is_what_the_user_typed():
-    from edgekit.build.prepare import rebuild_command
+    from edgekit.runtime.tensorrt.prepare import rebuild_command
 
     cmd = rebuild_command("engines/m.onnx", "int8", "my frames", 8, 0, True, None, None, None)
     assert cmd == ("edgekit build engines/m.onnx --int8 --calib 'my frames' --calib-batches 8 --dla 0 "
@@ -243,7 +243,7 @@ def test_rebuild_command_is_what_the_user_typed():
 
 
 def test_if_changed_finds_only_an_intact_engine_of_this_onnx_precision_and_device(tmp_path):
-    from edgekit.runtime.engine_file import find_current_engine
+    from edgekit.runtime.tensorrt.engine_file import find_current_engine
 
     engine = fake_engine(tmp_path, onnx_sha256="a" * 64, precision="fp16")
     here = {"tensorrt": "8.5.2.2", "sm": "7.2"}
@@ -259,11 +259,11 @@ def test_if_changed_finds_only_an_intact_engine_of_this_onnx_precision_and_devic
 
 
 def test_engine_module_imports_the_calibrator_lazily():
-    """TensorRT 11 has no IInt8EntropyCalibrator2 (read from its 11.4 bindings): edgekit.build.engine must import
+    """TensorRT 11 has no IInt8EntropyCalibrator2 (read from its 11.4 bindings): runtime.tensorrt.builder must
     there, so the calibrator module (which subclasses it) is imported only for calibrated INT8 builds."""
     import ast
     from pathlib import Path
 
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "edgekit" / "build" / "engine.py").read_text())
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "edgekit" / "runtime" / "tensorrt" / "builder.py").read_text())
     top = [n.module for n in tree.body if isinstance(n, ast.ImportFrom)]
-    assert "edgekit.build.calibrator" not in top
+    assert "edgekit.runtime.tensorrt.calibrator" not in top

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgekit.build.calib import CalibrationCache, CalibrationSet, cache_key
-from edgekit.build.plan import (
+from edgekit.errors import EdgekitError
+from edgekit.runtime.tensorrt.calib import CalibrationCache, CalibrationSet, cache_key
+from edgekit.runtime.tensorrt.plan import (
     PRECISIONS,
     BuildRequest,
     Caps,
@@ -18,7 +19,6 @@ from edgekit.build.plan import (
     parse_tactic_sources,
     plan_build,
 )
-from edgekit.errors import EdgekitError
 from edgekit.vision import preprocess
 
 XAVIER = Caps(tensorrt="8.5.2.2", gpu="Xavier", sm="7.2", dla_cores=2)

@@ -139,9 +139,9 @@ def test_missing_data_and_non_detection_weights(synthetic_model, tmp_path):
 def test_pruned_onnx_passes_edgekit_build_checks_like_the_baseline(pruned_run):
     """Everything edgekit build checks before TensorRT (ONNX validity, single input, static batch, size, opset)
     holds for the pruned ONNX as for the baseline's; the TensorRT build itself needs a GPU (tests marked gpu)."""
-    from edgekit.build.plan import BuildRequest
-    from edgekit.build.prepare import prepare
-    from edgekit.build.qdq import max_opset, opset
+    from edgekit.runtime.tensorrt.plan import BuildRequest
+    from edgekit.runtime.tensorrt.prepare import prepare
+    from edgekit.runtime.tensorrt.qdq import max_opset, opset
 
     doc, _, _, _, _ = pruned_run
     for path in (doc["prune"]["baseline"], doc["prune"]["pruned"]):

@@ -6,8 +6,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edgekit.build.qdq import model_facts, opset, qdq_problems
 from edgekit.errors import EdgekitError
+from edgekit.runtime.tensorrt.qdq import model_facts, opset, qdq_problems
 from tests.helpers import assert_user_error, invoke
 
 pytest.importorskip("modelopt.onnx.quantization", reason="ModelOpt's ONNX quantization deps (export extra)")
@@ -38,7 +38,7 @@ def test_qdq_model_is_what_tensorrt_85_takes(quantized):
 def test_qdq_accuracy_on_onnxruntime_is_close_to_fp32(quantized):
     from edgekit.eval.dataset import load_dataset
     from edgekit.eval.evaluate import evaluate
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     data, fp32, qdq, _ = quantized
     dataset = load_dataset(str(data))

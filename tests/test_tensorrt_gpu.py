@@ -88,7 +88,7 @@ def test_engine_for_another_tensorrt_is_refused_before_loading(engines, tmp_path
 
 
 def test_foreign_file_is_a_clear_error(tmp_path):
-    from edgekit.runtime.tensorrt import TensorRTRunner
+    from edgekit.runtime.tensorrt.runner import TensorRTRunner
 
     junk = tmp_path / "junk.engine"
     junk.write_bytes(np.random.default_rng(0).bytes(4096))

@@ -15,8 +15,7 @@ if not hasattr(trt, "Builder"):
     pytest.skip("the tensorrt module here is stubs only", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1] / "edgekit"
-TRT_MODULES = ["runtime/trtlib.py", "runtime/tensorrt.py", "runtime/inspect.py", "build/engine.py",
-               "build/calibrator.py", "build/progress.py"]
+TRT_MODULES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "runtime" / "tensorrt").glob("*.py"))
 MAJOR = int(trt.__version__.split(".")[0])
 OPTIONAL = {"IProgressMonitor", "STRONGLY_TYPED"}  # TensorRT >= 10 only; edgekit checks with hasattr first
 # gone in TensorRT 11 (read from the 11.4 bindings): edgekit guards each with getattr/hasattr or never reaches it
@@ -73,7 +72,7 @@ def test_module_level_names_exist():
 
 
 def test_flag_and_enum_names_used_by_name_exist():
-    from edgekit.build.plan import TACTIC_SOURCES
+    from edgekit.runtime.tensorrt.plan import TACTIC_SOURCES
 
     for source in TACTIC_SOURCES:
         assert hasattr(trt.TacticSource, source) or (MAJOR >= 11 and source in GONE_IN_11), source
@@ -94,7 +93,7 @@ def test_methods_exist():
 def test_dtype_table_and_logger_without_a_gpu():
     import numpy as np
 
-    from edgekit.runtime import trtlib
+    from edgekit.runtime.tensorrt import trtlib
 
     assert trtlib.numpy_dtype(trt.DataType.HALF) == np.float16
     assert trtlib.numpy_dtype(trt.DataType.FLOAT) == np.float32

@@ -6,11 +6,11 @@ import os
 
 import click
 
-from edgekit.cli import backend_options, cli, output_options, save_results, source_options
 from edgekit.errors import EdgekitError
+from edgekit.options import backend_options, output_options, save_results, source_options
 
 
-@cli.command()
+@click.command()
 @click.argument("models", nargs=-1, required=True)
 @backend_options
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed iterations first.")
@@ -41,7 +41,7 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
     return results
 
 
-@cli.command()
+@click.command()
 @click.argument("source")
 @click.option("--model", required=True, help="TensorRT engine or ONNX model.")
 @backend_options
@@ -87,7 +87,7 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
                  default_result_path("camera"))
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def info(as_json):
     """What this box is: Jetson model, L4T/JetPack, TensorRT, CUDA, cuDNN, OpenCV, power mode, clocks, DLA."""
@@ -112,7 +112,7 @@ def info(as_json):
 
 
 
-@cli.command("eval")
+@click.command("eval")
 @click.argument("model")
 @click.option("--data", required=True, help="data.yaml (YOLO format) or a COCO annotations json.")
 @click.option("--images", default=None, help="Image folder, for a COCO json.")
@@ -139,7 +139,7 @@ def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, j
                  no_save, default_result_path("eval", result["name"]))
 
 
-@cli.command()
+@click.command()
 @click.argument("model_a")
 @click.argument("model_b")
 @click.option("--data", default=None, help="Compare on this dataset's images (data.yaml or COCO json + --images).")
@@ -169,7 +169,7 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
                  default_result_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
 
 
-@cli.command()
+@click.command()
 @click.argument("paths", nargs=-1)
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Write Markdown here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
@@ -191,3 +191,6 @@ def report(paths, md_path, plot_path):
         click.echo("wrote %s" % write_text_atomic(md_path, markdown(joined)), err=True)
     if plot_path:
         click.echo("wrote %s" % plot(joined, plot_path), err=True)
+
+
+COMMANDS = [bench, camera, info, eval_cmd, compare, report]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli import DEFAULT_OPSET, ListOption, cli, output_options, save_results
+from edgekit.options import DEFAULT_OPSET, ListOption, output_options, save_results
 
 
-@cli.command()
+@click.command()
 @click.option("--weights", default="yolov8m.pt", show_default=True,
               help="YOLOv8 weights (.pt) or ultralytics model YAML (e.g. yolov8m.yaml: untrained).")
 @click.option("--imgsz", type=int, default=640, show_default=True, help="Square input size (multiple of 32).")
@@ -30,7 +30,7 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download):
     click.echo(str(path))
 
 
-@cli.command("prune")
+@click.command("prune")
 @click.option("--weights", default="yolov8m.pt", show_default=True, help="Baseline YOLOv8 weights (.pt) or YAML.")
 @click.option("--data", required=True, help="ultralytics data.yaml: search scores on val, fine-tunes on train.")
 @click.option("--flops", default=None, help="FLOPs budget, percent of the baseline or absolute  [default: 66%]")
@@ -75,7 +75,7 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
     click.echo(result["pruned"])
 
 
-@cli.command("quantize")
+@click.command("quantize")
 @click.argument("onnx_path", metavar="MODEL.onnx")
 @click.option("--calib", default=None, help="Folder of calibration images (frames like the camera's).")
 @click.option("--images", type=click.IntRange(min=1), default=256, show_default=True,
@@ -98,7 +98,7 @@ def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, op
 
 
 
-@cli.command()
+@click.command()
 @click.option("--models", cls=ListOption, help="Baseline weights or model YAMLs: --models yolov8n.pt yolov8m.pt")
 @click.option("--pruned", cls=ListOption, help="Pruned weights to set beside them.")
 @click.option("--precisions", cls=ListOption, help="fp32 (ONNX Runtime, the default), fp16, int8, best (TensorRT "
@@ -126,7 +126,7 @@ def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup,
     click.echo(str(result["dir"]))
 
 
-@cli.command("make-dataset")
+@click.command("make-dataset")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--train", "n_train", type=click.IntRange(min=1), default=160, show_default=True)
 @click.option("--val", "n_val", type=click.IntRange(min=1), default=48, show_default=True)
@@ -138,7 +138,7 @@ def make_dataset_cmd(out, n_train, n_val, seed):
     click.echo(str(make_dataset(out, n_train=n_train, n_val=n_val, seed=seed)))
 
 
-@cli.command()
+@click.command()
 @click.option("--models", default="yolov8n,yolov8m", show_default=True,
               help="Comma-separated YOLOv8 names; NAME.pt is used when present, else NAME.yaml (untrained).")
 @click.option("--imgsz", type=int, default=640, show_default=True)
@@ -160,3 +160,6 @@ def demo(models, imgsz, iterations, warmup, out):
             weights = name + ".yaml"
         onnx_paths.append(str(do_export(weights=weights, imgsz=imgsz, out=out)))
     run_bench(onnx_paths, backend="onnxruntime", warmup=warmup, iterations=iterations)
+
+
+COMMANDS = [export, prune_cmd, quantize_cmd, tradeoff, make_dataset_cmd, demo]

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import click
 
-from edgekit.cli import cli
 
-
-@cli.group()
+@click.group()
 def service():
     """The field demo (edgekit camera) as a systemd service: starts at boot, restarts, logs to the journal."""
 
@@ -44,3 +42,6 @@ def service_uninstall(name, unit_dir):
     from edgekit import service as svc
 
     click.echo(str(svc.uninstall(name, unit_dir)))
+
+
+COMMANDS = [service]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from edgekit.cli import cli
 
-
-@cli.command("build")
+@click.command("build")
 @click.argument("onnx_path", metavar="MODEL.onnx")
 @click.option("--fp32", "precision", flag_value="fp32", help="FP32 only.")
 @click.option("--fp16", "precision", flag_value="fp16", help="FP16 (the default where the GPU has fast FP16).")
@@ -33,20 +31,20 @@ from edgekit.cli import cli
 def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace, timing_cache, dla_core,
               allow_gpu_fallback, batch, tactic_sources, out, name, gpu, verbose, if_changed):
     """Build a TensorRT engine from an ONNX on this device: FP16, INT8 (calibrated or Q/DQ), DLA (device)."""
-    from edgekit.build.plan import BuildRequest
-    from edgekit.build.prepare import prepare, rebuild_command
     from edgekit.lazy import require_tensorrt
+    from edgekit.runtime.tensorrt.plan import BuildRequest
+    from edgekit.runtime.tensorrt.prepare import prepare, rebuild_command
 
     request = BuildRequest(precision=precision, calib=calib, dla_core=dla_core, gpu_fallback=allow_gpu_fallback,
                            batch=batch)
     prepared = prepare(onnx_path, request, workspace=workspace, tactic_sources=tactic_sources,
                        calib_batches=calib_batches)  # bad files and folders fail here, before TensorRT
     require_tensorrt()
-    from edgekit.build.engine import build_engine
+    from edgekit.runtime.tensorrt.builder import build_engine
 
     if if_changed:
-        from edgekit.build.engine import device_facts
-        from edgekit.runtime.engine_file import find_current_engine
+        from edgekit.runtime.tensorrt.builder import device_facts
+        from edgekit.runtime.tensorrt.engine_file import find_current_engine
 
         current = find_current_engine(out, prepared.onnx_manifest["sha256"], precision, device_facts(gpu), dla_core)
         if current is not None:
@@ -59,7 +57,7 @@ def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace
                                 calib_cache=calib_cache, gpu=gpu, verbose=verbose, command=command)))
 
 
-@cli.command("inspect")
+@click.command("inspect")
 @click.argument("path", metavar="ENGINE|ONNX")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--layers/--no-layers", default=True, help="Per-layer precisions (engines, needs TensorRT + GPU).")
@@ -68,10 +66,13 @@ def inspect_cmd(path, as_json, layers):
     import json as json_mod
 
     from edgekit.log import out
-    from edgekit.runtime.inspect import inspect_model, inspect_rows
+    from edgekit.runtime.tensorrt.inspect import inspect_model, inspect_rows
 
     doc = inspect_model(path, layers=layers)
     if as_json:
         click.echo(json_mod.dumps(doc, indent=2, default=str))
         return
     out.print(inspect_rows(doc))
+
+
+COMMANDS = [build_cmd, inspect_cmd]

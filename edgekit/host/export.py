@@ -173,8 +173,8 @@ def export(
         trained = is_trained(model, spec)
         stats = model_stats(model, imgsz)
     if not trained:
-        info("[yellow]%s has untrained (random init) weights: speed numbers are real, accuracy is not[/yellow]"
-             % weights)
+        info("%s has untrained (random init) weights: speed numbers are real, accuracy is not" % weights,
+             style="yellow")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".edgekit-export-", dir=str(out_dir)) as work:

@@ -23,12 +23,12 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from edgekit import __version__
-from edgekit.build.calib import CalibrationSet
-from edgekit.build.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase, warn
 from edgekit.manifest import atomic_path, package_versions, read_manifest, sha256_file, utc_now, write_json_atomic
+from edgekit.runtime.tensorrt.calib import CalibrationSet
+from edgekit.runtime.tensorrt.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
 
 TRT85_OPSET = 17
 
@@ -75,7 +75,7 @@ def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = No
         raise EdgekitError("--method %s: choose entropy (TensorRT's classic INT8 calibration) or max" % method)
     if high_precision not in ("fp32", "fp16"):
         raise EdgekitError("--high-precision %s: choose fp32 (TensorRT 8.5+) or fp16" % high_precision)
-    from edgekit.build.prepare import input_size
+    from edgekit.runtime.tensorrt.prepare import input_size
 
     source_manifest = read_manifest(onnx_path) or {}
     hw = input_size(proto, source_manifest)
@@ -150,7 +150,7 @@ def verify(reference: Path, candidate: Path, calib_dir: Optional[str], frames: i
     """Detections of the new model against the FP32 one on ONNX Runtime (what edgekit compare reports)."""
     from edgekit.bench.frames import load_frames, synthetic_frames
     from edgekit.eval.compare import compare
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     shots = load_frames(calib_dir, limit=frames) if calib_dir else synthetic_frames(count=min(frames, 8))
     with phase("checking against %s on %d frames (ONNX Runtime)" % (reference.name, len(shots))):

@@ -52,9 +52,9 @@ def build_engines(onnx_paths: Sequence[str], precisions: Sequence[str], calib: O
     """One TensorRT engine per ONNX and engine precision, built here with edgekit build's defaults."""
     if not any(p in ENGINE_PRECISIONS for p in precisions):
         return []
-    from edgekit.build.engine import build_engine
-    from edgekit.build.plan import BuildRequest
-    from edgekit.build.prepare import prepare
+    from edgekit.runtime.tensorrt.builder import build_engine
+    from edgekit.runtime.tensorrt.plan import BuildRequest
+    from edgekit.runtime.tensorrt.prepare import prepare
 
     engines = []
     for onnx_path in onnx_paths:

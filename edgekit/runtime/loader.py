@@ -34,10 +34,10 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda
         raise EdgekitError("--cuda-graph applies to TensorRT only: add --backend tensorrt or pass an engine")
     if is_engine or backend == "tensorrt":
         require_tensorrt()  # a missing TensorRT/pycuda gets the install hint first
-        from edgekit.runtime.tensorrt import TensorRTRunner
+        from edgekit.runtime.tensorrt.runner import TensorRTRunner
 
         return TensorRTRunner(path if is_engine else engine_for_onnx(path), cuda_graph=cuda_graph)
-    from edgekit.runtime.onnxruntime import OnnxRuntimeRunner
+    from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(path, threads=threads)
 
@@ -50,10 +50,10 @@ def engine_cache_dir() -> Path:
 
 def engine_for_onnx(onnx_path: Path) -> Path:
     """``--backend tensorrt`` on an ONNX: build it once with edgekit build's defaults, keyed by content."""
-    from edgekit.build.engine import build_engine, device_facts
-    from edgekit.build.plan import BuildRequest
-    from edgekit.build.prepare import prepare
-    from edgekit.runtime.engine_file import find_current_engine
+    from edgekit.runtime.tensorrt.builder import build_engine, device_facts
+    from edgekit.runtime.tensorrt.engine_file import find_current_engine
+    from edgekit.runtime.tensorrt.plan import BuildRequest
+    from edgekit.runtime.tensorrt.prepare import prepare
 
     request = BuildRequest()
     prepared = prepare(onnx_path, request)

@@ -24,8 +24,8 @@ def inspect_model(path, layers: bool = True) -> Dict[str, Any]:
 
 
 def inspect_onnx(path: Path) -> Dict[str, Any]:
-    from edgekit.build.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
     from edgekit.runtime.modelinfo import onnx_io
+    from edgekit.runtime.tensorrt.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
 
     proto = load_onnx(path)
     facts = model_facts(proto)
@@ -44,7 +44,7 @@ def inspect_onnx(path: Path) -> Dict[str, Any]:
 
 def inspect_engine(path: Path, layers: bool = True) -> Dict[str, Any]:
     from edgekit.lazy import require_tensorrt
-    from edgekit.runtime.engine_file import check_engine_file
+    from edgekit.runtime.tensorrt.engine_file import check_engine_file
 
     manifest = check_engine_file(path, None)
     doc: Dict[str, Any] = {"file": str(path), "kind": "tensorrt-engine", "manifest": manifest}
@@ -54,12 +54,12 @@ def inspect_engine(path: Path, layers: bool = True) -> Dict[str, Any]:
         doc["tensors"] = None
         doc["note"] = "I/O tensors and layer precisions need TensorRT on a GPU (%s)" % str(exc).split(":")[0]
         return doc
-    from edgekit.runtime.tensorrt import TensorRTRunner
+    from edgekit.runtime.tensorrt.runner import TensorRTRunner
 
     runner = TensorRTRunner(path)
     try:
         with runner.gpu.current():
-            from edgekit.runtime import trtlib
+            from edgekit.runtime.tensorrt import trtlib
 
             doc["tensors"] = [{"name": n, "mode": "input" if i else "output", "shape": list(s), "dtype": str(d)}
                               for n, i, s, d in trtlib.io_tensors(runner.engine)]

@@ -17,11 +17,11 @@ import numpy as np
 import tensorrt as trt
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime import trtlib
 from edgekit.runtime.base import Runner
-from edgekit.runtime.cuda import CudaContext, CudaGraph, Events, HostDeviceMem, cuda_call, driver
-from edgekit.runtime.engine_file import check_engine_file, rebuild_hint
 from edgekit.runtime.modelinfo import model_info
+from edgekit.runtime.tensorrt import trtlib
+from edgekit.runtime.tensorrt.cuda import CudaContext, CudaGraph, Events, HostDeviceMem, cuda_call, driver
+from edgekit.runtime.tensorrt.engine_file import check_engine_file, rebuild_hint
 
 
 class TensorRTRunner(Runner):

@@ -15,10 +15,10 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from edgekit.build.plan import ModelFacts, version_tuple
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.runtime.modelinfo import graph_inputs
+from edgekit.runtime.tensorrt.plan import ModelFacts, version_tuple
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 JETPACK5_TENSORRT = "8.5.2"  # the TensorRT a Q/DQ model must suit to build on every box (JetPack 5.1)

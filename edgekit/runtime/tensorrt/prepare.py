@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from edgekit.build.calib import CalibrationSet
-from edgekit.build.plan import BuildRequest, ModelFacts, check_request, check_workspace, parse_tactic_sources
-from edgekit.build.qdq import load_onnx, model_facts
 from edgekit.errors import EdgekitError
 from edgekit.manifest import read_manifest, sha256_file
 from edgekit.runtime.modelinfo import graph_inputs, onnx_metadata
+from edgekit.runtime.tensorrt.calib import CalibrationSet
+from edgekit.runtime.tensorrt.plan import BuildRequest, ModelFacts, check_request, check_workspace, parse_tactic_sources
+from edgekit.runtime.tensorrt.qdq import load_onnx, model_facts
 
 
 @dataclass

@@ -11,9 +11,9 @@ from typing import Any, Callable, Iterator, List, Optional
 import numpy as np
 import tensorrt as trt
 
-from edgekit.build.calib import CalibrationCache, CalibrationSet
 from edgekit.log import info
-from edgekit.runtime.cuda import HostDeviceMem, cuda_call, driver
+from edgekit.runtime.tensorrt.calib import CalibrationCache, CalibrationSet
+from edgekit.runtime.tensorrt.cuda import HostDeviceMem, cuda_call, driver
 
 
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):

@@ -14,18 +14,18 @@ from typing import Any, Dict, Optional
 
 import tensorrt as trt
 
-from edgekit.build.calib import CalibrationCache, cache_key
-from edgekit.build.manifest import engine_manifest
-from edgekit.build.plan import BuildPlan, BuildRequest, Caps, engine_name, flags_text, plan_build
-from edgekit.build.prepare import Prepared
-from edgekit.build.progress import build_display
-from edgekit.build.qdq import check_buildable
-from edgekit.build.timing_cache import TimingCacheFile
 from edgekit.errors import EdgekitError
 from edgekit.log import info, phase
 from edgekit.manifest import atomic_path, sha256_file, write_json_atomic
-from edgekit.runtime import trtlib
-from edgekit.runtime.cuda import CudaContext
+from edgekit.runtime.tensorrt import trtlib
+from edgekit.runtime.tensorrt.calib import CalibrationCache, cache_key
+from edgekit.runtime.tensorrt.cuda import CudaContext
+from edgekit.runtime.tensorrt.manifest import engine_manifest
+from edgekit.runtime.tensorrt.plan import BuildPlan, BuildRequest, Caps, engine_name, flags_text, plan_build
+from edgekit.runtime.tensorrt.prepare import Prepared
+from edgekit.runtime.tensorrt.progress import build_display
+from edgekit.runtime.tensorrt.qdq import check_buildable
+from edgekit.runtime.tensorrt.timing_cache import TimingCacheFile
 
 
 def caps_of(builder: trt.Builder, gpu: CudaContext) -> Caps:
@@ -154,7 +154,7 @@ def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines"
 
 def _calibrator(prepared: Prepared, calib_cache: Optional[str], out: str) -> Any:
     # imported here: TensorRT 11 has no IInt8EntropyCalibrator2, and edgekit must still import there
-    from edgekit.build.calibrator import Calibration
+    from edgekit.runtime.tensorrt.calibrator import Calibration
 
     calib = prepared.calib
     if calib is None:

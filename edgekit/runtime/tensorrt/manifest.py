@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from edgekit import __version__
-from edgekit.build.plan import BuildPlan, Caps
-from edgekit.build.prepare import Prepared
-from edgekit.build.qdq import qdq_summary
 from edgekit.manifest import package_versions, utc_now
 from edgekit.runtime.modelinfo import onnx_io, onnx_metadata
+from edgekit.runtime.tensorrt.plan import BuildPlan, Caps
+from edgekit.runtime.tensorrt.prepare import Prepared
+from edgekit.runtime.tensorrt.qdq import qdq_summary
 
 # copied from the ONNX's own manifest, so bench/eval/report know the model without the ONNX at hand
 CARRIED = ("model", "task", "trained", "weights_label", "pruned", "params", "gflops", "names", "stride", "source")

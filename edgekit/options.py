@@ -1,0 +1,99 @@
+"""Option bundles and helpers every command shares, spelled once (sqlite-utils' ``output_options`` style).
+
+Commands import from here, and ``edgekit.cli`` assembles the commands into the group, so nothing imports
+``edgekit.cli`` but the entry point.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEFAULT_OPSET = 17  # kept equal to edgekit.host.export.DEFAULT_OPSET without importing the host package
+
+
+class ListOption(click.Option):
+    """An option that takes every value up to the next option: ``--models a.pt b.pt c.pt`` (also repeatable,
+    and comma-separated values work too)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(multiple=True, type=click.UNPROCESSED)
+        super().__init__(*args, **kwargs)
+
+    def add_to_parser(self, parser, ctx):
+        result = super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is not None:
+                original = opt.process
+
+                def process(value, state, original=original):
+                    values = [value]
+                    while state.rargs and not state.rargs[0].startswith("-"):
+                        values.append(state.rargs.pop(0))
+                    original(tuple(values), state)
+
+                opt.process = process
+        return result
+
+    @staticmethod
+    def flatten(value) -> list:
+        items = []
+        for group in value or ():
+            for item in group if isinstance(group, (tuple, list)) else [group]:
+                items += [v for v in str(item).replace(",", " ").split() if v]
+        return items
+
+
+# --- option bundles, spelled once for every command -------------------------------------------------
+def bundle(*options):
+    """A decorator that adds ``options`` (click.option decorators) in the order given: one spelling per option
+    for every command that takes it."""
+
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+backend_options = bundle(
+    click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default="auto",
+                 show_default=True, help="Inference backend; auto: TensorRT for engines, ONNX Runtime for ONNX."),
+    click.option("--threads", type=click.IntRange(min=1), default=None,
+                 help="ONNX Runtime intra-op threads  [default: all CPU cores]"),
+)
+
+output_options = bundle(
+    click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Write results as JSON here  [default: benchmarks/results/COMMAND-TIME.json]"),
+    click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Also write results as CSV here."),
+    click.option("--no-save", is_flag=True, help="Print the table only; write no files."),
+)
+
+source_options = bundle(
+    click.option("--width", type=int, default=1280, show_default=True, help="Capture width (cameras, synthetic)."),
+    click.option("--height", type=int, default=720, show_default=True, help="Capture height."),
+    click.option("--fps", type=float, default=30.0, show_default=True, help="Capture frame rate."),
+    click.option("--flip", type=click.IntRange(0, 7), default=0, help="CSI camera flip-method (nvvidconv)."),
+    click.option("--codec", type=click.Choice(["MJPG", "YUYV"]), default="MJPG", show_default=True,
+                 help="USB (V4L2) camera pixel format."),
+    click.option("--latency", type=int, default=200, show_default=True, help="RTSP jitter buffer (ms)."),
+    click.option("--loop", is_flag=True, help="Restart files and image folders at their end."),
+    click.option("--realtime", is_flag=True,
+                 help="Play files at their frame rate, dropping late frames like a camera (default: every frame)."),
+)
+
+
+def save_results(document, json_path, csv_text, csv_path, no_save, default_path):
+    """Write a result document (JSON) and optional CSV atomically; say where."""
+    from edgekit.manifest import write_json_atomic, write_text_atomic
+
+    if no_save:
+        return
+    click.echo("wrote %s" % write_json_atomic(json_path or default_path, document), err=True)
+    if csv_path and csv_text is not None:
+        click.echo("wrote %s" % write_text_atomic(csv_path, csv_text), err=True)
