@@ -16,14 +16,24 @@ from edgekit.errors import EdgekitError
 
 
 class EdgekitGroup(click.Group):
-    """Turns :class:`EdgekitError` into one line on stderr and exit code 2, never a traceback."""
+    """Turns :class:`EdgekitError` and bad command lines into one line on stderr and exit code 2, never a
+    traceback (click's own usage errors take three lines: usage, hint, error)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except EdgekitError as exc:
-            click.echo("error: %s" % exc, err=True)
+            click.echo("error: %s" % one_line(str(exc)), err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:  # options and arguments are parsed here, inside the group's invoke
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo("error: %s (see %s --help)" % (one_line(exc.format_message()), where), err=True)
+            ctx.exit(exc.exit_code)
+
+
+def one_line(text: str) -> str:
+    """Messages are one line whatever they quote (journald and grep read them)."""
+    return " ".join(text.split())
 
 
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})

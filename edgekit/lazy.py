@@ -20,24 +20,37 @@ _HINTS = {
     "pycocotools": "edgekit eval needs pycocotools: pip install 'edgekit[eval]'",
     "yaml": "reading data.yaml needs PyYAML: pip install 'edgekit[eval]' (JetPack: apt install python3-yaml)",
     "matplotlib": "plots need matplotlib: pip install 'edgekit[eval]'",
-    "tensorrt": "the TensorRT backend needs the tensorrt Python bindings: JetPack ships them "
-    "(apt install python3-libnvinfer); meanwhile --backend onnxruntime works",
-    "pycuda": "the TensorRT backend needs pycuda: pip install 'edgekit[jetson]'; "
-    "meanwhile --backend onnxruntime works",
+    "tensorrt": "TensorRT needs its Python bindings: JetPack ships them (apt install python3-libnvinfer)",
+    "pycuda": "TensorRT needs pycuda: pip install 'edgekit[jetson]'",
 }
 
 
-def lazy_import(name: str) -> ModuleType:
-    """Import ``name`` or raise an :class:`EdgekitError` that says how to get it."""
+# what works without TensorRT, said after the install hint: running needs another backend, building has none
+_RUN_FALLBACK = "; meanwhile --backend onnxruntime runs the .onnx"
+_BUILD_FALLBACK = "; engines are built on the device that runs them (a Jetson, or a PC with an NVIDIA GPU), and " \
+                  "edgekit bench/eval/camera run the .onnx on ONNX Runtime meanwhile"
+
+
+def lazy_import(name: str, fallback: str = "") -> ModuleType:
+    """Import ``name`` or raise an :class:`EdgekitError` that says how to get it (and ``fallback``: what works
+    without it)."""
     try:
         return importlib.import_module(name)
     except ImportError as exc:
         top = name.split(".")[0]
         hint = _HINTS.get(top, "pip install %s" % top)
-        raise EdgekitError("cannot import %s (%s): %s" % (name, exc, hint)) from exc
+        raise EdgekitError("cannot import %s (%s): %s%s" % (name, exc, hint, fallback)) from exc
 
 
-def require_tensorrt() -> None:
-    """TensorRT's bindings and pycuda, or the one-line install hint for whichever is missing (TensorRT first)."""
-    lazy_import("tensorrt")
-    lazy_import("pycuda.driver")
+def require_tensorrt(building: bool = False) -> None:
+    """TensorRT's bindings and pycuda, or the one-line install hint for whichever is missing (TensorRT first);
+    ``building``: the hint names what works without TensorRT for ``edgekit build`` (not --backend)."""
+    fallback = _BUILD_FALLBACK if building else _RUN_FALLBACK
+    lazy_import("tensorrt", fallback)
+    lazy_import("pycuda.driver", fallback)
+
+
+def require(*names: str) -> None:
+    """Check that every module a command will need imports, before the command's slow part starts."""
+    for name in names:
+        lazy_import(name)

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.markup import escape
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
-# results (tables) go to stdout; when it is a pipe or file, do not squeeze tables into 80 columns
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 250)
+# results (tables) go to stdout; when it is a pipe or file, do not squeeze tables into 80 columns. Cells hold
+# names and paths, never markup: "[a/yolov8n.onnx]" prints as it is.
+out = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 250)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,36 @@ import click
 
 DEFAULT_OPSET = 17  # kept equal to edgekit.host.export.DEFAULT_OPSET without importing the host package
 
+# --- numeric types: every number a user types is checked when the command line is parsed ----------------
+POSITIVE_INT = click.IntRange(min=1)
+NON_NEGATIVE_INT = click.IntRange(min=0)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+UNIT_INTERVAL = click.FloatRange(0.0, 1.0)  # confidence and IoU thresholds
+FRAME_SIZE = click.IntRange(16, 16384)  # capture width/height in pixels
+FRAME_RATE = click.FloatRange(0, 1000, min_open=True)  # frames per second
+PORT = click.IntRange(0, 65535)
+
+
+class ImageSize(click.ParamType):
+    """A network input size: a positive multiple of 32 (YOLOv8's largest stride), never silently rounded."""
+
+    name = "imgsz"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            size = value
+        else:
+            try:
+                size = int(str(value), 10)
+            except ValueError:
+                self.fail("%r is not a whole number" % value, param, ctx)
+        if size < 32 or size % 32:
+            self.fail("%d is not a positive multiple of 32 (e.g. 320, 640)" % size, param, ctx)
+        return size
+
+
+IMGSZ = ImageSize()
+
 
 class ListOption(click.Option):
     """An option that takes every value up to the next option: ``--models a.pt b.pt c.pt`` (also repeatable,
@@ -66,6 +96,12 @@ backend_options = bundle(
                  help="ONNX Runtime intra-op threads  [default: all CPU cores]"),
 )
 
+trust_weights_option = click.option(
+    "--trust-weights", is_flag=True,
+    help="Load .pt files by full unpickling, which RUNS CODE FROM THE FILE: only for weights whose author you "
+         "trust. Default: ultralytics' restricted loader (weights_only), which refuses anything a checkpoint does "
+         "not hold.")
+
 output_options = bundle(
     click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Write results as JSON here  [default: benchmarks/results/COMMAND-TIME.json]"),
@@ -75,13 +111,16 @@ output_options = bundle(
 )
 
 source_options = bundle(
-    click.option("--width", type=int, default=1280, show_default=True, help="Capture width (cameras, synthetic)."),
-    click.option("--height", type=int, default=720, show_default=True, help="Capture height."),
-    click.option("--fps", type=float, default=30.0, show_default=True, help="Capture frame rate."),
+    click.option("--width", type=FRAME_SIZE, default=1280, show_default=True,
+                 help="Capture width (cameras, synthetic)."),
+    click.option("--height", type=FRAME_SIZE, default=720, show_default=True, help="Capture height."),
+    click.option("--fps", type=FRAME_RATE, default=30.0, show_default=True,
+                 help="Capture frame rate; image folders with --realtime play at it."),
     click.option("--flip", type=click.IntRange(0, 7), default=0, help="CSI camera flip-method (nvvidconv)."),
     click.option("--codec", type=click.Choice(["MJPG", "YUYV"]), default="MJPG", show_default=True,
                  help="USB (V4L2) camera pixel format."),
-    click.option("--latency", type=int, default=200, show_default=True, help="RTSP jitter buffer (ms)."),
+    click.option("--latency", type=click.IntRange(0, 60000), default=200, show_default=True,
+                 help="RTSP jitter buffer (ms)."),
     click.option("--loop", is_flag=True, help="Restart files and image folders at their end."),
     click.option("--realtime", is_flag=True,
                  help="Play files at their frame rate, dropping late frames like a camera (default: every frame)."),

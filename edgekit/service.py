@@ -53,8 +53,9 @@ WantedBy=multi-user.target
 
 
 def camera_command(source: str, model: str, port: int, python: str, extra: Optional[List[str]] = None) -> List[str]:
+    # a field demo is watched from other machines: the unit says so explicitly (camera's default is 127.0.0.1)
     return [python, "-m", "edgekit", "camera", source, "--model", model, "--headless", "--serve", str(port),
-            "--no-save"] + list(extra or [])
+            "--host", "0.0.0.0", "--no-save"] + list(extra or [])
 
 
 def default_user() -> str:

@@ -156,7 +156,7 @@ def _images(folder, n, shape=(90, 120)):
     (lambda d: d / "missing", {}, "not found"),
     (lambda d: (d / "file.txt").write_text("x") and d / "file.txt", {}, "not a folder"),
     (lambda d: (d / "empty").mkdir() or d / "empty", {}, "no images"),
-    (lambda d: _images(d / "few", 3), dict(batch_size=4), "has 3 image(s)"),
+    (lambda d: _images(d / "few", 3), dict(batch_size=4), "has 3 decodable image(s)"),
     (lambda d: _images(d / "few2", 5), dict(batch_size=2, max_batches=3), "lower --calib-batches"),
 ])
 def test_calibration_folder_errors(tmp_path, setup, kwargs, fragment):
@@ -173,7 +173,8 @@ def test_calibration_batches_are_inference_preprocessing(tmp_path):
     (folder / "broken.jpg").write_bytes(b"not an image")
     calib = CalibrationSet.from_folder(folder, batch_size=2, hw=(64, 96))
     batches = list(calib.batches())
-    assert calib.num_batches == 4 and len(batches) == 3  # 8 files, one unreadable: 7 frames -> 3 full batches
+    # 8 files, one undecodable: it is named and left out before counting, so 7 frames -> 3 full batches
+    assert calib.num_batches == 3 and len(batches) == 3 and calib.undecodable == [str(folder / "broken.jpg")]
     assert all(b.shape == (2, 3, 64, 96) and b.dtype == np.float32 and b.flags.c_contiguous for b in batches)
     frames = [cv2.imread(str(p)) for p in sorted(folder.glob("*.png"))[:2]]
     expected, _ = preprocess(frames, (64, 96))

@@ -60,7 +60,7 @@ def test_wrong_input_size(yolov8n_onnx):
 @pytest.mark.parametrize(
     "args, fragment",
     [(["--source", "no/such/dir"], "--source no/such/dir not found"),
-     (["--iterations", "0"], "--iterations 0"),
+     (["--iterations", "0"], "'--iterations': 0 is not in the range"),
      (["--duration", "-1"], "--duration")],
 )
 def test_bad_bench_options(yolov8n_onnx, args, fragment):

@@ -84,6 +84,12 @@ def test_bad_labels_and_unreadable_images_are_skipped_and_counted(synthetic_mode
     assert r["problems"] == {"bad_labels": 2, "unreadable_images": 1}
     assert r["metrics"]["images"] == len(images) - 3
     assert "out of range" in result.output and "2 bad labels" in result.output
+    # each kind with its own count and its own first example (a label error is never quoted as an image error)
+    lines = {line.split(" in ")[0]: line for line in result.output.splitlines() if line.startswith("warning:")}
+    assert "labels" in lines["warning: 2 bad labels"] and "out of range" in lines["warning: 2 bad labels"]
+    unreadable = lines["warning: 1 unreadable images"]
+    assert images[2].name in unreadable and "cannot decode" in unreadable and "out of range" not in unreadable
+    assert r["problem_examples"]["unreadable_images"].startswith(str(images[2]))
 
 
 @pytest.mark.parametrize("case, fragment", [

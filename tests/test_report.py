@@ -7,6 +7,7 @@ import pytest
 from helpers import assert_user_error, invoke
 
 from edgekit.report.join import join_results, load_documents, pareto_front
+from edgekit.report.render import COLUMNS
 
 
 @pytest.mark.parametrize("points, front", [
@@ -31,8 +32,11 @@ def test_tradeoff_writes_report_table_and_plot(synthetic_model, tmp_path):
     rows = [line for line in md.splitlines() if line.startswith("| ") and "model" not in line]
     assert len(rows) == 3
     by_name = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]] for r in rows}
-    assert by_name["synthetic-yolov8n-pruned"][1] == "yes" and by_name["synthetic-yolov8n"][1] == "no"
-    assert float(by_name["synthetic-yolov8n"][11]) > 0.1  # mAP50-95 of the trained model
+    col = {name: i for i, name in enumerate(COLUMNS)}
+    assert by_name["synthetic-yolov8n-pruned"][col["pruned"]] == "yes"
+    trained = by_name["synthetic-yolov8n"]
+    assert trained[col["pruned"]] == "no" and trained[col["input"]] == "160x160"
+    assert float(by_name["synthetic-yolov8n"][col["mAP50-95"]]) > 0.1  # mAP50-95 of the trained model
     assert "yolov8n (untrained)" in by_name
     image = cv2.imread(str(out / "report.png"))
     assert image is not None and image.shape[1] > 600 and image.std() > 5

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.log import warn
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -32,15 +33,40 @@ def synthetic_frames(count: int = 8, shape: Tuple[int, int] = (720, 1280), seed:
     return frames
 
 
+def decodable(files: Sequence[Path], quick: bool = False) -> Tuple[List[Path], List[Path]]:
+    """Split image files into (decodable, undecodable). ``quick`` decodes at 1/8 size in gray (JPEG decoders
+    skip most of the work), enough to find files that are not images at all before a long job starts."""
+    flag = cv2.IMREAD_REDUCED_GRAYSCALE_8 if quick else cv2.IMREAD_COLOR
+    good, bad = [], []
+    for path in files:
+        (good if cv2.imread(str(path), flag) is not None else bad).append(path)
+    return good, bad
+
+
+def undecodable_note(bad: Sequence[Path], total: int, what: str = "image") -> str:
+    """'2 of 40 images cannot be decoded and are skipped: a.jpg, b.png' (the first three named)."""
+    names = ", ".join(p.name for p in bad[:3]) + (", ..." if len(bad) > 3 else "")
+    return "%d of %d %ss cannot be decoded and are skipped: %s" % (len(bad), total, what, names)
+
+
 def load_frames(source, limit: int = 32) -> List[np.ndarray]:
-    """Up to ``limit`` BGR frames from an image, a folder of images, or a video file."""
+    """Up to ``limit`` BGR frames from an image, a folder of images, or a video file; undecodable images are
+    skipped with a warning that names them."""
     path = Path(source)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-        frames = [f for f in (cv2.imread(str(p)) for p in files) if f is not None]
-    elif path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-        frame = cv2.imread(str(path))
-        frames = [frame] if frame is not None else []
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
+        frames: List[np.ndarray] = []
+        bad: List[Path] = []
+        for file in files:
+            if len(frames) >= limit:
+                break
+            frame = cv2.imread(str(file))
+            if frame is None:
+                bad.append(file)
+            else:
+                frames.append(frame)
+        if bad:
+            warn(undecodable_note(bad, len(frames) + len(bad)))
     elif path.is_file():
         frames = _video_frames(path, limit)
     else:

@@ -31,8 +31,8 @@ def weights_note(result: Dict[str, Any]) -> str:
 
 def results_table(results: Sequence[Dict[str, Any]]) -> Table:
     """One table for all models: a row per stage, FPS on the end-to-end and inference rows."""
-    table = Table(title="edgekit bench (latency in ms)", show_lines=False)
-    for col in ("model", "backend", "batch", "stage") + STAT_KEYS + ("FPS",):
+    table = Table(title="edgekit bench (latency in ms)", show_lines=False, caption=settings_line(results))
+    for col in ("model", "backend", "input", "batch", "stage") + STAT_KEYS + ("FPS",):
         table.add_column(col, justify="left" if col in ("model", "backend", "stage") else "right")
     for n, r in enumerate(results):
         note = weights_note(r)
@@ -43,6 +43,7 @@ def results_table(results: Sequence[Dict[str, Any]]) -> Table:
             table.add_row(
                 name if i == 0 else "",
                 "%s/%s" % (r["backend"], _short(r["device"])) if i == 0 else "",
+                "%dx%d" % tuple(r["input_shape"][2:4]) if i == 0 else "",
                 str(r["batch"]) if i == 0 else "",
                 stage,
                 *("%.2f" % s[k] for k in STAT_KEYS),
@@ -50,6 +51,17 @@ def results_table(results: Sequence[Dict[str, Any]]) -> Table:
                 end_section=(i == len(r["stages"]) - 1 and n < len(results) - 1),
             )
     return table
+
+
+def settings_line(results: Sequence[Dict[str, Any]]) -> str:
+    """What the numbers were measured with, under the table (the JSON holds the same per model)."""
+    if not results:
+        return ""
+    r = results[0]
+    source = "synthetic 1280x720 frames" if r.get("source") == "synthetic" else "frames from %s" % r.get("source")
+    return ("%d timed iterations after %d warm-up | %s threads | %s | FPS = batch x 1000 / mean ms "
+            "(e2e row: the whole pipeline; inference row: the engine alone)"
+            % (r["iterations"], r["warmup"], r.get("threads") or "default", source))
 
 
 def result_document(kind: str, results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

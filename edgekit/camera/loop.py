@@ -78,6 +78,8 @@ class CameraLoop:
         try:
             frame = self.capture.read(self.config.capture_timeout)
         except EndOfStream:
+            if self.capture.failed:
+                self.stop("source failed")
             return _DONE
         if frame is None:
             if not self.stop_event.is_set():
@@ -287,6 +289,7 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
     summary.update(engine_fps=round(fps_engine, 2) if fps_engine else None,
                    loop_vs_engine=round(summary["fps"] / fps_engine, 3) if fps_engine else None,
                    captured=capture.captured, dropped=capture.dropped, bad_frames=capture.bad_frames,
+                   bad_files=capture.bad_files[:20], source_failed=capture.failed,
                    failures=capture.failures, reconnects=capture.reconnects, events=capture.events[-50:],
                    rss_mb={"start": round(rss_start, 1), "end": round(rss_mb(), 1)}, pipelined=config.pipeline)
     return summary

@@ -23,14 +23,16 @@ def summary_table(s: Dict[str, Any]) -> Table:
 
 
 def summary_lines(s: Dict[str, Any]) -> str:
+    bad = s.get("bad_files") or []
+    named = " (%s%s)" % (", ".join(bad[:3]), ", ..." if len(bad) > 3 else "") if bad else ""
     engine = ("%.1f" % s["engine_fps"]) if s.get("engine_fps") else "-"
     ratio = ("%.2f" % s["loop_vs_engine"]) if s.get("loop_vs_engine") else "-"
     return (
         "loop FPS %.1f | engine-only FPS %s | loop/engine %s | %s\n"
-        "%d frames in %.1f s | captured %d | dropped %d | bad frames %d | reconnects %d | stalls %d\n"
+        "%d frames in %.1f s | captured %d | dropped %d | bad frames %d%s | reconnects %d | stalls %d\n"
         "jitter %.1f ms | RSS %.0f -> %.0f MB | stopped by %s"
         % (s["fps"], engine, ratio, "pipelined" if s["pipelined"] else "sequential", s["frames"], s["duration_s"],
-           s["captured"], s["dropped"], s["bad_frames"], s["reconnects"], s["stalls"], s["jitter_ms"],
+           s["captured"], s["dropped"], s["bad_frames"], named, s["reconnects"], s["stalls"], s["jitter_ms"],
            s["rss_mb"]["start"], s["rss_mb"]["end"], s["stopped_by"])
     )
 

@@ -12,7 +12,7 @@ from edgekit.errors import EdgekitError
 from edgekit.log import info, warn
 from edgekit.runtime import open_runner
 from edgekit.sysinfo import jetson_info
-from edgekit.video.capture import Capture
+from edgekit.video.capture import DEFAULT_RETRIES, Capture
 from edgekit.video.outputs import Output, Recorder, Window
 from edgekit.video.sources import SourceError, make_source
 from edgekit.video.uri import SourceOptions, parse_uri
@@ -31,13 +31,14 @@ class CameraRequest:
     display: Optional[bool] = None  # None: when a display exists
     record: Optional[str] = None
     serve: Optional[int] = None
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
     log: Optional[str] = None
     duration: Optional[float] = None
     frames: Optional[int] = None
     pipeline: bool = True
     engine_iters: int = 30
     capture_timeout: float = 2.0
+    max_retries: int = DEFAULT_RETRIES
 
 
 def model_label(runner) -> str:
@@ -55,7 +56,8 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
         source = make_source(spec, options)
     except SourceError as exc:
         raise EdgekitError(str(exc)) from exc
-    capture = Capture(source, live=spec.live or options.realtime, loop=options.loop, on_event=warn)
+    capture = Capture(source, live=spec.live or options.realtime, loop=options.loop, on_event=warn,
+                      max_retries=req.max_retries)
     capture.open()  # a source that cannot be opened fails before any output or log file exists
     outputs: List[Output] = []
     log = None

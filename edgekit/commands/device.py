@@ -7,16 +7,27 @@ import os
 import click
 
 from edgekit.errors import EdgekitError
-from edgekit.options import backend_options, output_options, save_results, source_options
+from edgekit.options import (
+    NON_NEGATIVE_INT,
+    PORT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    UNIT_INTERVAL,
+    backend_options,
+    output_options,
+    save_results,
+    source_options,
+)
 
 
 @click.command()
 @click.argument("models", nargs=-1, required=True)
 @backend_options
-@click.option("--warmup", type=int, default=10, show_default=True, help="Untimed iterations first.")
-@click.option("--iterations", type=int, default=100, show_default=True, help="Timed iterations.")
-@click.option("--duration", type=float, default=None, help="Run for this many seconds instead of --iterations.")
-@click.option("--batch", type=int, default=None, help="Frames per inference  [default: the model's batch]")
+@click.option("--warmup", type=NON_NEGATIVE_INT, default=10, show_default=True, help="Untimed iterations first.")
+@click.option("--iterations", type=POSITIVE_INT, default=100, show_default=True, help="Timed iterations.")
+@click.option("--duration", type=POSITIVE_FLOAT, default=None,
+              help="Run for this many seconds instead of --iterations.")
+@click.option("--batch", type=POSITIVE_INT, default=None, help="Frames per inference  [default: the model's batch]")
 @click.option("--source", default=None, help="Image, image folder or video to feed  [default: synthetic frames]")
 @click.option("--cuda-graph", is_flag=True, help="TensorRT: replay inference as a CUDA graph (static shapes).")
 @output_options
@@ -46,26 +57,29 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 @click.option("--model", required=True, help="TensorRT engine or ONNX model.")
 @backend_options
 @source_options
-@click.option("--conf", type=float, default=0.25, show_default=True, help="Confidence threshold.")
-@click.option("--iou", type=float, default=0.7, show_default=True, help="NMS IoU threshold.")
+@click.option("--conf", type=UNIT_INTERVAL, default=0.25, show_default=True, help="Confidence threshold.")
+@click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True, help="NMS IoU threshold.")
 @click.option("--display/--headless", default=None,
               help="Show a window  [default: when a display exists]; --headless never opens one.")
 @click.option("--record", type=click.Path(dir_okay=False), default=None, help="Record the annotated video (.mp4/.avi).")
-@click.option("--serve", type=click.IntRange(0, 65535), default=None,
+@click.option("--serve", type=PORT, default=None,
               help="Serve the live stream and numbers on this port (web page at http://HOST:PORT/).")
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address for --serve.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address for --serve; 0.0.0.0 lets other machines watch (anyone on the network).")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="One JSON line per frame.")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--duration", type=POSITIVE_FLOAT, default=None, help="Stop after this many seconds.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
 @click.option("--no-pipeline", is_flag=True, help="Run stages one after another (no overlap), for comparison.")
 @click.option("--engine-iters", type=click.IntRange(min=0), default=30, show_default=True,
               help="Inference-only runs before the loop, for loop FPS / engine FPS (0: skip).")
-@click.option("--capture-timeout", type=float, default=2.0, show_default=True,
+@click.option("--capture-timeout", type=POSITIVE_FLOAT, default=2.0, show_default=True,
               help="Seconds without a frame before a stall is reported.")
+@click.option("--max-retries", type=NON_NEGATIVE_INT, default=10, show_default=True,
+              help="Reopen a failing source this many times in a row (backoff 0.5 s doubling to 8 s), then stop.")
 @output_options
 def camera(source, model, backend, threads, width, height, fps, flip, codec, latency, loop, realtime, conf, iou,
            display, record, serve, host, log_path, duration, frames, no_pipeline, engine_iters, capture_timeout,
-           json_path, csv_path, no_save):
+           max_retries, json_path, csv_path, no_save):
     """Live detection on a camera, stream, file or synthetic:// source, timed per stage (device)."""
     from edgekit.camera.session import CameraRequest, camera_session
 
@@ -75,7 +89,7 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
                      realtime=realtime),
         conf=conf, iou=iou, display=display, record=record, serve=serve, host=host, log=log_path,
         duration=duration, frames=frames, pipeline=not no_pipeline, engine_iters=engine_iters,
-        capture_timeout=capture_timeout)
+        capture_timeout=capture_timeout, max_retries=max_retries)
     from edgekit.bench.report import default_result_path, result_document
     from edgekit.camera import report
     from edgekit.log import out
@@ -85,6 +99,10 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
     out.print(report.summary_lines(summary))
     save_results(result_document("camera", [summary]), json_path, report.to_csv(summary), csv_path, no_save,
                  default_result_path("camera"))
+    if summary.get("record"):
+        click.echo("wrote %s (%d frames)" % (summary["record"]["path"], summary["record"]["frames"]), err=True)
+    if summary.get("source_failed"):
+        raise EdgekitError(summary["source_failed"])
 
 
 @click.command()
@@ -118,8 +136,8 @@ def info(as_json):
 @click.option("--images", default=None, help="Image folder, for a COCO json.")
 @click.option("--split", default="val", show_default=True, help="data.yaml split to evaluate.")
 @backend_options
-@click.option("--conf", type=float, default=0.001, show_default=True)
-@click.option("--iou", type=float, default=0.7, show_default=True)
+@click.option("--conf", type=UNIT_INTERVAL, default=0.001, show_default=True)
+@click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True)
 @click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True)
 @output_options
 def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, json_path, csv_path, no_save):
@@ -147,9 +165,9 @@ def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, j
 @click.option("--source", default=None, help="Or: an image, image folder or video  [default: synthetic frames]")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=50, show_default=True)
 @backend_options
-@click.option("--conf", type=float, default=0.25, show_default=True)
-@click.option("--iou", type=float, default=0.7, show_default=True)
-@click.option("--match-iou", type=float, default=0.5, show_default=True, help="IoU for two boxes to match.")
+@click.option("--conf", type=UNIT_INTERVAL, default=0.25, show_default=True)
+@click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True)
+@click.option("--match-iou", type=UNIT_INTERVAL, default=0.5, show_default=True, help="IoU for two boxes to match.")
 @output_options
 def compare(model_a, model_b, data, images, source, max_frames, backend, threads, conf, iou, match_iou, json_path,
             csv_path, no_save):

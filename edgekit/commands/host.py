@@ -7,26 +7,36 @@ from pathlib import Path
 
 import click
 
-from edgekit.options import DEFAULT_OPSET, ListOption, output_options, save_results
+from edgekit.options import (
+    DEFAULT_OPSET,
+    IMGSZ,
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    ListOption,
+    output_options,
+    save_results,
+    trust_weights_option,
+)
 
 
 @click.command()
 @click.option("--weights", default="yolov8m.pt", show_default=True,
               help="YOLOv8 weights (.pt) or ultralytics model YAML (e.g. yolov8m.yaml: untrained).")
-@click.option("--imgsz", type=int, default=640, show_default=True, help="Square input size (multiple of 32).")
-@click.option("--batch", type=int, default=1, show_default=True, help="Static batch size.")
+@click.option("--imgsz", type=IMGSZ, default=640, show_default=True, help="Square input size (multiple of 32).")
+@click.option("--batch", type=POSITIVE_INT, default=1, show_default=True, help="Static batch size.")
 @click.option("--dynamic", is_flag=True, help="Dynamic batch and image size instead of static.")
-@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True,
+@click.option("--opset", type=click.IntRange(11, 21), default=DEFAULT_OPSET, show_default=True,
               help="ONNX opset (TensorRT 8.5 parses up to 17).")
 @click.option("--out", default="engines", show_default=True, help="Output folder.")
 @click.option("--name", default=None, help="Output file name  [default: from weights, size and batch]")
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
-def export(weights, imgsz, batch, dynamic, opset, out, name, download):
+@trust_weights_option
+def export(weights, imgsz, batch, dynamic, opset, out, name, download, trust_weights):
     """Export YOLOv8 weights to a simplified ONNX with a manifest (host, needs torch)."""
     from edgekit.host.export import export as do_export
 
     path = do_export(weights=weights, imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, out=out,
-                     name=name, download=download)
+                     name=name, download=download, trust_weights=trust_weights)
     click.echo(str(path))
 
 
@@ -35,10 +45,10 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download):
 @click.option("--data", required=True, help="ultralytics data.yaml: search scores on val, fine-tunes on train.")
 @click.option("--flops", default=None, help="FLOPs budget, percent of the baseline or absolute  [default: 66%]")
 @click.option("--params", default=None, help="Or a parameter budget, e.g. 60%.")
-@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--imgsz", type=IMGSZ, default=640, show_default=True)
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--calib-batches", type=int, default=50, show_default=True,
+@click.option("--calib-batches", type=POSITIVE_INT, default=50, show_default=True,
               help="Batches for BatchNorm recalibration of each candidate (>= 50).")
 @click.option("--score-images", type=click.IntRange(min=1), default=64, show_default=True,
               help="Validation images for the search score (minus the detection loss).")
@@ -48,9 +58,10 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download):
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads for the measurement.")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+@trust_weights_option
 @output_options
 def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib_batches, score_images, out, cache,
-              device, threads, iterations, download, json_path, csv_path, no_save):
+              device, threads, iterations, download, trust_weights, json_path, csv_path, no_save):
     """Prune with ModelOpt FastNAS under a budget, fine-tune, export, and measure against the baseline (host)."""
     from edgekit.host.prune import prune
     from edgekit.host.prune_report import measure, table
@@ -58,7 +69,7 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
 
     result = prune(weights, data, flops=flops, params=params, imgsz=imgsz, finetune_epochs=finetune_epochs,
                    batch=batch, calib_batches=calib_batches, score_images=score_images, out=out, cache=cache,
-                   device=device, download=download)
+                   device=device, download=download, trust_weights=trust_weights)
     m = measure(result["baseline"], result["pruned"], data, threads or os.cpu_count(), iterations=iterations)
     console_out.print(table(m, "edgekit prune: %s under %s" % (weights, result["constraints"])))
     from edgekit.bench.report import default_result_path, result_document
@@ -84,7 +95,7 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
 @click.option("--high-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="Type of the unquantized layers: fp32 builds on TensorRT 8.5+; fp16 for TensorRT 11 --best.")
 @click.option("--fp16", "fp16_only", is_flag=True, help="Convert to FP16 only (no INT8), for TensorRT 11.")
-@click.option("--opset", type=int, default=17, show_default=True,
+@click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True,
               help="Opset to write (TensorRT 8.5 parses up to 17); 0 keeps ModelOpt's.")
 @click.option("--out", default=None, help="Output folder  [default: beside the ONNX]")
 @click.option("--name", default=None, help="Output file name.")
@@ -105,13 +116,15 @@ def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, op
               "engines built here: needs TensorRT and a GPU).")
 @click.option("--calib", default=None, help="Calibration images for --precisions int8/best.")
 @click.option("--data", required=True, help="data.yaml or COCO json to evaluate on.")
-@click.option("--imgsz", type=int, default=640, show_default=True)
-@click.option("--iterations", type=int, default=50, show_default=True)
-@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--imgsz", type=IMGSZ, default=640, show_default=True)
+@click.option("--iterations", type=POSITIVE_INT, default=50, show_default=True)
+@click.option("--warmup", type=NON_NEGATIVE_INT, default=5, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 @click.option("--out", default=None, help="Results folder  [default: benchmarks/tradeoff-TIME]")
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
-def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup, threads, out, download):
+@trust_weights_option
+def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup, threads, out, download,
+             trust_weights):
     """Export, bench and eval each model and precision, then report: the one command to choose a model (host)."""
     from edgekit.host.tradeoff import tradeoff as run
     from edgekit.log import out as console_out
@@ -120,7 +133,7 @@ def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup,
     flat = ListOption.flatten
     result = run(flat(models), data, pruned=flat(pruned), precisions=flat(precisions) or ["fp32"], imgsz=imgsz, out=out,
                  warmup=warmup, iterations=iterations, threads=threads or os.cpu_count(), download=download,
-                 calib=calib)
+                 calib=calib, trust_weights=trust_weights)
     for table in tables(result["report"]):
         console_out.print(table)
     click.echo(str(result["dir"]))
@@ -130,7 +143,7 @@ def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup,
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--train", "n_train", type=click.IntRange(min=1), default=160, show_default=True)
 @click.option("--val", "n_val", type=click.IntRange(min=1), default=48, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
 def make_dataset_cmd(out, n_train, n_val, seed):
     """Write the small synthetic detection dataset (shapes, YOLO labels) used by tests and demos."""
     from edgekit.eval.synthetic import make_dataset
@@ -141,11 +154,12 @@ def make_dataset_cmd(out, n_train, n_val, seed):
 @click.command()
 @click.option("--models", default="yolov8n,yolov8m", show_default=True,
               help="Comma-separated YOLOv8 names; NAME.pt is used when present, else NAME.yaml (untrained).")
-@click.option("--imgsz", type=int, default=640, show_default=True)
-@click.option("--iterations", type=int, default=20, show_default=True)
-@click.option("--warmup", type=int, default=3, show_default=True)
+@click.option("--imgsz", type=IMGSZ, default=640, show_default=True)
+@click.option("--iterations", type=POSITIVE_INT, default=20, show_default=True)
+@click.option("--warmup", type=NON_NEGATIVE_INT, default=3, show_default=True)
 @click.option("--out", default="engines", show_default=True)
-def demo(models, imgsz, iterations, warmup, out):
+@trust_weights_option
+def demo(models, imgsz, iterations, warmup, out, trust_weights):
     """Main demo: export each model to ONNX, then bench them side by side on ONNX Runtime."""
     from edgekit.commands.device import run_bench
     from edgekit.host.export import export as do_export
@@ -158,7 +172,7 @@ def demo(models, imgsz, iterations, warmup, out):
             info("%s not found here: exporting %s.yaml (random init) to show the pipeline and its speed"
                  % (weights, name))
             weights = name + ".yaml"
-        onnx_paths.append(str(do_export(weights=weights, imgsz=imgsz, out=out)))
+        onnx_paths.append(str(do_export(weights=weights, imgsz=imgsz, out=out, trust_weights=trust_weights)))
     run_bench(onnx_paths, backend="onnxruntime", warmup=warmup, iterations=iterations)
 
 

@@ -15,7 +15,8 @@ def service():
 @service.command("install")
 @click.option("--source", required=True, help="Camera or stream URI, e.g. csi://0, /dev/video0, rtsp://...")
 @click.option("--model", required=True, help="Engine (or ONNX) to run.")
-@click.option("--port", type=int, default=8080, show_default=True, help="Web stream port (edgekit camera --serve).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="Web stream port (edgekit camera --serve).")
 @click.option("--name", default="edgekit-camera", show_default=True, help="Unit name.")
 @click.option("--user", default=None, help="User the demo runs as  [default: you, also under sudo]")
 @click.option("--unit-dir", default=None, help="Write the unit here instead of /etc/systemd/system (no start).")

@@ -12,18 +12,20 @@ import click
 @click.option("--int8", "precision", flag_value="int8", help="INT8: calibrated with --calib, or a Q/DQ model.")
 @click.option("--best", "precision", flag_value="best", help="INT8 + FP16: TensorRT picks the faster per layer.")
 @click.option("--calib", default=None, help="Folder of calibration images for INT8 (classic calibration).")
-@click.option("--calib-batches", type=int, default=None, help="Calibration batches  [default: all images]")
+@click.option("--calib-batches", type=click.IntRange(min=1), default=None,
+              help="Calibration batches  [default: all images]")
 @click.option("--calib-cache", default=None, help="Calibration table file  [default: OUT/calib/NAME-KEY.calib]")
-@click.option("--workspace", type=int, default=None, help="Builder workspace limit in MiB.")
+@click.option("--workspace", type=click.IntRange(min=1), default=None, help="Builder workspace limit in MiB.")
 @click.option("--timing-cache", default=None, help="Timing cache file, reused and merged across builds.")
-@click.option("--dla", "dla_core", type=int, default=None, help="Build for DLA core N (Xavier/Orin).")
+@click.option("--dla", "dla_core", type=click.IntRange(min=0), default=None, help="Build for DLA core N (Xavier/Orin).")
 @click.option("--allow-gpu-fallback", is_flag=True, help="With --dla: run layers DLA cannot on the GPU.")
-@click.option("--batch", type=int, default=None, help="Batch for a dynamic-batch ONNX (profile opt = max).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Batch for a dynamic-batch ONNX (profile opt = max).")
 @click.option("--tactic-sources", default=None,
               help="trtexec syntax, e.g. -CUBLAS,+CUDNN  [default: EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS]")
 @click.option("--out", default="engines", show_default=True, help="Output folder.")
 @click.option("--name", default=None, help="Engine file name  [default: MODEL-PRECISION-smXX-trtX.Y.Z.engine]")
-@click.option("--gpu", type=int, default=0, show_default=True, help="CUDA device index.")
+@click.option("--gpu", type=click.IntRange(min=0), default=0, show_default=True, help="CUDA device index.")
 @click.option("--verbose", is_flag=True, help="Show TensorRT's own log.")
 @click.option("--if-changed", is_flag=True,
               help="Skip the build when OUT has an intact engine of this ONNX (sha256), precision, DLA core, "
@@ -39,7 +41,7 @@ def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace
                            batch=batch)
     prepared = prepare(onnx_path, request, workspace=workspace, tactic_sources=tactic_sources,
                        calib_batches=calib_batches)  # bad files and folders fail here, before TensorRT
-    require_tensorrt()
+    require_tensorrt(building=True)
     from edgekit.runtime.tensorrt.builder import build_engine
 
     if if_changed:

@@ -82,7 +82,8 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
         "detections": {
             "a": n_a, "b": n_b, "matched": matched,
             "only_a": n_a - matched, "only_b": n_b - matched,
-            "match_rate": round(matched / max(n_a, n_b), 5) if max(n_a, n_b) else 1.0,
+            # None when neither model found anything: there is nothing to agree on, not "100% agreement"
+            "match_rate": round(matched / max(n_a, n_b), 5) if max(n_a, n_b) else None,
             "class_agreement": round(same_class / matched, 5) if matched else None,
             "mean_iou": round(float(np.mean(ious)), 5) if ious else None,
             "frames_with_count_difference": int(sum(1 for c in count_diff if c)),

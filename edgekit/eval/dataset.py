@@ -42,12 +42,13 @@ class Dataset:
     names: Dict[int, str]
     samples: List[Sample]
     problems: Counter = field(default_factory=Counter)
-    messages: List[str] = field(default_factory=list)
+    messages: Dict[str, List[str]] = field(default_factory=dict)  # kind -> its first few messages
 
     def problem(self, kind: str, message: str) -> None:
         self.problems[kind] += 1
-        if len(self.messages) < 20:
-            self.messages.append(message)
+        examples = self.messages.setdefault(kind, [])
+        if len(examples) < 5:
+            examples.append(message)
 
 
 def load_dataset(data, split: str = "val", images: Optional[str] = None) -> Dataset:

@@ -44,7 +44,7 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
             gts.append((img_id, w, h, sample.boxes_xyxy(w, h), sample.classes, crowd))
             preds.append((img_id, dets.xyxy, dets.confidence, dets.class_id))
     for kind, count in dataset.problems.items():
-        warn("%d %s in %s (first: %s)" % (count, kind.replace("_", " "), dataset.source, dataset.messages[0]))
+        warn("%d %s in %s (first: %s)" % (count, kind.replace("_", " "), dataset.source, dataset.messages[kind][0]))
     metrics = detection_metrics(gts, preds, dataset.names, max_det=max_det)
     info = runner.info
     return {
@@ -64,6 +64,7 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
         "settings": {"conf": conf, "iou": iou, "max_det": max_det, "multi_label": True},
         "metrics": metrics,
         "problems": dict(dataset.problems),
+        "problem_examples": {kind: dataset.messages[kind][0] for kind in dataset.problems},
         "inference_ms_mean": round(float(np.mean(infer_ms)), 3) if infer_ms else None,
     }
 

@@ -51,7 +51,8 @@ def compare_table(r: Dict[str, Any]) -> Table:
         ("detections a / b", "%d / %d" % (det["a"], det["b"])), ("matched (IoU >= %g)" % r["settings"]["match_iou"],
                                                                   "%d" % det["matched"]),
         ("only in a / only in b", "%d / %d" % (det["only_a"], det["only_b"])),
-        ("match rate", "%.1f%%" % (100 * det["match_rate"])),
+        ("match rate", "no detections to compare (conf %g)" % r["settings"]["conf"] if det["match_rate"] is None
+         else "%.1f%%" % (100 * det["match_rate"])),
         ("class agreement", "-" if det["class_agreement"] is None else "%.1f%%" % (100 * det["class_agreement"])),
         ("mean IoU of matches", "-" if det["mean_iou"] is None else "%.3f" % det["mean_iou"]),
         ("frames with a count difference", "%d (max %d)" % (det["frames_with_count_difference"],

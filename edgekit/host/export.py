@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.host.weights import weights_loading
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase
 from edgekit.manifest import atomic_path, package_versions, sha256_file, utc_now, write_json_atomic
@@ -34,18 +35,28 @@ class WeightsSpec:
     arg: str  # as given: path to .pt / .yaml, or an ultralytics built-in YAML name
     path: Optional[Path]  # the local file, when there is one
     kind: str  # "pt" or "yaml"
+    trust: bool = False  # --trust-weights: full unpickling, which runs code from the file
 
     @property
     def stem(self) -> str:
         return Path(self.arg).stem
 
 
-def resolve_weights(weights: str, download: bool = False) -> WeightsSpec:
+def resolve_weights(weights: str, download: bool = False, trust: bool = False) -> WeightsSpec:
     """Check the weights argument without touching the network (fails in milliseconds when offline)."""
+    spec = _resolve(weights, download)
+    spec.trust = trust
+    return spec
+
+
+def _resolve(weights: str, download: bool) -> WeightsSpec:
     p = Path(weights).expanduser()
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
         # a local YAML, or a name ultralytics resolves from its own package (yolov8n.yaml) with no download
+        if not p.exists() and not builtin_yaml(p.name):
+            raise EdgekitError("--weights %s: no such file here, and ultralytics has no built-in model of that name "
+                               "(e.g. yolov8n.yaml, yolov8s.yaml, yolov8m.yaml, yolov8l.yaml, yolov8x.yaml)" % weights)
         return WeightsSpec(weights, p.resolve() if p.exists() else None, "yaml")
     if suffix != ".pt":
         raise EdgekitError("--weights %s: expected YOLOv8 weights (.pt) or a model YAML (.yaml)" % weights)
@@ -60,13 +71,33 @@ def resolve_weights(weights: str, download: bool = False) -> WeightsSpec:
     )
 
 
+def builtin_yaml(name: str) -> bool:
+    """Whether ultralytics resolves ``name`` (yolov8m.yaml -> cfg/models/v8/yolov8.yaml, scale m) from its own
+    package, found the way ultralytics' yaml_model_load unifies scales, without importing ultralytics."""
+    import importlib.util
+    import re
+
+    try:
+        spec = importlib.util.find_spec("ultralytics")
+    except ImportError:
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return True  # cannot tell here; load_model names what is missing
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
+    cfg = Path(list(spec.submodule_search_locations)[0]) / "cfg" / "models"
+    return any(cfg.rglob(unified))
+
+
 def load_model(spec: WeightsSpec):
     """Load with ultralytics (``YOLO("yolov8m.pt")`` / ``YOLO("yolov8m.yaml")``); errors become one line."""
     lazy_import("torch")
     YOLO = lazy_import("ultralytics").YOLO
     source = str(spec.path) if spec.path else spec.arg
     try:
-        model = YOLO(source)
+        with weights_loading(spec.arg, spec.trust):  # never runs code from a .pt unless --trust-weights
+            model = YOLO(source)
+    except EdgekitError:
+        raise
     except Exception as exc:  # corrupt checkpoint, unknown YAML, failed download, ...
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgekitError("cannot load YOLOv8 model from %s: %s" % (spec.arg, msg)) from exc
@@ -156,6 +187,7 @@ def export(
     name: Optional[str] = None,
     download: bool = False,
     extra: Optional[Dict[str, Any]] = None,
+    trust_weights: bool = False,
 ) -> Path:
     """Export YOLOv8 ``weights`` to ``out/NAME.onnx`` with a manifest; returns the ONNX path."""
     if imgsz <= 0 or imgsz % 32:
@@ -164,7 +196,7 @@ def export(
         raise EdgekitError("--batch %d: must be at least 1" % batch)
     if not 11 <= opset <= MAX_OPSET:
         raise EdgekitError("--opset %d: use 11..%d (TensorRT 8.5 on JetPack 5 parses up to 17)" % (opset, MAX_OPSET))
-    spec = resolve_weights(weights, download)
+    spec = resolve_weights(weights, download, trust_weights)
     out_dir = Path(out)
     target = out_dir / (name or onnx_name(spec.stem, imgsz, batch, dynamic))
 

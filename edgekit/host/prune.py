@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 from edgekit.errors import EdgekitError
-from edgekit.lazy import lazy_import
+from edgekit.lazy import lazy_import, require
 from edgekit.log import info, phase
 
 MIN_CALIB_BATCHES = 50  # FastNAS re-calibrates BatchNorm per candidate only with >= 50 batches
@@ -219,7 +219,7 @@ def parse_budget(flops: Optional[str], params: Optional[str]) -> Dict[str, Any]:
 def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional[str] = None, imgsz: int = 640,
           finetune_epochs: int = 50, batch: int = 16, calib_batches: int = MIN_CALIB_BATCHES, score_images: int = 64,
           out: str = "engines", cache: str = ".edgekit-cache", device: Optional[str] = None,
-          download: bool = False) -> Dict[str, Any]:
+          download: bool = False, trust_weights: bool = False) -> Dict[str, Any]:
     """Prune ``weights`` under the budget, fine-tune, export ``out/NAME-pruned.onnx``; returns a summary dict."""
     from edgekit.host.export import export, load_model, resolve_weights
     from edgekit.manifest import sha256_file
@@ -228,7 +228,10 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
     if calib_batches < MIN_CALIB_BATCHES:
         raise EdgekitError("--calib-batches %d: FastNAS recalibrates BatchNorm only with >= %d batches"
                            % (calib_batches, MIN_CALIB_BATCHES))
-    spec = resolve_weights(weights, download)
+    # everything this command needs, before its slow part (search, fine-tune) starts: the measurement at the
+    # end runs edgekit eval (pycocotools, PyYAML)
+    require("pycocotools.cocoeval", "yaml", "torch", "ultralytics", "onnxsim", "modelopt.torch.prune")
+    spec = resolve_weights(weights, download, trust_weights)
     train_loader, val_loader, _, cfg = loaders(data, imgsz, batch, score_images)  # bad data fails before work
     with phase("loading %s" % weights):
         yolo = load_model(spec)
@@ -267,7 +270,7 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
     extra = {"pruned": True, "prune": {"method": "modelopt fastnas", "constraints": constraints,
                                        "before": before, "after": after, "finetune_epochs": finetune_epochs,
                                        "modelopt_state": str(state), "search_checkpoint": str(checkpoint)}}
-    base_onnx = export(weights=weights, imgsz=imgsz, out=out, download=download)
+    base_onnx = export(weights=weights, imgsz=imgsz, out=out, download=download, trust_weights=trust_weights)
     pruned_onnx = export(weights=str(tuned), imgsz=imgsz, out=out, name=Path(base_onnx).stem + "-pruned.onnx",
                          extra=extra)
     return {"baseline": str(base_onnx), "pruned": str(pruned_onnx), "before": before, "after": after,

@@ -173,6 +173,7 @@ def _manifest(source: Dict[str, Any], target: Path, tmp: Path, onnx_path: Path, 
         "quantization": None if fp16_only else {
             "tool": "modelopt.onnx.quantization", "mode": "int8", "method": method,
             "high_precision": high_precision, "images": calib.num_batches if calib else 0,
+            "undecodable": calib.undecodable if calib else [],
             "qdq": qdq_summary(proto), "tensorrt_8.5_problems": problems,
         },
         "derived_from": {"file": str(onnx_path), "sha256": sha256_file(onnx_path)},

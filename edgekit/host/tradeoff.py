@@ -16,7 +16,8 @@ from edgekit.bench import report as bench_report
 from edgekit.errors import EdgekitError
 from edgekit.eval.dataset import load_dataset
 from edgekit.eval.evaluate import evaluate
-from edgekit.host.export import export
+from edgekit.host.export import export, resolve_weights
+from edgekit.lazy import require
 from edgekit.log import info, phase
 from edgekit.manifest import write_json_atomic, write_text_atomic
 from edgekit.report import join_results, load_documents
@@ -41,7 +42,7 @@ def check_precisions(precisions: Sequence[str], calib: Optional[str] = None) -> 
     try:
         from edgekit.lazy import require_tensorrt
 
-        require_tensorrt()
+        require_tensorrt(building=True)
     except EdgekitError as exc:
         raise EdgekitError("--precisions %s needs TensorRT engines built on this machine's GPU (%s): run on a "
                            "machine with TensorRT, or --precisions fp32 (ONNX Runtime)"
@@ -67,17 +68,22 @@ def build_engines(onnx_paths: Sequence[str], precisions: Sequence[str], calib: O
 
 def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), precisions: Sequence[str] = ("fp32",),
              imgsz: int = 640, out: Optional[str] = None, warmup: int = 5, iterations: int = 50,
-             threads: Optional[int] = None, download: bool = False, calib: Optional[str] = None) -> Dict[str, Path]:
+             threads: Optional[int] = None, download: bool = False, calib: Optional[str] = None,
+             trust_weights: bool = False) -> Dict[str, Path]:
     check_precisions(precisions, calib)
     if not models and not pruned:
         raise EdgekitError("give at least one model: --models yolov8n.pt yolov8m.pt [--pruned pruned.pt]")
-    load_dataset(data)  # a bad dataset fails before any export starts
+    # before any export starts: what eval and the report need, every weights file, the dataset
+    require("pycocotools.cocoeval", "yaml", "matplotlib", "torch", "ultralytics", "onnxsim")
+    for weights in list(models) + list(pruned):
+        resolve_weights(weights, download)
+    load_dataset(data)
     out_dir = Path(out or Path("benchmarks") / ("tradeoff-%s" % time.strftime("%Y%m%d-%H%M%S")))
     onnx_paths: List[str] = []
     for weights, is_pruned in [(m, False) for m in models] + [(p, True) for p in pruned]:
         name = Path(weights).stem + ("-pruned" if is_pruned and "prun" not in Path(weights).stem else "")
         onnx_paths.append(str(export(weights=weights, imgsz=imgsz, out=str(out_dir / "models"), name=name + ".onnx",
-                                     download=download, extra={"pruned": is_pruned})))
+                                     download=download, extra={"pruned": is_pruned}, trust_weights=trust_weights)))
     models_run = (onnx_paths if "fp32" in precisions else []) + build_engines(onnx_paths, precisions, calib,
                                                                                out_dir / "models")
     with phase("benchmarking %d models" % len(models_run)):

@@ -45,14 +45,26 @@ def _key(result: Dict[str, Any]) -> Tuple[str, str, str]:
     return (result.get("sha256") or result.get("name"), result.get("backend"), result.get("precision"))
 
 
+def headings(docs: Sequence[Dict[str, Any]]) -> List[str]:
+    """The table heading of each document: its device, plus the folder it came from when one device has results
+    in several folders (the project's committed measurements are never mixed with your own under one heading)."""
+    devices = [device_name(doc.get("system") or {}) for doc in docs]
+    folders: Dict[str, set] = {}
+    for device, doc in zip(devices, docs):
+        folders.setdefault(device, set()).add(str(Path(doc.get("_file", ".")).parent))
+    return ["%s, from %s" % (device, Path(doc.get("_file", ".")).parent) if len(folders[device]) > 1 else device
+            for device, doc in zip(devices, docs)]
+
+
 def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
-    """device -> rows; a row joins the newest bench and the newest eval of one model/backend/precision."""
+    """heading -> rows; a row joins the newest bench and the newest eval of one model/backend/precision."""
     rows: Dict[str, Dict[Tuple, Dict[str, Any]]] = {}
-    for doc in sorted(docs, key=lambda d: d.get("created_at", "")):
-        device = device_name(doc.get("system") or {})
+    docs = sorted(docs, key=lambda d: d.get("created_at", ""))
+    for doc, device in zip(docs, headings(docs)):
         for r in doc["results"]:
             row = rows.setdefault(device, {}).setdefault(_key(r), {"device": device})
-            for k in ("name", "model", "backend", "precision", "params", "gflops", "trained", "pruned", "batch"):
+            for k in ("name", "model", "backend", "precision", "params", "gflops", "trained", "pruned", "batch",
+                      "input_shape"):
                 if r.get(k) is not None:
                     row[k] = r[k]
             if doc["kind"] == "bench":

@@ -10,23 +10,34 @@ from rich.table import Table
 from edgekit.lazy import lazy_import
 from edgekit.report.join import pareto_front
 
-COLUMNS = ("model", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms", "post ms",
-           "e2e ms", "FPS", "mAP50-95", "recall")
+COLUMNS = ("model", "input", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms",
+           "post ms", "e2e ms", "FPS", "mAP50-95", "recall")
 
 
 def _fmt(v, spec: str) -> str:
     return "-" if v is None else spec % v
 
 
-def row_cells(row: Dict[str, Any]) -> List[str]:
+def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
+    """One row; ``show_file`` adds the model file to the name (two rows of one table share a name)."""
     lat = row.get("latency") or {}
     name = row.get("name", "?") + ("" if row.get("trained") else
                                     " (untrained)" if row.get("trained") is False else " (weights unknown)")
-    return [name, "yes" if row.get("pruned") else "no", row.get("precision", "?"), row.get("backend", "?"),
+    if show_file and row.get("model"):
+        name += " [%s]" % row["model"]
+    shape = row.get("input_shape") or []
+    return [name, "%dx%d" % tuple(shape[2:4]) if len(shape) == 4 else "-", "yes" if row.get("pruned") else "no",
+            row.get("precision", "?"), row.get("backend", "?"),
             _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
             _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
             _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f"),
             _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f")]
+
+
+def shared_names(rows: List[Dict[str, Any]]) -> set:
+    """Model names that more than one row of a table carries (told apart by their file)."""
+    names = [r.get("name") for r in rows]
+    return {n for n in names if names.count(n) > 1}
 
 
 def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
@@ -35,8 +46,9 @@ def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
         table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device)
         for col in COLUMNS:
             table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned") else "right")
+        shared = shared_names(rows)
         for row in rows:
-            table.add_row(*row_cells(row))
+            table.add_row(*row_cells(row, row.get("name") in shared))
         out.append(table)
     return out
 
@@ -45,7 +57,8 @@ def markdown(report: Dict[str, List[Dict[str, Any]]]) -> str:
     lines = []
     for device, rows in report.items():
         lines += ["### %s" % device, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(row_cells(r)) + " |" for r in rows]
+        shared = shared_names(rows)
+        lines += ["| " + " | ".join(row_cells(r, r.get("name") in shared)) + " |" for r in rows]
         lines.append("")
     return "\n".join(lines)
 

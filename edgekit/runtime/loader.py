@@ -20,6 +20,9 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda
     path = Path(path)
     if backend not in BACKENDS:
         raise EdgekitError("unknown backend %r: choose one of %s" % (backend, ", ".join(BACKENDS)))
+    if path.is_dir():
+        raise EdgekitError("model %s is a folder: give an .onnx or .engine file in it (e.g. %s/*.onnx)"
+                           % (path, str(path).rstrip("/")))
     if not path.is_file():
         raise EdgekitError("model %s not found" % path)
     if path.stat().st_size == 0:

@@ -2,8 +2,10 @@
 
 Live sources (cameras, streams, synthetic) overwrite a one-frame slot and count what the consumer never
 took as dropped. Files and image folders are lossless by default: capture waits for the consumer.
-A source that fails or stalls is reopened with exponential backoff while the loop goes on; a source that
-cannot be opened at start is a one-line error.
+A source that fails or stalls is reopened with exponential backoff (0.5 s doubling up to 8 s) while the loop
+goes on, and given up after ``max_retries`` failures in a row without a frame (``failed`` then says why and the
+consumer sees the end of the stream); a source that cannot be opened at start is a one-line error. Files a
+source could not decode are counted as bad frames and named (``bad_files``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Frame:
     t_capture: float  # time.perf_counter() when it was read
 
 
+DEFAULT_RETRIES = 10  # 0.5 + 1 + 2 + 4 + 8 x 6 s: about a minute of retrying before giving up
+
+
 class EndOfStream(Exception):
     """A finite source (file, folder) has no more frames."""
 
@@ -46,17 +51,22 @@ def as_bgr(image: np.ndarray) -> Optional[np.ndarray]:
 
 class Capture:
     def __init__(self, source: FrameSource, live: bool, loop: bool = False, max_backoff: float = 8.0,
-                 on_event: Optional[Callable[[str], None]] = None) -> None:
+                 on_event: Optional[Callable[[str], None]] = None, max_retries: int = DEFAULT_RETRIES) -> None:
         self.source = source
         self.live = live
         self.loop = loop
         self.max_backoff = max_backoff
+        self.max_retries = max_retries
         self.on_event = on_event or (lambda msg: None)
         self.captured = 0
         self.dropped = 0
         self.bad_frames = 0
+        self.bad_files: List[str] = []  # files the source could not decode (image folders)
         self.failures = 0
         self.reconnects = 0
+        self.failed: Optional[str] = None  # set when the source was given up
+        self._streak = 0  # failures (read or reopen) since the last good frame
+        self._delivered = False  # a frame since the source was (re)opened
         self.events: List[str] = []
         self._latest: Optional[Frame] = None
         self._ended = False
@@ -117,24 +127,43 @@ class Capture:
             except Exception as exc:  # a backend error mid-stream counts as a failure, not a crash
                 self._event("%s: read error: %s" % (self.source.name, exc))
                 image = None
+            self._note_bad_files()
             if image is None:
                 if self._stop.is_set():
                     break
                 if self.source.ended and not self.loop:
-                    with self._cond:
-                        self._ended = True
-                        self._cond.notify_all()
+                    self._end()
                     return
-                if not self.source.ended:
+                if not self.source.ended or not self._delivered:  # a looped file with no usable frame fails too
                     self.failures += 1
-                    self._event("%s stopped delivering frames; reopening" % self.source.name)
-                self._reopen()
+                    self._streak += 1
+                    self._event("%s %s; reopening" % (self.source.name, "stopped delivering frames"
+                                                      if not self.source.ended else "ended without a usable frame"))
+                    self.source.ended = False
+                self._delivered = False
+                if not self._reopen():
+                    return
                 continue
             image = as_bgr(image)
             if image is None:
                 self.bad_frames += 1
                 continue
+            self._streak = 0
+            self._delivered = True
             self._publish(image)
+
+    def _note_bad_files(self) -> None:
+        """Name each file the source skipped because it could not be decoded (once per file)."""
+        skipped = getattr(self.source, "undecodable", ())
+        for name in skipped[len(self.bad_files):]:
+            self.bad_files.append(name)
+            self.bad_frames += 1
+            self._event("%s cannot be decoded as an image; skipped" % name)
+
+    def _end(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
 
     def _publish(self, image: np.ndarray) -> None:
         with self._cond:
@@ -147,18 +176,30 @@ class Capture:
             self.captured += 1
             self._cond.notify_all()
 
-    def _reopen(self) -> None:
-        """Reopen (a looped file's restart, or recovery after a failure) with exponential backoff."""
-        backoff = 0.0 if self.source.ended else 0.25
+    def _reopen(self) -> bool:
+        """Reopen: a looped file restarts at once; after a failure, wait 0.5 s doubling up to ``max_backoff``
+        per failure in a row, and give up (False) after ``max_retries`` of them without a frame in between."""
+        restart = self.source.ended
         while not self._stop.is_set():
-            if backoff and self._stop.wait(backoff):
-                return
+            if not restart:
+                if self._streak > self.max_retries:
+                    self.failed = "%s failed %d times in a row without delivering a frame; gave up (%s)" % (
+                        self.source.name, self._streak, "--max-retries %d" % self.max_retries)
+                    self._event(self.failed)
+                    self._end()
+                    return False
+                if self._stop.wait(min(0.5 * 2 ** (self._streak - 1), self.max_backoff)):
+                    return True
             try:
                 self.source.open()
-                if backoff:
+                if not restart:
                     self.reconnects += 1
                     self._event("%s reopened" % self.source.name)
-                return
+                return True
             except Exception as exc:  # SourceError, or a backend error while reopening
-                backoff = min(max(backoff, 0.25) * 2, self.max_backoff)
-                self._event("%s: reopen failed (%s); retrying in %.1f s" % (self.source.name, exc, backoff))
+                restart = False
+                self.failures += 1
+                self._streak += 1
+                self._event("%s: reopen failed (%s); retrying in %.1f s" % (
+                    self.source.name, exc, min(0.5 * 2 ** (self._streak - 1), self.max_backoff)))
+        return True

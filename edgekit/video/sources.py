@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -29,6 +29,7 @@ class FrameSource:
         self.name = name
         self.fps = fps
         self.ended = False
+        self.undecodable: List[str] = []  # files skipped because they are not decodable images
 
     def open(self) -> None:
         self.ended = False
@@ -108,10 +109,13 @@ class ImagesSource(FrameSource):
             path = self.files[self.index]
             self.index += 1
             frame = cv2.imread(str(path))
-            if frame is not None:
-                if self.realtime:
-                    time.sleep(1.0 / self.fps)
-                return frame
+            if frame is None:
+                if str(path) not in self.undecodable:  # once per file, also when looping
+                    self.undecodable.append(str(path))
+                continue
+            if self.realtime:
+                time.sleep(1.0 / self.fps)
+            return frame
         self.ended = True
         return None
 
@@ -173,8 +177,8 @@ def make_source(spec: SourceSpec, o: SourceOptions) -> FrameSource:
     """The FrameSource for a parsed URI (not opened yet)."""
     if spec.kind == "synthetic":
         p = spec.params
-        return SyntheticSource(int(p.get("width", o.width)), int(p.get("height", o.height)),
-                               float(p.get("fps", o.fps)), int(p.get("seed", 0)))
+        return SyntheticSource(p.get("width", o.width), p.get("height", o.height), p.get("fps", o.fps),
+                               p.get("seed", 0))
     if spec.kind == "file":
         path = Path(spec.location).expanduser()
         if not path.exists():

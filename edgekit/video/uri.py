@@ -10,12 +10,59 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from edgekit.errors import EdgekitError
 
 SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "file", "synthetic")
+
+
+def _number(kind: Callable[[str], Any], low: float, high: float, low_open: bool = False) -> Callable[[str], Any]:
+    """A parser for one URI parameter: ``kind`` (int/float) within [low, high] ((low, high] if ``low_open``)."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)  # ValueError for "abc"
+        if value < low or value > high or (low_open and value == low):
+            raise ValueError("must be %s %g and <= %g" % (">" if low_open else ">=", low, high))
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# The query parameters each scheme takes, with their parsers: anything else is an error listing these.
+# rtsp:// is not listed: its query string belongs to the camera's own URL and is passed on untouched
+# (only ``codec`` is read from it, for the Jetson hardware-decode pipeline).
+URI_PARAMS: Dict[str, Dict[str, Callable[[str], Any]]] = {
+    "synthetic": {"width": _number(int, 16, 16384), "height": _number(int, 16, 16384),
+                  "fps": _number(float, 0, 1000, low_open=True), "seed": _number(int, 0, 2 ** 32 - 1)},
+    "csi": {}, "v4l2": {}, "file": {},
+}
+RTSP_CODECS = ("h264", "h265")
+
+
+def parse_params(scheme: str, uri: str, query: str) -> Dict[str, Any]:
+    """The URI's query parameters, typed and range-checked; an unknown key names the known ones."""
+    if scheme == "rtsp":
+        params: Dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
+        codec = params.get("codec")
+        if codec is not None and codec.lower() not in RTSP_CODECS:
+            raise EdgekitError("%s: codec=%s is not one of %s" % (uri, codec, ", ".join(RTSP_CODECS)))
+        return params
+    known = URI_PARAMS[scheme]
+    params = {}
+    for key, text in parse_qsl(query, keep_blank_values=True):
+        if key not in known:
+            raise EdgekitError("%s: unknown parameter %r for %s:// (known: %s)" % (
+                uri, key, scheme, ", ".join(known) if known else "none; use the command's options"))
+        try:
+            params[key] = known[key](text)
+        except ValueError as exc:
+            detail = str(exc) if "must be" in str(exc) else "not a valid %s" % (
+                "whole number" if known[key].__name__ == "int" else "number")
+            raise EdgekitError("%s: %s=%s: %s" % (uri, key, text, detail)) from exc
+    return params
 
 
 @dataclass
@@ -34,7 +81,7 @@ class SourceOptions:
 class SourceSpec:
     kind: str  # csi | v4l2 | rtsp | file | synthetic
     location: str  # sensor id, device path, URL or file path
-    params: Dict[str, str]
+    params: Dict[str, Any]
 
     @property
     def live(self) -> bool:
@@ -51,10 +98,10 @@ def parse_uri(uri: str) -> SourceSpec:
         return SourceSpec("file", uri, {})
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
-    params = dict(parse_qsl(parts.query))
     if scheme not in SCHEMES:
         raise EdgekitError("unknown source scheme %s:// in %s: use one of %s"
                            % (scheme, uri, ", ".join(s + "://" for s in SCHEMES)))
+    params = parse_params("rtsp" if scheme == "rtsps" else scheme, uri, parts.query)
     if scheme in ("rtsp", "rtsps"):
         return SourceSpec("rtsp", uri, params)
     if scheme == "csi":

@@ -62,7 +62,7 @@ poll();
 class WebStream(Output):
     name = "web"
 
-    def __init__(self, port: int, host: str = "0.0.0.0", quality: int = 80) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", quality: int = 80) -> None:
         self.quality = quality
         self.clients = 0
         self._frame: Optional[np.ndarray] = None

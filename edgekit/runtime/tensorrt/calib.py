@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
-from edgekit.bench.frames import IMAGE_SUFFIXES
+from edgekit.bench.frames import IMAGE_SUFFIXES, decodable, undecodable_note
 from edgekit.errors import EdgekitError
 from edgekit.log import warn
 from edgekit.manifest import atomic_path, write_json_atomic
@@ -35,6 +35,7 @@ class CalibrationSet:
     batch_size: int
     hw: Tuple[int, int]
     max_batches: Optional[int] = None
+    undecodable: List[str] = field(default_factory=list)  # files in the folder that are not decodable images
 
     @classmethod
     def from_folder(cls, folder, batch_size: int, hw: Tuple[int, int], max_batches: Optional[int] = None):
@@ -44,24 +45,29 @@ class CalibrationSet:
             raise EdgekitError("calibration folder %s not found: give --calib a folder of images" % folder)
         if not folder.is_dir():
             raise EdgekitError("--calib %s is not a folder: give a folder of images (jpg/png/...)" % folder)
-        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not images:
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
             raise EdgekitError("calibration folder %s has no images (%s): add frames like the camera's"
                                % (folder, "/".join(s.lstrip(".") for s in IMAGE_SUFFIXES)))
         if max_batches is not None and max_batches < 1:
             raise EdgekitError("--calib-batches %d: must be at least 1" % max_batches)
+        images, bad = decodable(files, quick=True)  # a broken file is named now, not counted as calibration
+        if bad:
+            warn("calibration folder %s: %s" % (folder, undecodable_note(bad, len(files))))
         needed = batch_size * (max_batches or 1)
         if len(images) < needed:
             raise EdgekitError(
-                "calibration folder %s has %d image(s); %s needs %d: add images%s"
-                % (folder, len(images), "--calib-batches %d x batch %d" % (max_batches, batch_size)
+                "calibration folder %s has %d decodable image(s)%s; %s needs %d: add images%s"
+                % (folder, len(images), " (%d more cannot be decoded: %s)" % (len(bad), bad[0].name) if bad else "",
+                   "--calib-batches %d x batch %d" % (max_batches, batch_size)
                    if max_batches else "one batch of %d" % batch_size, needed,
                    " or lower --calib-batches" if max_batches else "")
             )
         if len(images) < FEW_IMAGES:
             warn("only %d calibration images in %s: INT8 scales from few images are noisy (aim for ~500)"
                  % (len(images), folder))
-        return cls(images=images, batch_size=batch_size, hw=hw, max_batches=max_batches)
+        return cls(images=images, batch_size=batch_size, hw=hw, max_batches=max_batches,
+                   undecodable=[str(p) for p in bad])
 
     @property
     def num_batches(self) -> int:

@@ -98,5 +98,5 @@ class Calibration:
         return {
             "images": len(self.calib.images), "batch": self.calib.batch_size, "batches": self.calib.num_batches,
             "fed": self.trt.batches_fed, "cache": str(self.cache.path), "cache_key": self.cache.key,
-            "from_cache": self.trt.used_cache, "algorithm": "entropy2",
+            "from_cache": self.trt.used_cache, "algorithm": "entropy2", "undecodable": self.calib.undecodable,
         }

@@ -28,7 +28,7 @@ def check_bindings() -> None:
     """A ``tensorrt`` that is only type stubs (a namespace folder) imports fine and then fails oddly."""
     if not hasattr(trt, "Builder") or not hasattr(trt, "__version__"):
         raise EdgekitError("the 'tensorrt' module at %s is not TensorRT's Python bindings (stubs only?): on "
-                           "JetPack apt install python3-libnvinfer; meanwhile --backend onnxruntime works"
+                           "JetPack apt install python3-libnvinfer (ONNX Runtime runs the .onnx meanwhile)"
                            % list(getattr(trt, "__path__", [])))
 
 
