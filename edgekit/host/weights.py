@@ -20,7 +20,7 @@ TRUST_HINT = "if you trust the file's author, pass --trust-weights (it runs code
 
 
 def restricted_loader_available(tasks) -> bool:
-    """ultralytics >= 8.4 on torch >= 2.6 can load checkpoints with weights_only and its allow-list."""
+    """ultralytics >= 8.4.67 on torch >= 2.6 can load checkpoints with weights_only and its allow-list."""
     return hasattr(tasks, "SAFE_LOAD") and bool(getattr(getattr(tasks, "_SafeLoad", None), "SUPPORTED", False))
 
 
@@ -35,7 +35,7 @@ def weights_loading(weights: str, trust: bool = False) -> Iterator[None]:
         import ultralytics
 
         raise EdgekitError("ultralytics %s here cannot load %s without running code from it (its restricted loader "
-                           "needs ultralytics >= 8.4 and torch >= 2.6): upgrade them, or %s"
+                           "needs ultralytics >= 8.4.67 and torch >= 2.6): upgrade them, or %s"
                            % (ultralytics.__version__, weights, TRUST_HINT))
     previous = tasks.SAFE_LOAD
     tasks.SAFE_LOAD = True  # read by torch_safe_load and model construction at call time
