@@ -122,3 +122,19 @@ def test_dtype_table_and_logger_without_a_gpu():
     logger.log(trt.ILogger.Severity.WARNING, "INT64 weights cast down to INT32")
     logger.log(trt.ILogger.Severity.INTERNAL_ERROR, "2: [builder.cpp] Assertion failed")
     assert logger.first_error("x", since) == "2: [builder.cpp] Assertion failed" and len(logger.warnings) == 1
+
+
+def test_no_gpu_is_one_line_naming_tensorrts_reason():
+    """Without a GPU TensorRT 8.5's Builder logs 'CUDA initialization failure' as a warning and pybind raises
+    TypeError; edgekit says it in one line. (Skipped where a GPU is present.)"""
+    from edgekit.errors import EdgekitError
+    from edgekit.runtime.tensorrt import trtlib
+
+    logger = trtlib.CapturingLogger()
+    try:
+        builder = trtlib.builder(logger)
+    except EdgekitError as exc:
+        assert "\n" not in str(exc) and "CUDA" in str(exc) and "--backend onnxruntime" in str(exc)
+        return
+    del builder
+    pytest.skip("TensorRT starts here: a GPU is present")

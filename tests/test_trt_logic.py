@@ -214,6 +214,7 @@ def test_build_error_is_the_first_one_after_the_build_started():
     assert "Myelin" in log.first_error("none")
     log.add(ERROR, "x" * 400)
     assert len(log.first_error("none", since + 1)) == 300
+    assert log.last_warning("none").startswith("onnx2trt_utils") and LogKeeper().last_warning("none") == "none"
 
 
 # --- build-time options: what each TensorRT and GPU allows, never a silent change -----------------------------

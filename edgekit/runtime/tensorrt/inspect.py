@@ -123,6 +123,7 @@ def _short(key: str, value: Any) -> Any:
 
 def inspect_rows(doc: Dict[str, Any]) -> Any:
     """A two-column rich table of the most useful fields."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="edgekit inspect %s" % doc["file"], show_header=False)
@@ -159,5 +160,5 @@ def inspect_rows(doc: Dict[str, Any]) -> Any:
     if doc.get("note"):
         rows.append(("note", doc["note"]))
     for key, value in rows:
-        table.add_row(str(key), str(value))
+        table.add_row(escape(str(key)), escape(str(value)))  # values such as 'edgekit[jetson]' are not markup
     return table

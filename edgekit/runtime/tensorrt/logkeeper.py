@@ -35,7 +35,10 @@ class LogKeeper:
         """The most telling error line: the first error since ``since``, shortened, or ``default``."""
         with self._lock:
             errors = self.errors[since:]
-        if not errors:
-            return default
-        text = " ".join(errors[0].split())
+        text = " ".join((errors[0] if errors else default).split())
         return text if len(text) < 300 else text[:297] + "..."
+
+    def last_warning(self, default: str) -> str:
+        """TensorRT 8.5 logs a CUDA start failure ("CUDA initialization failure with error: 35") as a warning."""
+        with self._lock:
+            return self.warnings[-1] if self.warnings else default

@@ -96,9 +96,9 @@ def _start(factory: Any, logger: CapturingLogger) -> Any:
     try:
         return factory(logger)
     except TypeError as exc:  # pybind: "factory function returned nullptr" when CUDA cannot initialise
+        why = logger.first_error(logger.kept.last_warning("CUDA initialisation failed"))
         raise EdgekitError("TensorRT could not start on a GPU (%s): this machine needs an NVIDIA GPU and driver; "
-                           "use --backend onnxruntime here" % logger.first_error("CUDA initialisation failed")
-                           ) from exc
+                           "use --backend onnxruntime here" % why) from exc
 
 
 def io_tensors(engine: trt.ICudaEngine) -> List[Tuple[str, bool, Tuple[int, ...], np.dtype]]:
