@@ -112,10 +112,11 @@ def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines"
     trtlib.check_bindings()
     t_start = time.perf_counter()
     gpu_ctx = CudaContext(gpu)
+    logger = trtlib.CapturingLogger(verbose)  # held here: it must outlive every TensorRT object that logs to it
     try:
         with gpu_ctx.current():
-            target, seconds = _build(prepared, request, out, name, timing_cache, calib_cache, gpu_ctx,
-                                     trtlib.CapturingLogger(verbose), command, speed or SpeedRequest(), t_start)
+            target, seconds = _build(prepared, request, out, name, timing_cache, calib_cache, gpu_ctx, logger,
+                                     command, speed or SpeedRequest(), t_start)
     finally:
         gpu_ctx.release()
     info("wrote %s (%.1f MB) in %.0f s" % (target, target.stat().st_size / 1e6, seconds["total"]))
