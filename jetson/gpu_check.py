@@ -86,6 +86,8 @@ print(json.dumps({"facts": facts, "missing": missing}))
 
 
 class Check:
+    min_step = 10.0  # seconds: a step given less is skipped as out of time
+
     def __init__(self, out: Path, budget: float, python: str) -> None:
         self.out = out
         self.python = python
@@ -114,8 +116,8 @@ class Check:
              skip: Optional[str] = None) -> Dict[str, Any]:
         record: Dict[str, Any] = {"name": name, "command": argv, "status": "skipped", "seconds": 0.0}
         timeout = min(timeout, self.left())
-        if skip is None and timeout < 15:
-            skip = "out of time (the check's budget is spent)"
+        if skip is None and timeout < self.min_step:
+            skip = "out of time (%.0f s of the check's budget left for it)" % max(timeout, 0)
         if skip is not None:
             record["reason"] = skip
             self.say("[skip] %s: %s" % (name, skip))

@@ -60,3 +60,21 @@ def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tm
     assert doc["device"]["python"] and doc["tests"] and all(t["outcome"] == "skipped" for t in doc["tests"])
     assert all(isinstance(t["seconds"], float) for t in doc["tests"]) and doc["summary"]["tests"] == {"skipped": 9}
     assert "===== tests" in (out / "gpu-check.log").read_text()
+
+
+def test_a_step_that_hangs_is_killed_at_its_timeout_and_the_next_one_runs(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    check = gpu_check.Check(tmp_path, budget=60, python=sys.executable)
+    check.min_step = 1
+    hung = check.step("hang", [sys.executable, "-c", "import time; print('building', flush=True); time.sleep(60)"], 2)
+    failed = check.step("fail", [sys.executable, "-c", "raise SystemExit('error: TensorRT could not build m')"], 10)
+    done = check.step("ok", [sys.executable, "-c", "print('fine')"], 10)
+    assert hung["status"] == "timed out" and hung["seconds"] < 10 and hung["last_line"] == "building"
+    assert failed["status"] == "failed" and "could not build" in failed["last_line"] and done["status"] == "ok"
+    assert check.step("late", ["true"], 10, skip="out of pieces")["status"] == "skipped"
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert [s["status"] for s in doc["steps"]] == ["timed out", "failed", "ok", "skipped"]
