@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 
-.PHONY: setup demo test lint typecheck pytest sysdeps clean
+.PHONY: setup demo test lint typecheck pytest sysdeps clean gpu-assets gpu-check
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ lint: setup typecheck
 	$(BIN)/ruff check edgekit tests benchmarks
 	# device-side code must run on Python 3.8 (JetPack 5); host-only code (edgekit/host) may use newer Python
 	$(BIN)/vermin -q --no-tips --violations --eval-annotations -t=3.8- --exclude-regex '^edgekit/host/' edgekit
-	bash -n jetson/setup.sh
+	bash -n jetson/setup.sh jetson/gpu-check.sh
 	$(BIN)/ansible-lint --offline -q jetson/ansible
 
 # TensorRT/pycuda code is type-checked against NVIDIA's TensorRT 10 API (tensorrt-stubs) without a GPU. The stubs
@@ -52,6 +52,15 @@ pytest: setup
 	$(BIN)/python -m pytest
 
 test: lint sysdeps pytest
+
+# The GPU check (README: "Running the GPU check"). Its assets are made here on the host (torch, ~20 s once the
+# test fixture is cached): the trained YOLOv8n ONNX, its Q/DQ twin and frames, into gpu-assets/ (git-ignored).
+# The check itself runs on any machine with an NVIDIA GPU and TensorRT, with no torch and no .venv there.
+gpu-assets: setup
+	YOLO_OFFLINE=1 $(BIN)/python jetson/gpu-assets.py $(ARGS)
+
+gpu-check:
+	bash jetson/gpu-check.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TYPING) .pytest_cache .ruff_cache .mypy_cache *.egg-info

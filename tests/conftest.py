@@ -11,24 +11,34 @@ import pytest  # noqa: E402
 TEST_IMGSZ = 320  # small inputs keep CPU tests fast; the code paths are the same as at 640
 
 
-def _gpu_available() -> str:
-    """Empty string when TensorRT + pycuda + a CUDA device are usable, else the reason to skip."""
-    try:
-        import pycuda.driver as cuda  # noqa: F401
-        import tensorrt  # noqa: F401
+GPU_MARKS = ("gpu", "gpu_full")
 
+
+def _gpu_available() -> str:
+    """Empty string when TensorRT + pycuda + a CUDA device are usable, else the one missing piece."""
+    try:
+        import tensorrt
+    except ImportError as exc:
+        return "no TensorRT Python bindings (%s)" % exc
+    if not hasattr(tensorrt, "Builder"):
+        return "the tensorrt module here is type stubs only"
+    try:
+        import pycuda.driver as cuda
+    except ImportError as exc:
+        return "pycuda cannot load (%s): no NVIDIA driver here?" % str(exc).splitlines()[0][:120]
+    try:
         cuda.init()
         if cuda.Device.count() == 0:
             return "no CUDA device"
-    except Exception as exc:  # ImportError, or a driver error on a machine without a GPU
-        return "no TensorRT/pycuda GPU stack (%s)" % type(exc).__name__
+    except Exception as exc:  # a driver error on a machine without a GPU
+        return "CUDA cannot start (%s)" % str(exc).splitlines()[0][:120]
     return ""
 
 
 def pytest_collection_modifyitems(config, items):
     reason = None
     for item in items:
-        if "gpu" in item.keywords:
+        if any(mark in item.keywords for mark in GPU_MARKS):
             if reason is None:
                 reason = _gpu_available()
             if reason:
@@ -73,11 +83,11 @@ def _cache_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@pytest.fixture(scope="session")
-def synthetic_model():
+def build_synthetic_model():
     """(data.yaml, trained .pt, its ONNX at 160) — trained once per machine (~4 min on 2 cores), then reused.
 
     The cache key covers the dataset generator, the training settings and the ultralytics/torch versions.
+    Also used by jetson/gpu-assets.py, which carries this model to the GPU machine.
     """
     import json
     import shutil
@@ -113,6 +123,12 @@ def synthetic_model():
     if not onnx.exists():
         export(weights=str(pt), imgsz=160, out=str(final), name=onnx.name)
     return data, pt, onnx
+
+
+@pytest.fixture(scope="session")
+def synthetic_model():
+    """(data.yaml, trained .pt, its ONNX at 160): see build_synthetic_model."""
+    return build_synthetic_model()
 
 
 @pytest.fixture(scope="session")

@@ -184,26 +184,36 @@ def test_bench_engine_without_tensorrt_and_cuda_graph_on_ort(small_onnx, tmp_pat
                       "ONNX Runtime runs the .onnx")
 
 
-# --- timing cache file logic (TensorRT's cache object stood in by a set of tactic names) -------------------------
+# --- timing cache file logic (TensorRT's cache object stood in by a device tag and a set of tactic names) ---------
 class FakeCache:
-    def __init__(self, data: bytes):
+    """Serialized as ``tc:DEVICE:tactic,tactic``; like TensorRT, ``combine`` refuses another device's cache unless
+    told to ignore the mismatch."""
+
+    def __init__(self, data: bytes, device: str):
         if data and not data.startswith(b"tc:"):
             raise RuntimeError("myelinCache.h::deserializeFromBuffer: Myelin error")
-        self.entries = set(filter(None, data[3:].decode().split(","))) if data else set()
+        self.device, _, names = data[3:].decode().partition(":") if data else (device, "", "")
+        self.entries = set(filter(None, names.split(",")))
+        self.ignore_mismatch_args = []
 
     def combine(self, other, ignore_mismatch):
+        self.ignore_mismatch_args.append(ignore_mismatch)
+        if other.device != self.device and not ignore_mismatch:
+            return False
         self.entries |= other.entries
+        return True
 
     def serialize(self):
-        return b"tc:" + ",".join(sorted(self.entries)).encode()
+        return ("tc:%s:%s" % (self.device, ",".join(sorted(self.entries)))).encode()
 
 
 class FakeConfig:
-    def __init__(self):
+    def __init__(self, device="H100"):
         self.cache = None
+        self.device = device
 
     def create_timing_cache(self, data):
-        return FakeCache(data)
+        return FakeCache(data, self.device)
 
     def set_timing_cache(self, cache, ignore_mismatch):
         self.cache = cache
@@ -224,13 +234,29 @@ def test_timing_cache_survives_a_bad_file_and_merges_on_save(tmp_path, capsys):
     first.attach(config)  # unreadable: warned, build goes on with an empty cache
     assert not first.loaded and "cannot be read" in capsys.readouterr().err
     config.cache.entries.add("conv1")
-    path.write_bytes(b"tc:conv2")  # another build saved meanwhile
+    path.write_bytes(b"tc:H100:conv2")  # another build saved meanwhile
     first.save(config)
-    assert path.read_bytes() == b"tc:conv1,conv2"
+    assert path.read_bytes() == b"tc:H100:conv1,conv2"
+    assert config.cache.ignore_mismatch_args == [False]  # never merges another device's timings
     second = TimingCacheFile(path)
     config2 = FakeConfig()
     second.attach(config2)
     assert second.loaded and config2.cache.entries == {"conv1", "conv2"}
+
+
+def test_timing_cache_from_another_device_is_replaced_not_merged(tmp_path, capsys):
+    pytest.importorskip("fcntl")
+    from edgekit.runtime.tensorrt.timing_cache import TimingCacheFile
+
+    path = tmp_path / "timing.cache"
+    path.write_bytes(b"tc:Orin:orin_conv")
+    config = FakeConfig("H100")
+    cache = TimingCacheFile(path)
+    cache.attach(config)
+    config.cache = FakeCache(b"tc:H100:h100_conv", "H100")  # what this build timed
+    cache.save(config)
+    assert path.read_bytes() == b"tc:H100:h100_conv"
+    assert "another GPU or TensorRT" in capsys.readouterr().err
 
 
 def test_rebuild_command_is_what_the_user_typed():

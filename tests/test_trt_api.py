@@ -30,7 +30,8 @@ USED = {
                 "platform_has_fast_int8", "num_DLA_cores", "create_optimization_profile"],
     "IBuilderConfig": ["set_memory_pool_limit", "set_flag", "set_tactic_sources", "create_timing_cache",
                        "set_timing_cache", "get_timing_cache", "int8_calibrator", "DLA_core", "default_device_type",
-                       "add_optimization_profile", "set_calibration_profile", "profiling_verbosity"],
+                       "add_optimization_profile", "set_calibration_profile", "profiling_verbosity",
+                       "avg_timing_iterations"],
     "ITimingCache": ["combine", "serialize"],
     "OnnxParser": ["parse_from_file", "num_errors", "get_error"],
     "INetworkDefinition": ["get_input"],
@@ -90,6 +91,22 @@ def test_methods_exist():
     assert not missing, "TensorRT %s lacks %s" % (trt.__version__, missing)
 
 
+def test_build_speed_names_exist_where_edgekit_expects_them():
+    """--fast-build and friends: ENABLE_TACTIC_HEURISTIC on TensorRT 8.5/8.6, builder_optimization_level on 8.6+
+    (edgekit checks both with hasattr before use; here: they are there on the versions that should have them)."""
+    from edgekit.runtime.tensorrt.plan import version_tuple
+    from edgekit.runtime.tensorrt.speed import HEURISTIC_FLAG
+
+    version = version_tuple(trt.__version__)
+    if (8, 5) <= version[:2] < (10, 0):
+        assert hasattr(trt.BuilderFlag, HEURISTIC_FLAG), HEURISTIC_FLAG
+    if version[:2] >= (8, 6):
+        assert hasattr(trt.IBuilderConfig, "builder_optimization_level")
+    else:
+        assert not hasattr(trt.IBuilderConfig, "builder_optimization_level")
+    assert "ignore_mismatch" in (trt.ITimingCache.combine.__doc__ or "")
+
+
 def test_dtype_table_and_logger_without_a_gpu():
     import numpy as np
 
@@ -101,3 +118,23 @@ def test_dtype_table_and_logger_without_a_gpu():
     logger = trtlib.CapturingLogger()
     logger.log(trt.ILogger.Severity.ERROR, "1: [stdArchiveReader.cpp] Magic tag does not match")
     assert "Magic tag" in logger.first_error("x")
+    since = logger.mark()
+    logger.log(trt.ILogger.Severity.WARNING, "INT64 weights cast down to INT32")
+    logger.log(trt.ILogger.Severity.INTERNAL_ERROR, "2: [builder.cpp] Assertion failed")
+    assert logger.first_error("x", since) == "2: [builder.cpp] Assertion failed" and len(logger.warnings) == 1
+
+
+def test_no_gpu_is_one_line_naming_tensorrts_reason():
+    """Without a GPU TensorRT 8.5's Builder logs 'CUDA initialization failure' as a warning and pybind raises
+    TypeError; edgekit says it in one line. (Skipped where a GPU is present.)"""
+    from edgekit.errors import EdgekitError
+    from edgekit.runtime.tensorrt import trtlib
+
+    logger = trtlib.CapturingLogger()
+    try:
+        builder = trtlib.builder(logger)
+    except EdgekitError as exc:
+        assert "\n" not in str(exc) and "CUDA" in str(exc) and "--backend onnxruntime" in str(exc)
+        return
+    del builder
+    pytest.skip("TensorRT starts here: a GPU is present")

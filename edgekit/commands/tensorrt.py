@@ -23,6 +23,15 @@ import click
               help="Batch for a dynamic-batch ONNX (profile opt = max).")
 @click.option("--tactic-sources", default=None,
               help="trtexec syntax, e.g. -CUBLAS,+CUDNN  [default: EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS]")
+@click.option("--fast-build", is_flag=True,
+              help="Shorter builds, same precision: tactic heuristic (TensorRT 8.5/8.6, sm_80+) or optimization "
+                   "level 2 (8.6+), and no JIT_CONVOLUTIONS in the default tactic sources.")
+@click.option("--tactic-heuristic", is_flag=True,
+              help="Heuristic tactic choice instead of timing them all (TensorRT 8.5/8.6, Ampere or newer GPU).")
+@click.option("--optimization-level", type=click.IntRange(0, 5), default=None,
+              help="TensorRT 8.6+ builder optimization level: lower builds faster  [TensorRT default: 3]")
+@click.option("--avg-timing-iterations", type=click.IntRange(min=1), default=None,
+              help="Timing runs averaged per tactic  [TensorRT default: 1; trtexec uses 8]")
 @click.option("--out", default="engines", show_default=True, help="Output folder.")
 @click.option("--name", default=None, help="Engine file name  [default: MODEL-PRECISION-smXX-trtX.Y.Z.engine]")
 @click.option("--gpu", type=click.IntRange(min=0), default=0, show_default=True, help="CUDA device index.")
@@ -31,16 +40,20 @@ import click
               help="Skip the build when OUT has an intact engine of this ONNX (sha256), precision, DLA core, "
                    "TensorRT version and GPU; print its path ('up to date').")
 def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace, timing_cache, dla_core,
-              allow_gpu_fallback, batch, tactic_sources, out, name, gpu, verbose, if_changed):
+              allow_gpu_fallback, batch, tactic_sources, fast_build, tactic_heuristic, optimization_level,
+              avg_timing_iterations, out, name, gpu, verbose, if_changed):
     """Build a TensorRT engine from an ONNX on this device: FP16, INT8 (calibrated or Q/DQ), DLA (device)."""
     from edgekit.lazy import require_tensorrt
     from edgekit.runtime.tensorrt.plan import BuildRequest
     from edgekit.runtime.tensorrt.prepare import prepare, rebuild_command
+    from edgekit.runtime.tensorrt.speed import SpeedRequest
 
     request = BuildRequest(precision=precision, calib=calib, dla_core=dla_core, gpu_fallback=allow_gpu_fallback,
                            batch=batch)
+    speed = SpeedRequest(fast_build=fast_build, tactic_heuristic=tactic_heuristic,
+                         optimization_level=optimization_level, avg_timing_iterations=avg_timing_iterations)
     prepared = prepare(onnx_path, request, workspace=workspace, tactic_sources=tactic_sources,
-                       calib_batches=calib_batches)  # bad files and folders fail here, before TensorRT
+                       calib_batches=calib_batches, fast_build=fast_build)  # bad input fails here, before TensorRT
     require_tensorrt(building=True)
     from edgekit.runtime.tensorrt.builder import build_engine
 
@@ -54,9 +67,9 @@ def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace
             click.echo(str(current))
             return
     command = rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, allow_gpu_fallback, batch,
-                              workspace, tactic_sources)
+                              workspace, tactic_sources, speed)
     click.echo(str(build_engine(prepared, request, out=out, name=name, timing_cache=timing_cache,
-                                calib_cache=calib_cache, gpu=gpu, verbose=verbose, command=command)))
+                                calib_cache=calib_cache, gpu=gpu, verbose=verbose, command=command, speed=speed)))
 
 
 @click.command("inspect")

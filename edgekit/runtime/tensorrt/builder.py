@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import tensorrt as trt
 
@@ -25,6 +25,7 @@ from edgekit.runtime.tensorrt.plan import BuildPlan, BuildRequest, Caps, engine_
 from edgekit.runtime.tensorrt.prepare import Prepared
 from edgekit.runtime.tensorrt.progress import build_display
 from edgekit.runtime.tensorrt.qdq import check_buildable
+from edgekit.runtime.tensorrt.speed import HEURISTIC_FLAG, SpeedPlan, SpeedRequest, plan_speed
 from edgekit.runtime.tensorrt.timing_cache import TimingCacheFile
 
 
@@ -36,16 +37,15 @@ def caps_of(builder: trt.Builder, gpu: CudaContext) -> Caps:
         dla_cores=int(getattr(builder, "num_DLA_cores", 0)),
         precision_flags=hasattr(trt.BuilderFlag, "FP16") and hasattr(trt.BuilderFlag, "INT8"),
         calibrators=hasattr(trt, "IInt8EntropyCalibrator2"),
+        tactic_heuristic=hasattr(trt.BuilderFlag, HEURISTIC_FLAG),
+        optimization_levels=hasattr(trt.IBuilderConfig, "builder_optimization_level"),
     )
 
 
 def device_facts(gpu: int = 0) -> Dict[str, str]:
     """This machine's TensorRT version and GPU, as engine manifests record them."""
     ctx = CudaContext(gpu)
-    try:
-        return {"tensorrt": trtlib.version(), "sm": ctx.sm, "gpu": ctx.name}
-    finally:
-        ctx.release()
+    return {"tensorrt": trtlib.version(), "sm": ctx.sm, "gpu": ctx.name}
 
 
 def network_from_onnx(builder: trt.Builder, logger: trtlib.CapturingLogger, path: Path, plan: BuildPlan):
@@ -64,7 +64,8 @@ def network_from_onnx(builder: trt.Builder, logger: trtlib.CapturingLogger, path
     return network, parser  # the parser owns weights the network points at: keep it alive until the build
 
 
-def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, options: Dict[str, Any]) -> Any:
+def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, speed: SpeedPlan,
+                     options: Dict[str, Any]) -> Any:
     config = builder.create_builder_config()
     if options.get("workspace"):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options["workspace"]) << 20)
@@ -77,6 +78,12 @@ def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, option
                                % (trtlib.version(), source))
         mask |= 1 << int(getattr(trt.TacticSource, source))
     config.set_tactic_sources(mask)
+    if speed.tactic_heuristic:  # checked in speed.plan_speed: TensorRT 8.5/8.6 on sm_80+ (gone in TensorRT 10)
+        config.set_flag(getattr(trt.BuilderFlag, HEURISTIC_FLAG))
+    if speed.optimization_level is not None:  # TensorRT >= 8.6
+        config.builder_optimization_level = speed.optimization_level
+    if speed.avg_timing_iterations is not None:
+        config.avg_timing_iterations = speed.avg_timing_iterations
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # edgekit inspect shows layer precisions
     if plan.dla_core is not None:
         config.default_device_type = trt.DeviceType.DLA
@@ -95,61 +102,82 @@ def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, option
 
 def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines", name: Optional[str] = None,
                  timing_cache: Optional[str] = None, calib_cache: Optional[str] = None, gpu: int = 0,
-                 verbose: bool = False, command: Optional[str] = None) -> Path:
-    """Build the prepared ONNX into ``out/NAME.engine`` + manifest on this GPU; returns the engine path."""
-    t_start = time.perf_counter()
-    onnx_path, facts = prepared.onnx_path, prepared.facts
+                 verbose: bool = False, command: Optional[str] = None,
+                 speed: Optional[SpeedRequest] = None) -> Path:
+    """Build the prepared ONNX into ``out/NAME.engine`` + manifest on this GPU; returns the engine path.
+
+    Every TensorRT and pycuda object lives in ``_build``'s frame: they go when it returns (or, on an error, when
+    ``CudaContext.current`` clears the frames), in both cases while the CUDA context is still current.
+    """
     trtlib.check_bindings()
+    t_start = time.perf_counter()
     gpu_ctx = CudaContext(gpu)
-    logger = trtlib.CapturingLogger(verbose)
-    seconds: Dict[str, float] = {}
+    logger = trtlib.CapturingLogger(verbose)  # held here: it must outlive every TensorRT object that logs to it
     try:
         with gpu_ctx.current():
-            builder = trtlib.builder(logger)
-            caps = caps_of(builder, gpu_ctx)
-            plan = plan_build(request, caps, facts)  # every refusal happens here, before the slow part
-            check_buildable(prepared.proto, facts, caps.tensorrt, onnx_path)
-            for note in plan.notes:
-                info("note: %s" % note)
-            target = Path(out) / (name or engine_name(onnx_path.stem, plan, caps, request.batch))
-            calibrator = _calibrator(prepared, calib_cache, out) if plan.quantization == "calibrated" else None
-            t0 = time.perf_counter()
-            with phase("parsing %s with TensorRT %s" % (onnx_path.name, caps.tensorrt)):
-                network, _parser = network_from_onnx(builder, logger, onnx_path, plan)
-                config = config_from_plan(builder, network, plan, prepared.options)
-            seconds["parse"] = time.perf_counter() - t0
-            cache = TimingCacheFile(timing_cache) if timing_cache else None
-            if cache:
-                cache.attach(config)
-            if calibrator is not None:
-                config.int8_calibrator = calibrator.trt
-            t0 = time.perf_counter()
-            with phase("building %s engine (%s)" % (plan.label, flags_text(plan.flags))):
-                with build_display(config, "%s %s on %s" % (onnx_path.name, plan.label, caps.gpu)) as progress:
-                    if calibrator is not None:
-                        calibrator.attach(progress)
-                    serialized = builder.build_serialized_network(network, config)
-            seconds["build"] = time.perf_counter() - t0
-            if calibrator is not None:
-                calibrator.finish()
-            if serialized is None:
-                raise EdgekitError("TensorRT could not build %s: %s" % (
-                    onnx_path.name, logger.first_error("no error message (rerun with --verbose)")))
-            if cache:
-                cache.save(config)
-            with atomic_path(target) as tmp:
-                with open(str(tmp), "wb") as f:
-                    f.write(memoryview(serialized))
-                seconds["total"] = time.perf_counter() - t_start
-                doc = engine_manifest(
-                    target=target, engine_file=tmp, sha256=sha256_file(tmp), prepared=prepared, plan=plan,
-                    caps=caps, calibration=calibrator.summary() if calibrator else None, seconds=seconds,
-                    timing_cache=timing_cache, command=command, warnings=len(logger.warnings))
-                write_json_atomic(str(target) + ".json", doc)
+            target, seconds = _build(prepared, request, out, name, timing_cache, calib_cache, gpu_ctx, logger,
+                                     command, speed or SpeedRequest(), t_start)
     finally:
         gpu_ctx.release()
     info("wrote %s (%.1f MB) in %.0f s" % (target, target.stat().st_size / 1e6, seconds["total"]))
     return target
+
+
+def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[str], timing_cache: Optional[str],
+           calib_cache: Optional[str], gpu_ctx: CudaContext, logger: trtlib.CapturingLogger, command: Optional[str],
+           speed_request: SpeedRequest, t_start: float) -> Tuple[Path, Dict[str, float]]:
+    onnx_path, facts = prepared.onnx_path, prepared.facts
+    seconds: Dict[str, float] = {}
+    builder = trtlib.builder(logger)
+    caps = caps_of(builder, gpu_ctx)
+    plan = plan_build(request, caps, facts)  # every refusal happens here, before the slow part
+    speed = plan_speed(speed_request, caps)
+    check_buildable(prepared.proto, facts, caps.tensorrt, onnx_path)
+    for note in plan.notes + speed.notes:
+        info("note: %s" % note)
+    target = Path(out) / (name or engine_name(onnx_path.stem, plan, caps, request.batch))
+    calibrator = _calibrator(prepared, calib_cache, out) if plan.quantization == "calibrated" else None
+    try:
+        t0 = time.perf_counter()
+        with phase("parsing %s with TensorRT %s" % (onnx_path.name, caps.tensorrt)):
+            network, parser = network_from_onnx(builder, logger, onnx_path, plan)
+            config = config_from_plan(builder, network, plan, speed, prepared.options)
+        seconds["parse"] = time.perf_counter() - t0
+        cache = TimingCacheFile(timing_cache) if timing_cache else None
+        if cache:
+            cache.attach(config)
+        if calibrator is not None:
+            config.int8_calibrator = calibrator.trt
+        t0 = time.perf_counter()
+        since = logger.mark()  # errors before this (a timing cache TensorRT could not load) did not stop anything
+        with phase("building %s engine (%s)" % (plan.label, flags_text(plan.flags))):
+            with build_display(config, "%s %s on %s" % (onnx_path.name, plan.label, caps.gpu)) as progress:
+                if calibrator is not None:
+                    calibrator.attach(progress)
+                serialized = builder.build_serialized_network(network, config)
+        seconds["build"] = time.perf_counter() - t0
+        if calibrator is not None:
+            calibrator.check()
+        if serialized is None:
+            raise EdgekitError("TensorRT could not build %s: %s" % (
+                onnx_path.name, logger.first_error("no error message (rerun with --verbose)", since)))
+        if cache:
+            cache.save(config)
+        with atomic_path(target) as tmp:
+            with open(str(tmp), "wb") as f:
+                f.write(memoryview(serialized))
+            seconds["total"] = time.perf_counter() - t_start
+            doc = engine_manifest(
+                target=target, engine_file=tmp, sha256=sha256_file(tmp), prepared=prepared, plan=plan,
+                caps=caps, calibration=calibrator.summary() if calibrator else None, seconds=seconds,
+                timing_cache=timing_cache, command=command, warnings=len(logger.warnings),
+                build_speed=dict(speed.record(speed_request), notes=speed.notes))
+            write_json_atomic(str(target) + ".json", doc)
+        del serialized, config, parser, network  # TensorRT objects in reverse order of creation
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+    return target, seconds
 
 
 def _calibrator(prepared: Prepared, calib_cache: Optional[str], out: str) -> Any:

@@ -13,14 +13,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
 
 from edgekit.bench.frames import IMAGE_SUFFIXES, decodable, undecodable_note
 from edgekit.errors import EdgekitError
-from edgekit.log import warn
+from edgekit.log import info, warn
 from edgekit.manifest import atomic_path, write_json_atomic
 from edgekit.vision import preprocess
 
@@ -147,3 +147,76 @@ class CalibrationCache:
         with atomic_path(self.path) as tmp:
             tmp.write_bytes(data)
             write_json_atomic(self.meta_path, {"key": self.key, "bytes": len(data)})
+
+
+class CalibrationFeed:
+    """What the INT8 calibrator does, in plain Python (``calibrator.EntropyCalibrator`` only forwards to it).
+
+    TensorRT 8.x calls the calibrator's Python methods from ``noexcept`` C++: an exception escaping one of them
+    ends the process with no message. So no method here raises: the first error is kept in ``error`` (and every
+    later call stops the calibration), and the builder re-raises it after ``build_serialized_network`` returns.
+    The table is read once: the first read decides ``used_cache``; when TensorRT asks again (it may, after
+    ``write_cache``) it gets what it has, and a fresh calibration is never recorded as reused.
+
+    ``buffer`` has ``host`` (a float32 array of one batch) and ``ptr`` (its device address); ``upload()``
+    copies host to device.
+    """
+
+    def __init__(self, calib: CalibrationSet, cache: CalibrationCache, buffer: Any, upload: Callable[[], None],
+                 on_batch: Optional[Callable[[], None]] = None) -> None:
+        self.calib = calib
+        self.cache = cache
+        self.buffer = buffer
+        self.upload = upload
+        self.on_batch = on_batch
+        self.error: Optional[BaseException] = None
+        self.used_cache = False
+        self.batches_fed = 0
+        self._table: Optional[bytes] = None
+        self._read = False
+        self._batches: Optional[Iterator[np.ndarray]] = None
+
+    def next_batch(self) -> Optional[List[int]]:
+        """Device pointers of the next batch, or None at the end (or after an error)."""
+        if self.error is not None:
+            return None
+        try:
+            if self._batches is None:
+                self._batches = self.calib.batches()
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            np.copyto(self.buffer.host, batch)
+            self.upload()
+            self.batches_fed += 1
+            if self.on_batch:
+                self.on_batch()
+            return [self.buffer.ptr]
+        except BaseException as exc:  # noqa: BLE001 - kept and re-raised after the build (see class doc)
+            self.error = exc
+            return None
+
+    def read_cache(self) -> Optional[bytes]:
+        if self._read or self.error is not None:
+            return self._table
+        self._read = True
+        try:
+            self._table = self.cache.read()
+        except BaseException as exc:  # noqa: BLE001
+            self.error = EdgekitError("cannot read calibration table %s (%s): delete it or give another "
+                                      "--calib-cache" % (self.cache.path, exc))
+            return None
+        self.used_cache = self._table is not None
+        if self.used_cache:
+            info("reusing calibration table %s (same model, size and images)" % self.cache.path)
+        else:
+            info("calibrating on %d batches of %d" % (self.calib.num_batches, self.calib.batch_size))
+        return self._table
+
+    def write_cache(self, data: bytes) -> None:
+        self._table = bytes(data)
+        try:
+            self.cache.write(self._table)
+        except BaseException as exc:  # noqa: BLE001
+            if self.error is None:
+                self.error = EdgekitError("cannot write calibration table %s (%s)" % (self.cache.path, exc))

@@ -1,82 +1,61 @@
 """The INT8 entropy calibrator TensorRT calls during an INT8 build: batches in, calibration table cached.
 
-TensorRT calls ``get_batch`` from inside ``build_serialized_network``; an exception raised there would be
-lost in the C++ layers, so it is kept and re-raised by the builder after the build returns.
+TensorRT 8.x calls these methods from ``noexcept`` C++, where an exception ends the process with no message:
+each one forwards to :class:`edgekit.runtime.tensorrt.calib.CalibrationFeed`, which never raises and keeps the
+first error for the builder to re-raise after the build returns (see there; tested without a GPU).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 import tensorrt as trt
 
-from edgekit.log import info
-from edgekit.runtime.tensorrt.calib import CalibrationCache, CalibrationSet
+from edgekit.errors import EdgekitError
+from edgekit.runtime.tensorrt.calib import CalibrationCache, CalibrationFeed, CalibrationSet
 from edgekit.runtime.tensorrt.cuda import HostDeviceMem, cuda_call, driver
 
 
 class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-    def __init__(self, calib: CalibrationSet, cache: CalibrationCache,
-                 on_batch: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, feed: CalibrationFeed) -> None:
         trt.IInt8EntropyCalibrator2.__init__(self)
-        self.calib = calib
-        self.cache = cache
-        self.on_batch = on_batch
-        self.error: Optional[BaseException] = None
-        self.used_cache = False
-        self.batches_fed = 0
-        shape = (calib.batch_size, 3, calib.hw[0], calib.hw[1])
-        self.buffer = HostDeviceMem(shape, np.dtype(np.float32))
-        self._batches: Iterator[np.ndarray] = calib.batches()
+        self.feed = feed
 
     def get_batch_size(self) -> int:
-        return self.calib.batch_size
+        return self.feed.calib.batch_size
 
     def get_batch(self, names: List[str]) -> Optional[List[int]]:  # type: ignore[override]  # None ends it
-        try:
-            batch = next(self._batches, None)
-            if batch is None:
-                return None
-            np.copyto(self.buffer.host, batch)
-            cuda_call("copying a calibration batch to the GPU", driver().memcpy_htod, self.buffer.device,
-                      self.buffer.host)
-            self.batches_fed += 1
-            if self.on_batch:
-                self.on_batch()
-            return [self.buffer.ptr]
-        except BaseException as exc:  # noqa: BLE001 - kept and re-raised after the build (see module doc)
-            self.error = exc
-            return None
+        return self.feed.next_batch()
 
     def read_calibration_cache(self) -> Optional[bytes]:  # type: ignore[override]  # None: no cache
-        data = self.cache.read()  # TensorRT asks once, before the first batch
-        self.used_cache = data is not None
-        if self.used_cache:
-            info("reusing calibration table %s (same model, size and images)" % self.cache.path)
-        else:
-            info("calibrating on %d batches of %d" % (self.calib.num_batches, self.calib.batch_size))
-        return data
+        return self.feed.read_cache()
 
     def write_calibration_cache(self, cache: Any) -> None:
         try:
-            self.cache.write(bytes(cache))
-        except BaseException as exc:  # noqa: BLE001
-            self.error = exc
-
-    def free(self) -> None:
-        self.buffer.free()
+            self.feed.write_cache(bytes(cache))
+        except BaseException as exc:  # noqa: BLE001 - bytes() of TensorRT's buffer; never raise into C++
+            self.feed.error = self.feed.error or exc
 
 
 class Calibration:
-    """The calibrator plus what the build reports about it: a progress bar, errors, a manifest summary."""
+    """The calibrator plus what the build reports about it: a progress bar, errors, a manifest summary.
+
+    Create it with the CUDA context current, and call ``free()`` there too (the builder does, in ``finally``).
+    """
 
     def __init__(self, calib: CalibrationSet, cache: CalibrationCache) -> None:
         self.calib = calib
         self.cache = cache
         self.progress: Any = None
         self.task: Any = None
-        self.trt = EntropyCalibrator(calib, cache, self._advance)
+        self.buffer = HostDeviceMem((calib.batch_size, 3, calib.hw[0], calib.hw[1]), np.dtype(np.float32))
+        self.feed = CalibrationFeed(calib, cache, self.buffer, self._upload, self._advance)
+        self.trt = EntropyCalibrator(self.feed)
+
+    def _upload(self) -> None:
+        cuda_call("copying a calibration batch to the GPU", driver().memcpy_htod, self.buffer.device,
+                  self.buffer.host)
 
     def attach(self, progress: Any) -> None:
         self.progress = progress
@@ -87,16 +66,22 @@ class Calibration:
         if self.progress is not None:
             self.progress.advance(self.task)
 
-    def finish(self) -> None:
-        """Free the GPU buffer; re-raise what went wrong inside TensorRT's callbacks."""
-        error = self.trt.error
-        self.trt.free()
-        if error is not None:
+    def check(self) -> None:
+        """Re-raise what went wrong inside TensorRT's callbacks (a user error stays one line)."""
+        error = self.feed.error
+        if error is None:
+            return
+        if isinstance(error, (EdgekitError, KeyboardInterrupt)):
             raise error
+        raise EdgekitError("INT8 calibration failed: %s: %s" % (type(error).__name__, error)) from error
+
+    def free(self) -> None:
+        """Free the GPU buffer (with the context current); twice is harmless."""
+        self.buffer.free()
 
     def summary(self) -> dict:
         return {
             "images": len(self.calib.images), "batch": self.calib.batch_size, "batches": self.calib.num_batches,
-            "fed": self.trt.batches_fed, "cache": str(self.cache.path), "cache_key": self.cache.key,
-            "from_cache": self.trt.used_cache, "algorithm": "entropy2", "undecodable": self.calib.undecodable,
+            "fed": self.feed.batches_fed, "cache": str(self.cache.path), "cache_key": self.cache.key,
+            "from_cache": self.feed.used_cache, "algorithm": "entropy2", "undecodable": self.calib.undecodable,
         }

@@ -43,24 +43,36 @@ def inspect_onnx(path: Path) -> Dict[str, Any]:
 
 
 def inspect_engine(path: Path, layers: bool = True) -> Dict[str, Any]:
-    from edgekit.lazy import require_tensorrt
+    """The manifest always (it needs no TensorRT); I/O tensors and layer precisions when TensorRT can load the
+    engine here. Whatever stops the loading (no TensorRT or pycuda, no GPU, another TensorRT or GPU, a damaged
+    file) becomes the ``note``, and the manifest is still shown."""
     from edgekit.runtime.tensorrt.engine_file import check_engine_file
 
-    manifest = check_engine_file(path, None)
-    doc: Dict[str, Any] = {"file": str(path), "kind": "tensorrt-engine", "manifest": manifest}
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError("engine %s not found" % path)
+    doc: Dict[str, Any] = {"file": str(path), "kind": "tensorrt-engine", "manifest": read_manifest(path),
+                           "tensors": None}
     try:
-        require_tensorrt()
+        check_engine_file(path, None)  # intact (size, sha256) before anything reads it
+        doc.update(engine_details(path, layers))
     except EdgekitError as exc:
-        doc["tensors"] = None
-        doc["note"] = "I/O tensors and layer precisions need TensorRT on a GPU (%s)" % str(exc).split(":")[0]
-        return doc
+        doc["note"] = "I/O tensors and layer precisions not read: %s" % exc
+    return doc
+
+
+def engine_details(path: Path, layers: bool) -> Dict[str, Any]:
+    """I/O tensors and per-layer precisions, read by TensorRT on this GPU (raises EdgekitError when it cannot)."""
+    from edgekit.lazy import require_tensorrt
+
+    require_tensorrt()
+    from edgekit.runtime.tensorrt import trtlib
     from edgekit.runtime.tensorrt.runner import TensorRTRunner
 
     runner = TensorRTRunner(path)
+    doc: Dict[str, Any] = {}
     try:
         with runner.gpu.current():
-            from edgekit.runtime.tensorrt import trtlib
-
             doc["tensors"] = [{"name": n, "mode": "input" if i else "output", "shape": list(s), "dtype": str(d)}
                               for n, i, s, d in trtlib.io_tensors(runner.engine)]
             doc["tensorrt"] = trtlib.version()
@@ -111,6 +123,7 @@ def _short(key: str, value: Any) -> Any:
 
 def inspect_rows(doc: Dict[str, Any]) -> Any:
     """A two-column rich table of the most useful fields."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="edgekit inspect %s" % doc["file"], show_header=False)
@@ -147,5 +160,5 @@ def inspect_rows(doc: Dict[str, Any]) -> Any:
     if doc.get("note"):
         rows.append(("note", doc["note"]))
     for key, value in rows:
-        table.add_row(str(key), str(value))
+        table.add_row(escape(str(key)), escape(str(value)))  # values such as 'edgekit[jetson]' are not markup
     return table

@@ -18,7 +18,8 @@ CARRIED = ("model", "task", "trained", "weights_label", "pruned", "params", "gfl
 
 def engine_manifest(target: Path, engine_file: Path, sha256: str, prepared: Prepared, plan: BuildPlan, caps: Caps,
                     calibration: Optional[Dict[str, Any]], seconds: Dict[str, float], timing_cache: Optional[str],
-                    command: Optional[str], warnings: int) -> Dict[str, Any]:
+                    command: Optional[str], warnings: int,
+                    build_speed: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     proto, options, onnx_manifest = prepared.proto, prepared.options, prepared.onnx_manifest
     inputs, outputs = onnx_io(proto)
     doc: Dict[str, Any] = {
@@ -46,6 +47,7 @@ def engine_manifest(target: Path, engine_file: Path, sha256: str, prepared: Prep
         "outputs": outputs,
         "workspace_mib": options.get("workspace"),
         "tactic_sources": options["tactic_sources"],
+        "build_speed": build_speed,  # --fast-build / --tactic-heuristic / --optimization-level / ... as used
         "timing_cache": timing_cache,
         "build_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "build_warnings": warnings,

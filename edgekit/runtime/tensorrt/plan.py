@@ -21,6 +21,7 @@ PRECISIONS = ("fp32", "fp16", "int8", "best")
 # trtexec --tacticSources names; TensorRT 10 has cuBLAS/cuDNN off by default, TensorRT 8.5 on Hopper needs them off
 TACTIC_SOURCES = ("CUBLAS", "CUBLAS_LT", "CUDNN", "EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS")
 DEFAULT_TACTIC_SOURCES = ("EDGE_MASK_CONVOLUTIONS", "JIT_CONVOLUTIONS")
+FAST_TACTIC_SOURCES = ("EDGE_MASK_CONVOLUTIONS",)  # --fast-build: JIT convolutions lengthen builds (NVIDIA's docs)
 QUANTIZE_HINT = "edgekit quantize MODEL.onnx --calib DIR (on the host)"
 
 
@@ -36,6 +37,8 @@ class Caps:
     dla_cores: int = 0
     precision_flags: bool = True  # False on TensorRT 11: strongly typed networks only, no FP16/INT8 flags
     calibrators: bool = True  # False on TensorRT 11: no IInt8Calibrator
+    tactic_heuristic: bool = False  # BuilderFlag.ENABLE_TACTIC_HEURISTIC exists (TensorRT 8.5, 8.6)
+    optimization_levels: bool = False  # IBuilderConfig.builder_optimization_level exists (TensorRT >= 8.6)
 
     @property
     def major(self) -> int:
@@ -221,15 +224,17 @@ def engine_name(onnx_stem: str, plan: BuildPlan, caps: Caps, batch: Optional[int
     return "-".join(parts) + ".engine"
 
 
-def parse_tactic_sources(text: Optional[str]) -> List[str]:
-    """trtexec's syntax: ``-CUBLAS,+CUDNN`` edits the default set; plain names replace it; '' keeps the default."""
+def parse_tactic_sources(text: Optional[str], fast: bool = False) -> List[str]:
+    """trtexec's syntax: ``-CUBLAS,+CUDNN`` edits the default set; plain names replace it; '' keeps the default.
+    The default set is ``FAST_TACTIC_SOURCES`` with ``fast`` (--fast-build)."""
+    default = FAST_TACTIC_SOURCES if fast else DEFAULT_TACTIC_SOURCES
     if not text:
-        return list(DEFAULT_TACTIC_SOURCES)
+        return list(default)
     items = [t.strip() for t in text.split(",") if t.strip()]
     edits = all(t[0] in "+-" for t in items)
     if not edits and any(t[0] in "+-" for t in items):
         raise EdgekitError("--tactic-sources %s: either list sources or edit them with +/-, not both" % text)
-    chosen = list(DEFAULT_TACTIC_SOURCES) if edits else []
+    chosen = list(default) if edits else []
     for item in items:
         name = item.lstrip("+-").upper()
         if name not in TACTIC_SOURCES:

@@ -14,6 +14,7 @@ from edgekit.runtime.modelinfo import graph_inputs, onnx_metadata
 from edgekit.runtime.tensorrt.calib import CalibrationSet
 from edgekit.runtime.tensorrt.plan import BuildRequest, ModelFacts, check_request, check_workspace, parse_tactic_sources
 from edgekit.runtime.tensorrt.qdq import load_onnx, model_facts
+from edgekit.runtime.tensorrt.speed import SpeedRequest
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Prepared:
 
 
 def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, tactic_sources: Optional[str] = None,
-            calib_batches: Optional[int] = None) -> Prepared:
+            calib_batches: Optional[int] = None, fast_build: bool = False) -> Prepared:
     onnx_path = Path(onnx_path)
     if onnx_path.suffix.lower() != ".onnx":
         raise EdgekitError("%s: edgekit build takes an ONNX model (.onnx), e.g. from edgekit export" % onnx_path)
@@ -42,8 +43,8 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
     if facts.static_batch and request.batch and request.batch != facts.static_batch:
         raise EdgekitError("--batch %d: %s has a static batch of %d; re-export with edgekit export --dynamic"
                            % (request.batch, onnx_path.name, facts.static_batch))
-    options = {"workspace": check_workspace(workspace), "tactic_sources": parse_tactic_sources(tactic_sources),
-               "imgsz": imgsz, "batch": request.batch}
+    options = {"workspace": check_workspace(workspace), "imgsz": imgsz, "batch": request.batch,
+               "tactic_sources": parse_tactic_sources(tactic_sources, fast_build)}
     calib = None
     if request.calib is not None:
         if request.precision not in ("int8", "best"):
@@ -66,12 +67,17 @@ def input_size(proto: Any, manifest: Dict[str, Any]) -> Tuple[int, int]:
 
 
 def rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, gpu_fallback, batch, workspace,
-                    tactic_sources) -> str:
+                    tactic_sources, speed: Optional[SpeedRequest] = None) -> str:
     """The build command as a user would type it again (kept in the manifest for compat errors)."""
+    speed = speed or SpeedRequest()
     parts = ["edgekit", "build", str(onnx_path)] + (["--" + precision] if precision else [])
     for option, value in [("--calib", calib), ("--calib-batches", calib_batches), ("--dla", dla_core),
                           ("--allow-gpu-fallback", gpu_fallback or None), ("--batch", batch),
-                          ("--workspace", workspace), ("--tactic-sources", tactic_sources)]:
+                          ("--workspace", workspace), ("--tactic-sources", tactic_sources),
+                          ("--fast-build", speed.fast_build or None),
+                          ("--tactic-heuristic", speed.tactic_heuristic or None),
+                          ("--optimization-level", speed.optimization_level),
+                          ("--avg-timing-iterations", speed.avg_timing_iterations)]:
         if value is True:
             parts.append(option)
         elif value is not None:

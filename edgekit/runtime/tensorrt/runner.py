@@ -3,7 +3,9 @@
 Buffers are allocated once per I/O tensor, found by name (pinned host + device memory); one stream; events
 around host->device copy, compute and device->host copy, so every ``infer`` reports ``h2d``, ``compute`` and
 ``d2h`` on the GPU clock, plus ``stage`` (copying the batch into pinned memory) and ``inference`` (all of it,
-host clock). ``cuda_graph=True`` captures the compute once and replays it (static shapes only).
+host clock). ``cuda_graph=True`` captures the compute once, at load time, and replays it (static shapes only).
+Everything the runner holds (graph, buffers, events, stream, TensorRT objects) is freed with the CUDA context
+current, by ``close()`` or by a failed load.
 
 Before TensorRT reads the file, ``engine_file.check_engine_file`` compares its manifest with this device.
 """
@@ -22,6 +24,7 @@ from edgekit.runtime.modelinfo import model_info
 from edgekit.runtime.tensorrt import trtlib
 from edgekit.runtime.tensorrt.cuda import CudaContext, CudaGraph, Events, HostDeviceMem, cuda_call, driver
 from edgekit.runtime.tensorrt.engine_file import check_engine_file, rebuild_hint
+from edgekit.runtime.tensorrt.shapes import check_profile
 
 
 class TensorRTRunner(Runner):
@@ -34,10 +37,11 @@ class TensorRTRunner(Runner):
         self.gpu = CudaContext(gpu)
         self.buffers: Dict[str, HostDeviceMem] = {}
         self.graph: Optional[CudaGraph] = None
+        self.events: Optional[Events] = None
         self.use_graph = cuda_graph
         self.logger = trtlib.CapturingLogger(verbose)
         try:
-            with self.gpu.current():
+            with self.gpu.current():  # a failed load's frames are cleared there, inside the context
                 self._load()
         except BaseException:
             self.close()
@@ -70,11 +74,14 @@ class TensorRTRunner(Runner):
         self.input_shape = [d if d > 0 else None for d in shape]
         self.output_names = [t[0] for t in tensors if not t[1]]
         self.dynamic = any(d < 0 for d in shape)
-        alloc_shape = shape
+        if self.dynamic and self.use_graph:
+            raise EdgekitError("--cuda-graph needs static shapes; %s has a dynamic input" % self.path.name)
+        self.engine_shape = shape
+        self.max_shape = shape
         if self.dynamic:  # buffers for the largest shape the profile allows; set per call
-            alloc_shape = trtlib.dims(engine.get_tensor_profile_shape(self.input_name, 0)[2])
-            context.set_input_shape(self.input_name, trt.Dims(list(alloc_shape)))
-        self.buffers[self.input_name] = HostDeviceMem(alloc_shape, dtype)
+            self.max_shape = trtlib.dims(engine.get_tensor_profile_shape(self.input_name, 0)[2])
+            self._set_input_shape(self.max_shape)
+        self.buffers[self.input_name] = HostDeviceMem(self.max_shape, dtype)
         for name, _, _, out_dtype in [t for t in tensors if not t[1]]:
             out_shape = trtlib.dims(context.get_tensor_shape(name))
             if any(d < 0 for d in out_shape):
@@ -86,9 +93,23 @@ class TensorRTRunner(Runner):
         self.stream = cuda_call("creating a CUDA stream", driver().Stream)
         self.events = Events("start", "h2d", "compute", "d2h")
         self.info = model_info(self.path)
+        self.onnx = (manifest or {}).get("onnx")
         self.device = self.gpu.name
-        if self.dynamic and self.use_graph:
-            raise EdgekitError("--cuda-graph needs static shapes; %s has a dynamic input" % self.path.name)
+        if self.use_graph:
+            self._capture()
+
+    def _capture(self) -> None:
+        """Capture the compute as a CUDA graph now, at load time, not inside the first timed call."""
+        inp = self.buffers[self.input_name]
+        cuda_call("clearing the input buffer", driver().memset_d8, inp.device, 0, inp.nbytes)
+        self._enqueue(self.stream)  # TensorRT does its deferred setup on the first enqueue, not in a graph
+        cuda_call("waiting for the GPU", self.stream.synchronize)
+        self.graph = CudaGraph(self.stream, self._enqueue)
+
+    def _set_input_shape(self, shape) -> None:
+        if not self.context.set_input_shape(self.input_name, trt.Dims(list(shape))):
+            raise EdgekitError("TensorRT refused input shape %s for %s (%s)" % (
+                list(shape), self.path.name, self.logger.first_error("outside the engine's optimization profile")))
 
     def _infer(self, batch: np.ndarray) -> List[np.ndarray]:
         with self.gpu.current():
@@ -96,18 +117,26 @@ class TensorRTRunner(Runner):
 
     def _run(self, batch: np.ndarray) -> List[np.ndarray]:
         cuda = driver()
+        events = self.events
+        if events is None:
+            raise EdgekitError("%s was closed: open it again" % self.path.name)
         t0 = time.perf_counter()
         inp = self.buffers[self.input_name]
+        if self.dynamic:  # a batch above the profile's max would overrun the buffers
+            check_profile(batch.shape, self.engine_shape, self.max_shape, self.path.name, self.onnx)
         host_in = inp.host.reshape(-1)[: batch.size].reshape(batch.shape)
         np.copyto(host_in, batch)  # pageable -> pinned, on the CPU
         t1 = time.perf_counter()
         if self.dynamic:
-            self.context.set_input_shape(self.input_name, trt.Dims(list(batch.shape)))
-        self.events.record("start", self.stream)
+            self._set_input_shape(batch.shape)
+        events.record("start", self.stream)
         cuda.memcpy_htod_async(inp.device, host_in, self.stream)
-        self.events.record("h2d", self.stream)
-        self._compute()
-        self.events.record("compute", self.stream)
+        events.record("h2d", self.stream)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._enqueue(self.stream)
+        events.record("compute", self.stream)
         views = []
         for name in self.output_names:
             out = self.buffers[name]
@@ -115,25 +144,16 @@ class TensorRTRunner(Runner):
             view = out.host.reshape(-1)[: int(np.prod(shape))].reshape(shape)
             cuda.memcpy_dtoh_async(view, out.device, self.stream)
             views.append(view)
-        self.events.record("d2h", self.stream)
+        events.record("d2h", self.stream)
         cuda_call("waiting for the GPU", self.stream.synchronize)
         outputs = [v.copy() for v in views]  # buffers are reused by the next call
         t2 = time.perf_counter()
         self.timings = {
-            "stage": (t1 - t0) * 1e3, "h2d": self.events.ms("start", "h2d"),
-            "compute": self.events.ms("h2d", "compute"), "d2h": self.events.ms("compute", "d2h"),
+            "stage": (t1 - t0) * 1e3, "h2d": events.ms("start", "h2d"),
+            "compute": events.ms("h2d", "compute"), "d2h": events.ms("compute", "d2h"),
             "inference": (t2 - t0) * 1e3,
         }
         return outputs
-
-    def _compute(self) -> None:
-        if self.use_graph and self.graph is None:
-            self._enqueue(self.stream)  # TensorRT does its deferred setup on the first enqueue, not in a graph
-            self.graph = CudaGraph(self.stream, self._enqueue)
-        if self.graph is not None:
-            self.graph.replay()
-        else:
-            self._enqueue(self.stream)
 
     def _enqueue(self, stream) -> None:
         if not self.context.execute_async_v3(stream.handle):
@@ -144,15 +164,18 @@ class TensorRTRunner(Runner):
         gpu = getattr(self, "gpu", None)
         if gpu is None or gpu.context is None:
             return
-        with gpu.current():
+        with gpu.current():  # everything goes while the context is current, the graph and buffers first
             if self.graph is not None:
                 self.graph.free()
                 self.graph = None
             for mem in self.buffers.values():
                 mem.free()
             self.buffers = {}
-            for attr in ("context", "engine", "runtime", "stream"):
+            if self.events is not None:
+                self.events.free()
+                self.events = None
+            for attr in ("stream", "context", "engine", "runtime"):
                 if hasattr(self, attr):
-                    delattr(self, attr)  # TensorRT objects go while the context is current
+                    delattr(self, attr)
         gpu.release()
 

@@ -3,7 +3,8 @@
 Builds of different models on one device share tactic timings, which makes later builds faster. A cache
 TensorRT cannot read (another version, or a corrupt file; seen with TensorRT 8.5 on Hopper) is reported and
 the build goes on without it. Saving re-reads the file under a lock and merges into it, so two builds
-running at once never drop each other's timings, and the file is replaced atomically.
+running at once never drop each other's timings, and the file is replaced atomically. Timings from another
+device are never merged (``combine(..., ignore_mismatch=False)``): a cache made elsewhere is replaced.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ class TimingCacheFile:
         ours = config.get_timing_cache()
         with locked(self.path):
             on_disk = self._read(config)  # another build may have saved since we loaded
-            if on_disk is not None:
-                ours.combine(on_disk, True)  # ignore_mismatch: keep what fits this device
+            # ignore_mismatch=False: timings from another GPU or TensorRT are refused, never mixed into ours
+            if on_disk is not None and not ours.combine(on_disk, False):
+                warn("timing cache %s was made on another GPU or TensorRT: replacing it with this build's" % self.path)
             with atomic_path(self.path) as tmp:
                 tmp.write_bytes(bytes(memoryview(ours.serialize())))
         info("saved timing cache %s" % self.path)

@@ -8,13 +8,13 @@ Only the name-based tensor API (TensorRT >= 8.5) is used: no binding indices, no
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import tensorrt as trt
 
 from edgekit.errors import EdgekitError
+from edgekit.runtime.tensorrt.logkeeper import ERROR, WARNING, LogKeeper
 
 # trt.nptype() uses np.bool, gone in numpy >= 1.24 (TensorRT 8.5 breaks there): our own table, by enum name
 _DTYPES: Dict[str, np.dtype] = {
@@ -53,30 +53,34 @@ def major() -> int:
 
 
 class CapturingLogger(trt.ILogger):
-    """TensorRT's log, kept: errors make the one-line message, warnings are shown once, verbose on demand."""
+    """TensorRT's log, kept (``logkeeper.LogKeeper``): errors make the one-line message, verbose on demand."""
 
     def __init__(self, verbose: bool = False) -> None:
         trt.ILogger.__init__(self)
         self.verbose = verbose
-        self.errors: List[str] = []
-        self.warnings: List[str] = []
-        self._lock = threading.Lock()
+        self.kept = LogKeeper()
+
+    @property
+    def errors(self) -> List[str]:
+        return self.kept.errors
+
+    @property
+    def warnings(self) -> List[str]:
+        return self.kept.warnings
 
     def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-        with self._lock:
-            if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-                self.errors.append(msg)
-            elif severity == trt.ILogger.Severity.WARNING:
-                self.warnings.append(msg)
+        if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+            self.kept.add(ERROR, msg)
+        elif severity == trt.ILogger.Severity.WARNING:
+            self.kept.add(WARNING, msg)
         if self.verbose:
             print("[TensorRT] %s" % msg, flush=True)
 
-    def first_error(self, default: str) -> str:
-        """The most telling error line: TensorRT's first error, shortened, or ``default``."""
-        if not self.errors:
-            return default
-        text = " ".join(self.errors[0].split())
-        return text if len(text) < 300 else text[:297] + "..."
+    def mark(self) -> int:
+        return self.kept.mark()
+
+    def first_error(self, default: str, since: int = 0) -> str:
+        return self.kept.first_error(default, since)
 
 
 def builder(logger: CapturingLogger) -> trt.Builder:
@@ -92,9 +96,9 @@ def _start(factory: Any, logger: CapturingLogger) -> Any:
     try:
         return factory(logger)
     except TypeError as exc:  # pybind: "factory function returned nullptr" when CUDA cannot initialise
+        why = logger.first_error(logger.kept.last_warning("CUDA initialisation failed"))
         raise EdgekitError("TensorRT could not start on a GPU (%s): this machine needs an NVIDIA GPU and driver; "
-                           "use --backend onnxruntime here" % logger.first_error("CUDA initialisation failed")
-                           ) from exc
+                           "use --backend onnxruntime here" % why) from exc
 
 
 def io_tensors(engine: trt.ICudaEngine) -> List[Tuple[str, bool, Tuple[int, ...], np.dtype]]:

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Build, on the host, everything the GPU check needs that the GPU machine cannot make (it has no torch).
+
+    make gpu-assets                        # or: python jetson/gpu-assets.py [--out DIR] [--full]
+
+Writes into ``$EDGEKIT_GPU_ASSETS`` (default ``gpu-assets/`` in the project, git-ignored), about 25 MB:
+
+  synthetic-yolov8n-160.onnx (+ .json)  the test suite's trained YOLOv8n (tests/conftest.py, cached in
+                                        ~/.cache/edgekit-tests), exported at 160 px, with its edgekit manifest
+  synthetic-yolov8n-160-int8-qdq.onnx   the same through ``edgekit quantize`` (ModelOpt Q/DQ, opset 17)
+  val/, calib/                          validation frames (detections vs ONNX Runtime) and calibration frames
+  yolov8m-640.onnx                      with --full only: random-init YOLOv8m at 640 (about 100 MB; speed only)
+  assets.json                           what is there, sha256 of every file, and what made it
+
+The folder is written beside and renamed into place: an interrupted run leaves the previous assets intact.
+tests/test_tensorrt_gpu.py and jetson/gpu-check.sh read it without importing torch or ultralytics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def copy_images(src: Path, dst: Path, count: int) -> int:
+    dst.mkdir(parents=True)
+    images = sorted(src.glob("*.jpg"))[:count]
+    for image in images:
+        shutil.copy(image, dst / image.name)
+    return len(images)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=os.environ.get("EDGEKIT_GPU_ASSETS") or str(ROOT / "gpu-assets"))
+    parser.add_argument("--val", type=int, default=32, help="validation frames (default 32)")
+    parser.add_argument("--calib", type=int, default=32, help="calibration frames (default 32)")
+    parser.add_argument("--qdq-images", type=int, default=16, help="frames edgekit quantize calibrates on (16)")
+    parser.add_argument("--full", action="store_true", help="also export a random-init YOLOv8m at 640 (~100 MB)")
+    args = parser.parse_args()
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    sys.path.insert(0, str(ROOT))
+    from edgekit.host.export import export
+    from edgekit.host.quantize import quantize
+    from edgekit.manifest import package_versions
+    from tests.conftest import build_synthetic_model
+
+    t0 = time.perf_counter()
+    data, _, onnx = build_synthetic_model()  # trains once per machine (~4 min on 2 cores), then cached
+    out = Path(args.out).resolve()
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy(onnx, tmp / onnx.name)
+    shutil.copy(onnx.with_name(onnx.name + ".json"), tmp / (onnx.name + ".json"))
+    images = data.parent / "images"
+    n_val = copy_images(images / "val", tmp / "val", args.val)
+    n_calib = copy_images(images / "train", tmp / "calib", args.calib)
+    qdq = Path(quantize(tmp / onnx.name, str(tmp / "calib"), out=str(tmp), images=args.qdq_images))
+    full = None
+    if args.full:
+        full = Path(export(weights="yolov8m.yaml", imgsz=640, out=str(tmp), name="yolov8m-640.onnx"))
+    files = {str(p.relative_to(tmp)): sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    doc = {
+        "kind": "edgekit-gpu-assets", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": onnx.name, "qdq": qdq.name, "full": full.name if full else None, "imgsz": 160,
+        "val": "val", "calib": "calib", "images": {"val": n_val, "calib": n_calib, "qdq": args.qdq_images},
+        "files": files, "made_with": package_versions(["torch", "ultralytics", "onnx", "nvidia-modelopt"]),
+    }
+    (tmp / "assets.json").write_text(json.dumps(doc, indent=2) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print("wrote %s (%d files, %.1f MB) in %.0f s: point EDGEKIT_GPU_ASSETS at it on the GPU machine"
+          % (out, len(files) + 1, size / 1e6, time.perf_counter() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The GPU check's host-built assets (jetson/gpu-assets.py): where they are, what is missing (one line each), and
+the exact engine builds the check and the GPU tests share. Plain Python 3.8 with no torch: it runs on the device."""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS_ENV, WORK_ENV, RESULTS_ENV = "EDGEKIT_GPU_ASSETS", "EDGEKIT_GPU_WORK", "EDGEKIT_GPU_RESULTS"
+HINT = "run 'make gpu-assets' on the host (needs torch) and carry the folder, or point %s at it" % ASSETS_ENV
+ENGINES = ("fp16", "int8", "qdq")  # one build each per session, reused through --if-changed
+
+
+def assets_dir() -> Path:
+    return Path(os.environ.get(ASSETS_ENV) or ROOT / "gpu-assets")
+
+
+def work_dir() -> Path:
+    """Engines and the timing cache: kept across runs on one machine so --if-changed reuses them."""
+    return Path(os.environ.get(WORK_ENV) or Path(tempfile.gettempdir()) / "edgekit-gpu-work")
+
+
+def results_dir() -> Optional[Path]:
+    value = os.environ.get(RESULTS_ENV)
+    return Path(value) if value else None
+
+
+class Assets:
+    def __init__(self, root: Path, doc: Dict) -> None:
+        self.root = root
+        self.doc = doc
+        self.model = root / doc["model"]
+        self.qdq = root / doc["qdq"]
+        self.full = root / doc["full"] if doc.get("full") else None
+        self.val = root / doc["val"]
+        self.calib = root / doc["calib"]
+
+    def onnx_for(self, key: str) -> Path:
+        return self.qdq if key == "qdq" else self.model
+
+    def build_args(self, key: str, work: Path) -> List[str]:
+        """``edgekit build`` arguments for one of ENGINES, the same for jetson/gpu_check.py and the tests."""
+        precision = {"fp16": ["--fp16"], "int8": ["--int8", "--calib", str(self.calib)], "qdq": ["--int8"]}[key]
+        return ["build", str(self.onnx_for(key))] + precision + [
+            "--out", str(work), "--timing-cache", str(work / "timing.cache"), "--fast-build", "--if-changed"]
+
+
+def load_assets(root: Optional[Path] = None, verify: bool = True) -> Tuple[Optional[Assets], List[str]]:
+    """(assets, []) when everything is there and unchanged, else (None or the assets, one line per missing piece)."""
+    root = Path(root or assets_dir())
+    if not root.is_dir():
+        return None, ["no GPU assets at %s: %s" % (root, HINT)]
+    try:
+        doc = json.loads((root / "assets.json").read_text())
+        assets = Assets(root, doc)
+    except (OSError, ValueError, KeyError) as exc:
+        return None, ["%s/assets.json unreadable (%s): %s" % (root, exc, HINT)]
+    missing, changed = [], []
+    for rel, digest in sorted(doc.get("files", {}).items()):
+        path = root / rel
+        if not path.is_file():
+            missing.append(rel)
+        elif verify and _sha256(path) != digest:
+            changed.append(rel)
+    lines = []
+    for what, names in (("missing", missing), ("changed since made", changed)):
+        if names:
+            lines.append("%d GPU asset file(s) %s in %s (first: %s): %s" % (len(names), what, root, names[0], HINT))
+    return assets, lines
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
