@@ -106,3 +106,17 @@ def test_info_watch_command_on_this_machine():
     result = invoke(["info", "--watch", "--count", 1, "--interval", 10])
     assert result.exit_code == 0, result.output
     assert invoke(["info", "--watch", "--interval", 1]).exit_code == 2  # below 10 ms: refused at parse time
+
+
+def test_watch_table_on_a_terminal(tmp_path):
+    from rich.console import Console
+
+    from edgekit.power.sources import SysfsSource
+
+    reading = SysfsSource(Box(fake_xavier_nx(tmp_path))).read()
+    console = Console(record=True, width=120)
+    console.print(live.table(reading, ["GPU clock fell from 1109 to 905 MHz"], "watch"))
+    text = console.export_text()
+    for part in ("power total", "2.76 W", "VDD_CPU_GPU_CV", "temp gpu", "45.5 C", "clock GPU", "1109 MHz (max 1109)",
+                 "GPU clock fell from 1109 to 905 MHz"):
+        assert part in text, text
