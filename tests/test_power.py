@@ -395,3 +395,14 @@ def test_report_shows_power_and_plots_accuracy_vs_energy(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps(bench))
     assert invoke(["report", tmp_path, "--plot", png]).exit_code == 0
     assert cv2.imread(str(png)).shape[1] < 0.75 * wide
+
+
+def test_a_long_run_keeps_bounded_readings_that_still_span_it(monkeypatch):
+    for cap in (10, 9):
+        monkeypatch.setattr(sampler, "MAX_KEPT", cap)
+        s = Sampler(Scripted([{"total_w": float(i)} for i in range(1, 26)]), 0.0)
+        for _ in range(25):
+            s._sample()
+        kept = [r["total_w"] for _, r in s.samples]
+        assert s.reads == 25 and len(kept) <= cap and kept == sorted(kept)
+        assert kept[0] == 1.0 and kept[-1] == 25.0  # the first and the newest reading are always kept

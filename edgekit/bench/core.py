@@ -18,7 +18,7 @@ from edgekit.bench.frames import load_frames, synthetic_frames
 from edgekit.bench.stats import summarize
 from edgekit.errors import EdgekitError
 from edgekit.log import console
-from edgekit.power import PowerMeter, measure
+from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
 from edgekit.vision import postprocess, preprocess
 
@@ -102,17 +102,18 @@ def bench_model(
     if progress:
         total = config.duration if config.duration else config.iterations
         progress.update(task, description="bench %s" % label, total=total, completed=0)
+    power_run = start_run(power)  # sampled from the first timed iteration to the last (power.close() on error)
+    start = time.perf_counter()
     i = 0
-    with measure(power) as power_run:  # sampled from the first timed iteration to the last
-        start = time.perf_counter()
-        while True:
-            once(i, record=True)
-            i += 1
-            elapsed = time.perf_counter() - start
-            if progress:
-                progress.update(task, completed=min(elapsed, config.duration) if config.duration else i)
-            if (config.duration and elapsed >= config.duration) or (not config.duration and i >= config.iterations):
-                break
+    while True:
+        once(i, record=True)
+        i += 1
+        elapsed = time.perf_counter() - start
+        if progress:
+            progress.update(task, completed=min(elapsed, config.duration) if config.duration else i)
+        if (config.duration and elapsed >= config.duration) or (not config.duration and i >= config.iterations):
+            break
+    power_run.stop()
     result = make_result(runner, config, batch, hw, i, samples)
     if power is not None:
         result["power"] = power_run.summary(i * batch)

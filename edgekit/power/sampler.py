@@ -23,12 +23,16 @@ from edgekit.log import info
 from edgekit.power.summary import idle_summary, summarize
 
 Sample = Tuple[float, Dict[str, Any]]
+# Readings kept per run: 10 minutes at 100 ms in full; a longer run (a camera left on) keeps every other reading
+# each time the cap is reached, so memory stays bounded and the readings still span the whole run.
+MAX_KEPT = 6000
 
 
 class Sampler:
     def __init__(self, source, interval_s: float) -> None:
         self.source, self.interval = source, interval_s
         self.samples: List[Sample] = []
+        self.reads = 0  # readings taken (more than kept on a long run)
         self.read_s = 0.0  # wall time spent inside source.read()
         self.cpu_s = 0.0  # CPU time of the sampler thread
         self._stop = threading.Event()
@@ -42,7 +46,11 @@ class Sampler:
             reading = {"error": str(exc)}
         t1 = time.perf_counter()
         self.read_s += t1 - t0
+        self.reads += 1
         self.samples.append((t0, reading))
+        if len(self.samples) > MAX_KEPT:
+            last = self.samples[-1]
+            self.samples = self.samples[::2] + ([last] if len(self.samples) % 2 == 0 else [])
 
     def _run(self) -> None:
         cpu0 = time.thread_time()
@@ -67,7 +75,7 @@ class Sampler:
         return self.samples
 
     def cost(self) -> Dict[str, float]:
-        n = max(len(self.samples), 1)
+        n = max(self.reads, 1)
         span = self.samples[-1][0] - self.samples[0][0] if len(self.samples) > 1 else 0.0
         return {"ms_per_sample": round(self.read_s * 1e3 / n, 3),  # wall time, waiting for the GIL included
                 "cpu_ms_per_sample": round(self.cpu_s * 1e3 / n, 3),
@@ -78,6 +86,7 @@ class PowerMeter:
     def __init__(self, source, missing: List[str], interval_ms: int) -> None:
         self.source, self.missing, self.interval_ms = source, missing, interval_ms
         self.idle: Optional[Dict[str, Any]] = None
+        self.samplers: List[Sampler] = []  # stopped by close(), should a run end with an error
 
     @classmethod
     def open(cls, interval_ms: int = 100, idle_s: float = 0.0, box: Optional[Box] = None,
@@ -102,11 +111,18 @@ class PowerMeter:
             say("--idle %g: no power readings on this box, so no idle baseline" % seconds)
             return
         say("measuring the idle baseline for %g s (keep the box otherwise idle)" % seconds)
-        sampler = Sampler(self.source, self.interval_ms / 1e3).start()
+        sampler = self.sampler()
         time.sleep(seconds)
         self.idle = idle_summary(sampler.stop())
 
+    def sampler(self) -> Sampler:
+        sampler = Sampler(self.source, self.interval_ms / 1e3)
+        self.samplers.append(sampler)
+        return sampler.start()
+
     def close(self) -> None:
+        for sampler in self.samplers:
+            sampler.stop()
         if self.source is not None:
             self.source.close()
 
@@ -126,16 +142,18 @@ class Run:
             return None
         if meter.source is None or self.sampler is None:
             return {"available": False, "power_available": False, "missing": meter.missing}
-        return summarize(self.sampler.samples, frames, source=meter.source.name, scope=meter.source.scope,
-                         interval_ms=meter.interval_ms, cost=self.sampler.cost(), idle=meter.idle,
-                         missing=meter.missing)
+        out = summarize(self.sampler.samples, frames, source=meter.source.name, scope=meter.source.scope,
+                        interval_ms=meter.interval_ms, cost=self.sampler.cost(), idle=meter.idle,
+                        missing=meter.missing)
+        out["samples"] = self.sampler.reads  # taken; len(kept) <= MAX_KEPT
+        return out
 
 
 def start_run(meter: Optional[PowerMeter]) -> Run:
     """Start sampling now (the timed run starts); ``run.stop()`` when it ends. ``None`` samples nothing."""
     run = Run(meter)
     if meter is not None and meter.source is not None:
-        run.sampler = Sampler(meter.source, meter.interval_ms / 1e3).start()
+        run.sampler = meter.sampler()
     return run
 
 
