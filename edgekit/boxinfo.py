@@ -2,46 +2,34 @@
 
 Jetson model (device tree), L4T release and the JetPack it belongs to, TensorRT, CUDA, cuDNN, OpenCV's
 GStreamer support, power mode, CPU/GPU clocks, DLA cores and free memory. Every reading is optional: a missing
-file means "not here", never an error. ``root`` lets tests read a fake filesystem.
+file means "not here", never an error. The Jetson facts come from :class:`edgekit.box.Box`; ``root`` lets tests
+read a fake filesystem.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from edgekit.sysinfo import _run, cpu_model, system_info
-
-# L4T release -> JetPack (NVIDIA's published pairs for the lines edgekit targets)
-JETPACK = {
-    "35.1": "5.0.2", "35.2": "5.1", "35.3": "5.1.1", "35.4": "5.1.2", "35.5": "5.1.3", "35.6": "5.1.4",
-    "36.2": "6.0 DP", "36.3": "6.0", "36.4": "6.1/6.2",
-}
+from edgekit.box import Box
+from edgekit.sysinfo import cpu_model, system_info
 
 
-def _read(root: Path, path: str) -> Optional[str]:
-    try:
-        text = (root / path.lstrip("/")).read_text(errors="replace")
-    except OSError:
-        return None
-    return text.replace("\x00", "").strip() or None
+def _box(root) -> Box:
+    return root if isinstance(root, Box) else Box(root)
 
 
-def l4t(root: Path) -> Optional[Dict[str, str]]:
+def _read(root, path: str) -> Optional[str]:
+    return _box(root).read(path)
+
+
+def l4t(root) -> Optional[Dict[str, str]]:
     """'# R35 (release), REVISION: 2.1, ...' -> {'l4t': '35.2.1', 'jetpack': '5.1'}."""
-    text = _read(root, "/etc/nv_tegra_release")
-    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text or "")
-    if not m:
-        return None
-    major, rev = m.group(1), m.group(2)
-    version = "%s.%s" % (major, rev)
-    key = "%s.%s" % (major, rev.split(".")[0])
-    return {"l4t": version, "jetpack": JETPACK.get(key, "unknown (L4T %s)" % version)}
+    return _box(root).l4t()
 
 
-def cuda_version(root: Path) -> Optional[str]:
+def cuda_version(root) -> Optional[str]:
     text = _read(root, "/usr/local/cuda/version.json")
     if text:
         try:
@@ -52,7 +40,7 @@ def cuda_version(root: Path) -> Optional[str]:
     return m.group(1) if m else None
 
 
-def cudnn_version(root: Path) -> Optional[str]:
+def cudnn_version(root) -> Optional[str]:
     for header in ("/usr/include/cudnn_version.h", "/usr/include/aarch64-linux-gnu/cudnn_version_v8.h",
                    "/usr/include/x86_64-linux-gnu/cudnn_version_v9.h"):
         text = _read(root, header) or ""
@@ -82,38 +70,7 @@ def opencv_info() -> Dict[str, Any]:
             "cuda": any(line.strip().startswith("NVIDIA CUDA") and "YES" in line for line in build.splitlines())}
 
 
-GPU_NAMES = ("gv11b", "ga10b", "gp10b", "gpu")
-
-
-def clocks(root: Path) -> Dict[str, Any]:
-    cpu = []
-    for path in sorted((root / "sys/devices/system/cpu").glob("cpu[0-9]*/cpufreq/scaling_cur_freq")):
-        value = _read(root, str(path.relative_to(root)))
-        if value and value.isdigit():
-            cpu.append(int(value) // 1000)  # kHz -> MHz
-    gpu = None
-    # Jetson GPUs appear by their chip: gv11b (Xavier), ga10b (Orin), gp10b (TX2); older kernels use gpu.0
-    patterns = ["sys/devices/*%s*/devfreq/*/cur_freq" % n for n in GPU_NAMES] + [
-        "sys/devices/platform/*%s*/devfreq/*/cur_freq" % n for n in GPU_NAMES] + [
-        "sys/class/devfreq/*%s*/cur_freq" % n for n in GPU_NAMES]
-    for path in [p for pattern in patterns for p in sorted(root.glob(pattern))]:
-        value = _read(root, str(path.relative_to(root)))
-        if value and value.isdigit():
-            gpu = int(value) // 1_000_000  # Hz -> MHz
-            break
-    return {"cpu_mhz": cpu or None, "gpu_mhz": gpu}
-
-
-def dla_cores(root: Path) -> int:
-    """NVDLA engines in the device tree / platform devices (Xavier NX and AGX Orin have two)."""
-    names = set()
-    for base in ("sys/devices/platform", "proc/device-tree"):
-        for p in (root / base).glob("*nvdla*"):
-            names.add(p.name.split("@")[0] if "@" in p.name else p.name)
-    return len(names)
-
-
-def memory(root: Path) -> Dict[str, Optional[int]]:
+def memory(root) -> Dict[str, Optional[int]]:
     info = {}
     for line in (_read(root, "/proc/meminfo") or "").splitlines():
         key, _, value = line.partition(":")
@@ -122,34 +79,29 @@ def memory(root: Path) -> Dict[str, Optional[int]]:
     return {"total_mb": info.get("MemTotal"), "available_mb": info.get("MemAvailable")}
 
 
-def power_mode() -> Optional[str]:
-    out = _run(["nvpmodel", "-q"])
-    return out.splitlines()[0].split(":", 1)[-1].strip() if out else None
-
-
 def box_info(root="/") -> Dict[str, Any]:
-    root = Path(root)
-    model = _read(root, "/proc/device-tree/model")
-    release = l4t(root)
-    jetson = bool(release) or bool(model and "jetson" in model.lower())
-    base = system_info()
+    box = _box(root)
+    model = box.model()
+    release = box.l4t()
+    jetson = box.is_jetson()
+    base = system_info(box)
     return {
         "hostname": base["hostname"],
         "jetson": jetson,
         "model": model if jetson else None,
         "l4t": release["l4t"] if release else None,
         "jetpack": release["jetpack"] if release else None,
-        "cpu": cpu_model(),
+        "cpu": cpu_model(box),
         "cpu_count": base["cpu_count"],
         "gpu": base["gpu"],
         "tensorrt": tensorrt_version(),
-        "cuda": cuda_version(root),
-        "cudnn": cudnn_version(root),
+        "cuda": cuda_version(box),
+        "cudnn": cudnn_version(box),
         "opencv": opencv_info(),
-        "power_mode": power_mode() if jetson else None,
-        "clocks": clocks(root),
-        "dla_cores": dla_cores(root),
-        "memory": memory(root),
+        "power_mode": box.power_mode() if jetson else None,
+        "clocks": box.clocks_mhz(),
+        "dla_cores": box.dla_cores(),
+        "memory": memory(box),
         "python": base["python"],
         "edgekit": base["edgekit"],
         "versions": base["versions"],
@@ -174,8 +126,9 @@ def info_rows(info: Dict[str, Any]) -> List[List[str]]:
         ["CUDA / cuDNN", "%s / %s" % (show(info["cuda"]), show(info["cudnn"]))],
         ["OpenCV", "%s (GStreamer: %s)" % (show(cv["version"]), "yes" if cv["gstreamer"] else "no")],
         ["power mode", show(info["power_mode"])],
-        ["clocks (MHz)", "CPU %s, GPU %s" % ("-" if not cpu_mhz else "%d-%d" % (min(cpu_mhz), max(cpu_mhz)),
-                                             show(clk["gpu_mhz"]))],
+        ["clocks (MHz)", "CPU %s, GPU %s, EMC %s" % (
+            "-" if not cpu_mhz else "%d-%d" % (min(cpu_mhz), max(cpu_mhz)), show(clk["gpu_mhz"]),
+            show(clk.get("emc_mhz")))],
         ["DLA cores", str(info["dla_cores"])],
         ["memory (MB)", "%s available of %s" % (show(mem["available_mb"]), show(mem["total_mb"]))],
         ["python / edgekit", "%s / %s" % (info["python"], info["edgekit"])],

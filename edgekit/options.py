@@ -126,6 +126,15 @@ source_options = bundle(
                  help="Play files at their frame rate, dropping late frames like a camera (default: every frame)."),
 )
 
+power_options = bundle(
+    click.option("--power/--no-power", default=True, show_default=True,
+                 help="Sample power, temperatures, clocks and throttling during the timed run."),
+    click.option("--power-interval", type=click.IntRange(10, 10000), default=100, show_default=True,
+                 help="Power sampling interval in ms (tegrastats' --interval)."),
+    click.option("--idle", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                 help="Seconds of idle power baseline before the run (0: none); adds power above idle."),
+)
+
 
 def save_results(document, json_path, csv_text, csv_path, no_save, default_path):
     """Write a result document (JSON) and optional CSV atomically; say where."""

@@ -18,6 +18,7 @@ from edgekit.bench.frames import load_frames, synthetic_frames
 from edgekit.bench.stats import summarize
 from edgekit.errors import EdgekitError
 from edgekit.log import console
+from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
 from edgekit.vision import postprocess, preprocess
 
@@ -36,6 +37,9 @@ class BenchConfig:
     conf: float = 0.25
     iou: float = 0.7
     cuda_graph: bool = False  # TensorRT: replay inference as a CUDA graph
+    power: bool = True  # sample power/temperatures/clocks during the timed run (edgekit.power)
+    power_interval: int = 100  # ms
+    idle: float = 0.0  # seconds of idle power baseline before the first model
 
     def validate(self) -> None:
         if self.warmup < 0:
@@ -46,6 +50,9 @@ class BenchConfig:
             raise EdgekitError("--duration %s: must be positive seconds" % self.duration)
         if self.batch is not None and self.batch < 1:
             raise EdgekitError("--batch %d: must be at least 1" % self.batch)
+        if self.power and not (10 <= self.power_interval <= 10000) or self.idle < 0:
+            raise EdgekitError("--power-interval %s ms / --idle %s s: the interval must be 10-10000 ms and idle "
+                               "0 or more seconds" % (self.power_interval, self.idle))
 
 
 def input_geometry(runner: Runner, batch: Optional[int]) -> tuple:
@@ -61,7 +68,8 @@ def input_geometry(runner: Runner, batch: Optional[int]) -> tuple:
 
 
 def bench_model(
-    runner: Runner, frames: Sequence[np.ndarray], config: BenchConfig, progress: Optional[Progress] = None
+    runner: Runner, frames: Sequence[np.ndarray], config: BenchConfig, progress: Optional[Progress] = None,
+    power: Optional[PowerMeter] = None,
 ) -> Dict[str, Any]:
     """Benchmark one opened runner; returns a JSON-ready result with per-stage statistics."""
     batch, hw = input_geometry(runner, config.batch)
@@ -94,6 +102,7 @@ def bench_model(
     if progress:
         total = config.duration if config.duration else config.iterations
         progress.update(task, description="bench %s" % label, total=total, completed=0)
+    power_run = start_run(power)  # sampled from the first timed iteration to the last (power.close() on error)
     start = time.perf_counter()
     i = 0
     while True:
@@ -104,7 +113,11 @@ def bench_model(
             progress.update(task, completed=min(elapsed, config.duration) if config.duration else i)
         if (config.duration and elapsed >= config.duration) or (not config.duration and i >= config.iterations):
             break
-    return make_result(runner, config, batch, hw, i, samples)
+    power_run.stop()
+    result = make_result(runner, config, batch, hw, i, samples)
+    if power is not None:
+        result["power"] = power_run.summary(i * batch)
+    return result
 
 
 def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations: int, samples) -> Dict[str, Any]:
@@ -146,8 +159,14 @@ def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
         TimeElapsedColumn(), console=console, transient=True, disable=not show_progress,
     )
-    with progress:
-        for model in models:
-            with open_runner(model, config.backend, threads=config.threads, cuda_graph=config.cuda_graph) as runner:
-                results.append(bench_model(runner, frames, config, progress))
+    power = PowerMeter.open(config.power_interval, config.idle) if config.power else None
+    try:
+        with progress:
+            for model in models:
+                with open_runner(model, config.backend, threads=config.threads,
+                                 cuda_graph=config.cuda_graph) as runner:
+                    results.append(bench_model(runner, frames, config, progress, power))
+    finally:
+        if power is not None:
+            power.close()
     return results

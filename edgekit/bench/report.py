@@ -12,6 +12,7 @@ from rich.table import Table
 
 from edgekit.bench.stats import STAT_KEYS
 from edgekit.manifest import utc_now
+from edgekit.power import report as power_report
 from edgekit.sysinfo import system_info
 
 STAGE_ORDER = ("preprocess", "stage", "h2d", "compute", "d2h", "inference", "postprocess", "e2e")
@@ -31,8 +32,11 @@ def weights_note(result: Dict[str, Any]) -> str:
 
 def results_table(results: Sequence[Dict[str, Any]]) -> Table:
     """One table for all models: a row per stage, FPS on the end-to-end and inference rows."""
-    table = Table(title="edgekit bench (latency in ms)", show_lines=False, caption=settings_line(results))
-    for col in ("model", "backend", "input", "batch", "stage") + STAT_KEYS + ("FPS",):
+    caption = "\n".join(line for line in (settings_line(results), power_report.caption(list(results))) if line)
+    table = Table(title="edgekit bench (latency in ms)", show_lines=False, caption=caption, caption_justify="left")
+    power = any(power_report.has_power(r) for r in results)
+    for col in ("model", "backend", "input", "batch", "stage") + STAT_KEYS + ("FPS",) + (
+            ("W mean/peak", "mJ/frame") if power else ()):
         table.add_column(col, justify="left" if col in ("model", "backend", "stage") else "right")
     for n, r in enumerate(results):
         note = weights_note(r)
@@ -48,6 +52,7 @@ def results_table(results: Sequence[Dict[str, Any]]) -> Table:
                 stage,
                 *("%.2f" % s[k] for k in STAT_KEYS),
                 "%.1f" % fps if fps is not None else "",
+                *((power_report.cells(r) if stage == "e2e" else ("", "")) if power else ()),
                 end_section=(i == len(r["stages"]) - 1 and n < len(results) - 1),
             )
     return table
@@ -73,13 +78,15 @@ def to_csv(results: Sequence[Dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["model", "backend", "device", "precision", "trained", "batch", "stage", *STAT_KEYS,
-                     "count", "fps"])
+                     "count", "fps", "power_w_mean", "power_w_peak", "energy_per_frame_mj", "frames_per_joule",
+                     "throttled"])
     for r in results:
         for stage in ordered_stages(r):
             s = r["stages"][stage]
             fps = {"e2e": r["fps"], "inference": r["inference_fps"]}.get(stage, "")
             writer.writerow([r["model"], r["backend"], r["device"], r["precision"], r["trained"], r["batch"],
-                             stage, *(s[k] for k in STAT_KEYS), s["count"], fps])
+                             stage, *(s[k] for k in STAT_KEYS), s["count"], fps,
+                             *(power_report.csv_cells(r) if stage == "e2e" else ("",) * 5)])
     return buf.getvalue()
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, rss_mb
 from edgekit.errors import EdgekitError
 from edgekit.log import info
+from edgekit.power import start_run
 from edgekit.runtime import Runner
 from edgekit.video.capture import Capture, EndOfStream, Frame
 from edgekit.video.outputs import Output
@@ -260,10 +261,11 @@ def engine_fps(runner: Runner, hw, iters: int, warmup: int = 5) -> Optional[floa
 
 
 def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: CameraConfig,
-               log: Optional[JsonlLog] = None, on_event=None) -> Dict[str, Any]:
-    """Run the loop until the source ends, --duration/--frames, 'q', Ctrl-C or SIGTERM; returns the summary."""
+               log: Optional[JsonlLog] = None, on_event=None, power=None) -> Dict[str, Any]:
+    """Run the loop until the source ends, --duration/--frames, 'q', Ctrl-C or SIGTERM; returns the summary.
+    ``power`` (an edgekit.power.PowerMeter) is sampled from the loop's start to its end."""
     loop = CameraLoop(runner, capture, outputs, config, log, on_event)
-    rss_start, fps_engine, previous = rss_mb(), None, None
+    rss_start, fps_engine, previous, power_run = rss_mb(), None, None, None
     start = time.perf_counter()
     try:
         if runner.static_batch not in (None, 1):
@@ -275,10 +277,13 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
         fps_engine = engine_fps(runner, loop.hw, config.engine_iters)
         previous = _on_sigterm(lambda: loop.stop("SIGTERM"))
         start = time.perf_counter()
+        power_run = start_run(power)
         capture.start()
         loop.run()
     finally:  # whatever happened: release the source, finalize outputs, flush the log
         duration = time.perf_counter() - start
+        if power_run is not None:
+            power_run.stop()
         capture.stop()
         for out in outputs:
             out.close()
@@ -292,6 +297,8 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
                    bad_files=capture.bad_files[:20], source_failed=capture.failed,
                    failures=capture.failures, reconnects=capture.reconnects, events=capture.events[-50:],
                    rss_mb={"start": round(rss_start, 1), "end": round(rss_mb(), 1)}, pipelined=config.pipeline)
+    if power is not None and power_run is not None:
+        summary["power"] = power_run.summary(summary["frames"])
     return summary
 
 

@@ -8,6 +8,8 @@ from typing import Any, Dict
 
 from rich.table import Table
 
+from edgekit.power import report as power_report
+
 COLUMNS = ("mean", "median", "p90", "p99", "max")
 
 
@@ -27,6 +29,13 @@ def summary_lines(s: Dict[str, Any]) -> str:
     named = " (%s%s)" % (", ".join(bad[:3]), ", ..." if len(bad) > 3 else "") if bad else ""
     engine = ("%.1f" % s["engine_fps"]) if s.get("engine_fps") else "-"
     ratio = ("%.2f" % s["loop_vs_engine"]) if s.get("loop_vs_engine") else "-"
+    power = [line for line in (power_report.line(s.get("power")),
+                               power_report.throttle_warning(s.get("power"), s.get("model_name", "the model")))
+             if line]
+    return "\n".join([_loop_lines(s, engine, ratio)] + power)
+
+
+def _loop_lines(s: Dict[str, Any], engine: str, ratio: str) -> str:
     return (
         "loop FPS %.1f | engine-only FPS %s | loop/engine %s | %s\n"
         "%d frames in %.1f s | captured %d | dropped %d | bad frames %d%s | reconnects %d | stalls %d\n"
@@ -40,9 +49,11 @@ def summary_lines(s: Dict[str, Any]) -> str:
 def to_csv(summary: Dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["model", "source", "backend", "stage", *COLUMNS, "count", "loop_fps", "engine_fps"])
+    writer.writerow(["model", "source", "backend", "stage", *COLUMNS, "count", "loop_fps", "engine_fps",
+                     "power_w_mean", "power_w_peak", "energy_per_frame_mj", "frames_per_joule", "throttled"])
     for stage, st in summary["stages"].items():
         writer.writerow([summary["model"], summary["source"], summary["backend"], stage, *(st[c] for c in COLUMNS),
-                         st["count"], summary["fps"], summary.get("engine_fps")])
+                         st["count"], summary["fps"], summary.get("engine_fps"),
+                         *(power_report.csv_cells(summary) if stage == "e2e" else ("",) * 5)])
     return buf.getvalue()
 

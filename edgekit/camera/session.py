@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -10,6 +11,7 @@ from edgekit.camera.loop import CameraConfig, run_camera
 from edgekit.camera.stats import JsonlLog
 from edgekit.errors import EdgekitError
 from edgekit.log import info, warn
+from edgekit.power import PowerMeter
 from edgekit.runtime import open_runner
 from edgekit.sysinfo import jetson_info
 from edgekit.video.capture import DEFAULT_RETRIES, Capture
@@ -39,6 +41,9 @@ class CameraRequest:
     engine_iters: int = 30
     capture_timeout: float = 2.0
     max_retries: int = DEFAULT_RETRIES
+    power: bool = True  # sample power/temperatures/clocks during the loop (edgekit.power)
+    power_interval: int = 100  # ms
+    idle: float = 0.0  # seconds of idle power baseline before the loop
 
 
 def model_label(runner) -> str:
@@ -61,7 +66,11 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
     capture.open()  # a source that cannot be opened fails before any output or log file exists
     outputs: List[Output] = []
     log = None
-    with open_runner(req.model, req.backend, threads=req.threads) as runner:
+    power = PowerMeter.open(req.power_interval, req.idle) if req.power else None  # idle: before the model loads
+    with contextlib.ExitStack() as stack:
+        if power is not None:
+            stack.callback(power.close)
+        runner = stack.enter_context(open_runner(req.model, req.backend, threads=req.threads))
         try:
             show = req.display if req.display is not None else bool(os.environ.get("DISPLAY"))
             if show:
@@ -85,7 +94,7 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
                               engine_iters=req.engine_iters, label=model_label(runner),
                               power_mode=jetson.get("power_mode") if jetson else None)
         info("running %s on %s (Ctrl-C to stop)" % (config.label, source.name))
-        summary = run_camera(runner, capture, outputs, config, log, on_event=warn)
+        summary = run_camera(runner, capture, outputs, config, log, on_event=warn, power=power)
         summary.update(model=str(runner.path), model_name=runner.path.stem, source=source.name,
                        backend=runner.backend, device=runner.device, clock=runner.clock, label=config.label,
                        trained=runner.info.trained if runner.info else None, log=req.log,

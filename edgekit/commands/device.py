@@ -15,6 +15,7 @@ from edgekit.options import (
     UNIT_INTERVAL,
     backend_options,
     output_options,
+    power_options,
     save_results,
     source_options,
 )
@@ -30,21 +31,24 @@ from edgekit.options import (
 @click.option("--batch", type=POSITIVE_INT, default=None, help="Frames per inference  [default: the model's batch]")
 @click.option("--source", default=None, help="Image, image folder or video to feed  [default: synthetic frames]")
 @click.option("--cuda-graph", is_flag=True, help="TensorRT: replay inference as a CUDA graph (static shapes).")
+@power_options
 @output_options
-def bench(models, backend, threads, warmup, iterations, duration, batch, source, cuda_graph, json_path, csv_path,
-          no_save):
+def bench(models, backend, threads, warmup, iterations, duration, batch, source, cuda_graph, power, power_interval,
+          idle, json_path, csv_path, no_save):
     """Measure models end to end: preprocess, inference, postprocess/NMS; ONNX and engines side by side (device)."""
     run_bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save,
-              cuda_graph=cuda_graph)
+              cuda_graph=cuda_graph, power=power, power_interval=power_interval, idle=idle)
 
 
 def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, duration=None, batch=None,
-              source=None, json_path=None, csv_path=None, no_save=False, cuda_graph=False):
+              source=None, json_path=None, csv_path=None, no_save=False, cuda_graph=False, power=True,
+              power_interval=100, idle=0.0):
     from edgekit.bench import BenchConfig, bench_models, report
     from edgekit.log import out
 
     config = BenchConfig(backend=backend, warmup=warmup, iterations=iterations, duration=duration, batch=batch,
-                         source=source, threads=threads or os.cpu_count(), cuda_graph=cuda_graph)
+                         source=source, threads=threads or os.cpu_count(), cuda_graph=cuda_graph, power=power,
+                         power_interval=power_interval, idle=idle)
     results = bench_models(models, config)
     out.print(report.results_table(results))
     save_results(report.result_document("bench", results), json_path, report.to_csv(results), csv_path, no_save,
@@ -76,10 +80,11 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
               help="Seconds without a frame before a stall is reported.")
 @click.option("--max-retries", type=NON_NEGATIVE_INT, default=10, show_default=True,
               help="Reopen a failing source this many times in a row (backoff 0.5 s doubling to 8 s), then stop.")
+@power_options
 @output_options
 def camera(source, model, backend, threads, width, height, fps, flip, codec, latency, loop, realtime, conf, iou,
            display, record, serve, host, log_path, duration, frames, no_pipeline, engine_iters, capture_timeout,
-           max_retries, json_path, csv_path, no_save):
+           max_retries, power, power_interval, idle, json_path, csv_path, no_save):
     """Live detection on a camera, stream, file or synthetic:// source, timed per stage (device)."""
     from edgekit.camera.session import CameraRequest, camera_session
 
@@ -89,7 +94,8 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
                      realtime=realtime),
         conf=conf, iou=iou, display=display, record=record, serve=serve, host=host, log=log_path,
         duration=duration, frames=frames, pipeline=not no_pipeline, engine_iters=engine_iters,
-        capture_timeout=capture_timeout, max_retries=max_retries)
+        capture_timeout=capture_timeout, max_retries=max_retries, power=power, power_interval=power_interval,
+        idle=idle)
     from edgekit.bench.report import default_result_path, result_document
     from edgekit.camera import report
     from edgekit.log import out
@@ -106,8 +112,12 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def info(as_json):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table (with --watch: one line each).")
+@click.option("--watch", is_flag=True, help="Live power rails, temperatures, clocks and throttling, like a small jtop.")
+@click.option("--interval", type=click.IntRange(10, 60000), default=1000, show_default=True,
+              help="--watch refresh interval in ms.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="--watch: stop after this many refreshes.")
+def info(as_json, watch, interval, count):
     """What this box is: Jetson model, L4T/JetPack, TensorRT, CUDA, cuDNN, OpenCV, power mode, clocks, DLA."""
     import json as json_mod
 
@@ -116,6 +126,11 @@ def info(as_json):
     from edgekit.boxinfo import box_info, info_rows
     from edgekit.log import out
 
+    if watch:
+        from edgekit.power.live import watch as watch_box
+
+        watch_box(interval_ms=interval, count=count, as_json=as_json)
+        return
     data = box_info()
     if as_json:
         click.echo(json_mod.dumps(data, indent=2))

@@ -70,12 +70,22 @@ def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any
             if doc["kind"] == "bench":
                 row["latency"] = {s: r["stages"][s]["mean"] for s in STAGES if s in r["stages"]}
                 row["fps"] = r["fps"]
+                row["power"] = power_figures(r.get("power"))
             else:
                 m = r["metrics"]
                 row.update(map50_95=m["map50_95"], map50=m["map50"], recall=m["recall"],
                            precision_metric=m["precision"], dataset=r.get("dataset"))
     return {device: sorted(v.values(), key=lambda x: (x.get("latency") or {}).get("e2e", float("inf")))
             for device, v in rows.items()}
+
+
+def power_figures(power) -> Dict[str, Any]:
+    """What the report shows of a bench result's power block (empty where power was not measured)."""
+    if not power or not power.get("power_available"):
+        return {"throttled": True} if power and power.get("throttled") else {}
+    return {"mean_w": power["total"]["mean_w"], "energy_per_frame_mj": power.get("energy_per_frame_mj"),
+            "frames_per_joule": power.get("frames_per_joule"), "scope": power.get("scope"),
+            "throttled": bool(power.get("throttled"))}
 
 
 def pareto_front(points: Sequence[Tuple[float, float]]) -> List[int]:

@@ -11,7 +11,7 @@ from edgekit.lazy import lazy_import
 from edgekit.report.join import pareto_front
 
 COLUMNS = ("model", "input", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms",
-           "post ms", "e2e ms", "FPS", "mAP50-95", "recall")
+           "post ms", "e2e ms", "FPS", "mAP50-95", "recall", "W", "mJ/frame")
 
 
 def _fmt(v, spec: str) -> str:
@@ -25,13 +25,16 @@ def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
                                     " (untrained)" if row.get("trained") is False else " (weights unknown)")
     if show_file and row.get("model"):
         name += " [%s]" % row["model"]
+    power = row.get("power") or {}
+    name += " (throttled)" if power.get("throttled") else ""
     shape = row.get("input_shape") or []
     return [name, "%dx%d" % tuple(shape[2:4]) if len(shape) == 4 else "-", "yes" if row.get("pruned") else "no",
             row.get("precision", "?"), row.get("backend", "?"),
             _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
             _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
             _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f"),
-            _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f")]
+            _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f"),
+            _fmt(power.get("mean_w"), "%.2f"), _fmt(power.get("energy_per_frame_mj"), "%.1f")]
 
 
 def shared_names(rows: List[Dict[str, Any]]) -> set:
@@ -63,17 +66,42 @@ def markdown(report: Dict[str, List[Dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def _latency(row: Dict[str, Any]):
+    return (row.get("latency") or {}).get("e2e")
+
+
+def _energy(row: Dict[str, Any]):
+    return (row.get("power") or {}).get("energy_per_frame_mj")
+
+
 def plot(report: Dict[str, List[Dict[str, Any]]], path) -> Path:
-    """mAP50-95 against end-to-end latency, one series per device, Pareto front joined by a line."""
+    """mAP50-95 against end-to-end latency, one series per device, Pareto front joined by a line; beside it
+    mAP50-95 against energy per frame where the bench measured power."""
     matplotlib = lazy_import("matplotlib")
     matplotlib.use("Agg")
     plt = lazy_import("matplotlib.pyplot")
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    energy = any(_energy(r) and r.get("map50_95") is not None for rows in report.values() for r in rows)
+    fig, axes = plt.subplots(1, 2 if energy else 1, figsize=(15 if energy else 8, 5), dpi=120, squeeze=False)
+    _scatter(axes[0][0], report, _latency, "end-to-end latency per frame (ms, lower is better)",
+             "edgekit: accuracy vs practical speed")
+    if energy:
+        _scatter(axes[0][1], report, _energy, "energy per frame (mJ, lower is better)",
+                 "edgekit: accuracy vs energy per frame")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name + ".tmp.png")
+    fig.savefig(str(tmp), bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def _scatter(ax, report: Dict[str, List[Dict[str, Any]]], x_of, xlabel: str, title: str) -> None:
     for device, rows in report.items():
-        rows = [r for r in rows if r.get("map50_95") is not None and (r.get("latency") or {}).get("e2e")]
+        rows = [r for r in rows if r.get("map50_95") is not None and x_of(r)]
         if not rows:
             continue
-        pts = [(r["latency"]["e2e"], r["map50_95"]) for r in rows]
+        pts = [(x_of(r), r["map50_95"]) for r in rows]
         sc = ax.scatter([p[0] for p in pts], [p[1] for p in pts], label=device, zorder=3)
         front = pareto_front(pts)
         ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color=sc.get_facecolor()[0],
@@ -84,17 +112,10 @@ def plot(report: Dict[str, List[Dict[str, Any]]], path) -> Path:
             label = "%s %s%s%s" % (r["name"], r.get("precision", ""), " pruned" if r.get("pruned") else "",
                                    " (untrained)" if r.get("trained") is False else "")
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6 + 11 * (k % 3)), fontsize=8)
-    ax.set_xlabel("end-to-end latency per frame (ms, lower is better)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("mAP50-95 (higher is better)")
-    ax.set_title("edgekit: accuracy vs practical speed")
+    ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.2, y=0.12)  # room for the point labels
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    fig.savefig(str(tmp), bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
