@@ -25,8 +25,6 @@ def summary_table(s: Dict[str, Any]) -> Table:
 
 
 def summary_lines(s: Dict[str, Any]) -> str:
-    bad = s.get("bad_files") or []
-    named = " (%s%s)" % (", ".join(bad[:3]), ", ..." if len(bad) > 3 else "") if bad else ""
     engine = ("%.1f" % s["engine_fps"]) if s.get("engine_fps") else "-"
     ratio = ("%.2f" % s["loop_vs_engine"]) if s.get("loop_vs_engine") else "-"
     power = [line for line in (power_report.line(s.get("power")),
@@ -36,6 +34,8 @@ def summary_lines(s: Dict[str, Any]) -> str:
 
 
 def _loop_lines(s: Dict[str, Any], engine: str, ratio: str) -> str:
+    bad = s.get("bad_files") or []
+    named = " (%s%s)" % (", ".join(bad[:3]), ", ..." if len(bad) > 3 else "") if bad else ""
     return (
         "loop FPS %.1f | engine-only FPS %s | loop/engine %s | %s\n"
         "%d frames in %.1f s | captured %d | dropped %d | bad frames %d%s | reconnects %d | stalls %d\n"
