@@ -2,7 +2,8 @@
 
 The commands themselves are thin (parse options, call the library, print) and live in ``edgekit/commands/``
 by area: host (export, prune, quantize, tradeoff, demo), device (bench, camera, info, eval, compare, report),
-tensorrt (build, inspect), service, serve (and the remote bench). Heavy modules (torch, ultralytics, onnxruntime) are imported inside the
+tensorrt (build, inspect), service, serve (and the remote bench).
+Heavy modules (torch, ultralytics, onnxruntime) are imported inside the
 commands that need them, so ``edgekit --help`` and every device command work without torch.
 """
 

@@ -13,7 +13,6 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-
 from serve_helpers import Server
 
 pytest.importorskip("starlette")

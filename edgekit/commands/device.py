@@ -6,8 +6,8 @@ import os
 
 import click
 
-from edgekit.errors import EdgekitError
 from edgekit.commands.serve import BenchCommand
+from edgekit.errors import EdgekitError
 from edgekit.options import backend_options, output_options, save_results, source_options
 
 

@@ -10,8 +10,8 @@ from rich.table import Table
 from edgekit.lazy import lazy_import
 from edgekit.report.join import pareto_front
 
-COLUMNS = ("model", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms", "post ms",
-           "e2e ms", "FPS", "mAP50-95", "recall")
+COLUMNS = ("model", "pruned", "precision", "backend", "destination", "in flight", "params (M)", "GFLOPs", "pre ms",
+           "infer ms", "post ms", "e2e ms", "FPS", "mAP50-95", "recall")
 
 
 def _fmt(v, spec: str) -> str:
@@ -23,6 +23,7 @@ def row_cells(row: Dict[str, Any]) -> List[str]:
     name = row.get("name", "?") + ("" if row.get("trained") else
                                     " (untrained)" if row.get("trained") is False else " (weights unknown)")
     return [name, "yes" if row.get("pruned") else "no", row.get("precision", "?"), row.get("backend", "?"),
+            row.get("destination", "local engine"), str(row.get("in_flight", "-")),
             _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
             _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
             _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f"),
@@ -34,7 +35,8 @@ def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
     for device, rows in report.items():
         table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device)
         for col in COLUMNS:
-            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned") else "right")
+            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned", "destination")
+                             else "right")
         for row in rows:
             table.add_row(*row_cells(row))
         out.append(table)

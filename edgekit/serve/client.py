@@ -161,16 +161,19 @@ class Loadgen:
             samples: List[Sample] = []
             counter = iter(range(10 ** 9))
             start = time.perf_counter()
+            unreachable = [0]  # connection errors in a row: the server is gone, end the step
 
             async def loop() -> None:
-                while True:
+                while unreachable[0] < max(20, 2 * concurrency):
                     i = next(counter)
                     if self.plan.duration is None and i >= self.plan.requests:
                         return
                     if self.plan.duration is not None and time.perf_counter() - start >= self.plan.duration:
                         return
                     body = self.bodies[i % len(self.bodies)]
-                    samples.append(await one_request(client, self.url, body, self.headers, time.perf_counter()))
+                    sample = await one_request(client, self.url, body, self.headers, time.perf_counter())
+                    samples.append(sample)
+                    unreachable[0] = unreachable[0] + 1 if sample.status == "connection error" else 0
                     progress.advance(task)
 
             await asyncio.gather(*(loop() for _ in range(concurrency)))
@@ -276,7 +279,8 @@ def run_remote_bench(plan: BenchPlan, show_progress: bool = True) -> Dict[str, A
         results.append({
             "name": model["name"], "model": model.get("file"), "sha256": model.get("sha256"),
             "backend": model.get("backend"), "device": model.get("device"), "precision": model.get("precision"),
-            "trained": model.get("trained"), "destination": where, "batch": 1,
+            "trained": model.get("trained"), "params": model.get("params"), "gflops": model.get("gflops"),
+            "pruned": bool(model.get("pruned")), "destination": where, "batch": 1,
             "in_flight": step["concurrency"] if step["mode"] == "closed" else "%g/s" % step["rate"],
             "stages": stages, "fps": step["throughput_fps"]})
     return {"kind": "remote-bench", "created_at": utc_now(), "system": server.get("system") or {},

@@ -106,7 +106,8 @@ def model_summary(model: str) -> dict:
     path = Path(model)
     manifest = read_manifest(path) or {}
     return {"name": path.stem, "file": path.name, "sha256": manifest.get("sha256") or sha256_file(path),
-            "precision": manifest.get("precision", "fp32"), "trained": manifest.get("trained")}
+            "precision": manifest.get("precision", "fp32"), "trained": manifest.get("trained"),
+            "params": manifest.get("params"), "gflops": manifest.get("gflops"), "pruned": manifest.get("pruned")}
 
 
 def serve(config: ServeConfig) -> None:
