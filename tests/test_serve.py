@@ -241,3 +241,29 @@ def test_sigterm_under_load_answers_in_flight_and_exits_0(yolov8n_onnx):
     assert [getattr(r, "status_code", repr(r)) for r in responses] == [200] * n
     assert code == 0, out
     assert "draining" in out and "Traceback" not in out
+
+
+def test_service_installs_the_server_as_a_unit(yolov8n_onnx, tmp_path):
+    import shutil
+    import subprocess
+
+    from helpers import assert_user_error, invoke
+
+    units = tmp_path / "units"
+    units.mkdir()
+    token_file = tmp_path / "serve.env"
+    token_file.write_text("EDGEKIT_TOKEN=abc\n")
+    result = invoke(["service", "install", "--serve", "--model", yolov8n_onnx, "--host", "0.0.0.0", "--port", 8181,
+                     "--token-file", token_file, "--unit-dir", units, "--", "--max-batch", "1"])
+    assert result.exit_code == 0, result.output
+    text = (units / "edgekit-serve.service").read_text()
+    assert " serve %s --host 0.0.0.0 --port 8181 --drain-timeout 15 --max-batch 1" % yolov8n_onnx in text
+    assert "EnvironmentFile=%s" % token_file in text and "abc" not in text and "Restart=on-failure" in text
+    assert "Description=edgekit inference server" in text and "KillSignal=SIGTERM" in text
+    if shutil.which("systemd-analyze"):
+        done = subprocess.run(["systemd-analyze", "verify", str(units / "edgekit-serve.service")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    assert_user_error(invoke(["service", "install", "--model", yolov8n_onnx, "--unit-dir", units]), "--source")
+    assert_user_error(invoke(["service", "install", "--serve", "--model", yolov8n_onnx, "--token-file",
+                              tmp_path / "none.env", "--unit-dir", units]), "--token-file")
