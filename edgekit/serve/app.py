@@ -121,15 +121,14 @@ async def image_bytes(request, kind: str, body: bytes) -> bytes:
         await form.close()
 
 
-def prepare(data: bytes, max_pixels: int, hw, dtype, queued_at: float):
+def prepare(data: bytes, max_pixels: int, hw, dtype):
     """In the pool: decode and letterbox one image, timed."""
     t0 = time.perf_counter()
     frame = images.decode_image(data, max_pixels)
     t1 = time.perf_counter()
     blob, boxes = preprocess([frame], hw, dtype=dtype)
     t2 = time.perf_counter()
-    return frame, blob, boxes[0], {"pool_wait": (t0 - queued_at) * 1e3, "decode": (t1 - t0) * 1e3,
-                                   "preprocess": (t2 - t1) * 1e3}
+    return frame, blob, boxes[0], {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
 
 
 async def detect(request):
@@ -170,7 +169,7 @@ async def _detect(request, state: ServerState):
         data = await image_bytes(request, kind, body)
         runner = worker.runner
         frame, blob, lb, timings = await loop.run_in_executor(
-            state.pool, prepare, data, config.max_pixels, worker.hw, runner.input_dtype, time.perf_counter())
+            state.pool, prepare, data, config.max_pixels, worker.hw, runner.input_dtype)
         future = loop.create_future()
 
         def deliver(result, future=future):
@@ -187,7 +186,7 @@ async def _detect(request, state: ServerState):
         if isinstance(result, Exception):
             raise result
         payload, timings = await loop.run_in_executor(
-            state.pool, finish, state, result, lb, frame.shape, params, timings, t_body, time.perf_counter())
+            state.pool, finish, state, result, lb, frame.shape, params, timings, t_body)
         metrics.observe_stages(timings)
         server_timing = ", ".join("%s;dur=%.2f" % (k, v) for k, v in timings.items())
         return Response(payload, media_type="application/json", headers={"Server-Timing": server_timing})
@@ -207,16 +206,18 @@ async def _detect(request, state: ServerState):
             worker.release()
 
 
-def finish(state: ServerState, result, lb, shape, params, timings, t_body: float, queued_at: float):
+def finish(state: ServerState, result, lb, shape, params, timings, t_body: float):
     """In the pool: NMS, map boxes back, build the JSON body with the server's stage times."""
     t0 = time.perf_counter()
     dets = postprocess(result["output"], [lb], conf=params["conf"], iou=params["iou"], max_det=params["max_det"])[0]
     t1 = time.perf_counter()
-    stages = {"decode": timings["decode"], "preprocess": timings["preprocess"],
-              "queue": timings["pool_wait"] + result["timings"]["queue"] + (t0 - queued_at) * 1e3}
-    stages.update(result["timings"])
+    stages = {"decode": timings["decode"], "preprocess": timings["preprocess"], "queue": 0.0}
+    stages.update(result["timings"])  # inference (+ h2d/compute/d2h on TensorRT)
     stages["postprocess"] = (t1 - t0) * 1e3
     stages["total"] = (t1 - t_body) * 1e3
+    # queue: every wait between the work stages (thread pool, inference queue, batch forming, event loop hand-offs)
+    work = stages["decode"] + stages["preprocess"] + stages["inference"] + stages["postprocess"]
+    stages["queue"] = max(stages["total"] - work, 0.0)
     stages = {k: round(v, 3) for k, v in stages.items()}
     names = state.info.get("names") or {}
     h, w = shape[:2]

@@ -23,12 +23,11 @@ from edgekit.runtime import Runner, open_runner
 class Job:
     """One request's preprocessed frame on its way through the inference thread."""
 
-    __slots__ = ("blob", "deadline", "enqueued", "callback", "cancelled")
+    __slots__ = ("blob", "deadline", "callback", "cancelled")
 
     def __init__(self, blob: np.ndarray, deadline: float, callback: Callable[[Any], None]) -> None:
         self.blob = blob
         self.deadline = deadline  # perf_counter time after which the request is answered 504
-        self.enqueued = 0.0
         self.callback = callback  # called from the inference thread with a dict (output/timings) or an exception
         self.cancelled = False
 
@@ -81,7 +80,6 @@ class InferenceWorker:
 
     def submit(self, job: Job) -> None:
         with self._cond:
-            job.enqueued = time.perf_counter()
             self._queue.append(job)
             self._cond.notify()
 
@@ -186,7 +184,7 @@ class InferenceWorker:
         if self.metrics is not None:
             self.metrics.batch.observe(len(live))
         for i, job in enumerate(live):
-            timings: Dict[str, float] = {"queue": (taken - job.enqueued) * 1e3, "inference": inference_ms}
+            timings: Dict[str, float] = {"inference": inference_ms}
             timings.update(extra)
             job.callback({"output": outputs[0][i:i + 1], "timings": timings, "batch": len(live)})
 
