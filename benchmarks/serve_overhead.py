@@ -10,7 +10,8 @@ summary is the median of the per-round ratios): per round,
 
 Reported: served single-frame latency minus local e2e (ms and ratio), the HTTP+JSON overhead (client wait
 minus server total, per request), and throughput at each number of frames in flight against the local
-bench's frames/s (one frame at a time: the engine-bound limit).
+bench's frames/s (one frame at a time: the engine-bound limit). ``outside_server_ms`` is the client latency minus
+the server's total: upload, network, HTTP on both sides and the client's JSON decode.
 
     edgekit export --weights yolov8n.yaml --imgsz 640 --out /tmp/m
     python benchmarks/serve_overhead.py --model /tmp/m/yolov8n.onnx --threads 2 --rounds 3 \
@@ -79,6 +80,7 @@ def served_round(url, bodies, steps, requests_for):
                   "wait_median": step["client"]["wait"]["median"],
                   "server_total_median": step["server"]["total"]["median"],
                   "overhead_median": step["client"]["overhead"]["median"],
+                  "outside_server_median": step["latency"]["median"] - step["server"]["total"]["median"],
                   "overhead_p90": step["client"]["overhead"]["p90"],
                   "server_decode_median": step["server"]["decode"]["median"],
                   "upload_median": step["client"]["upload"]["median"]}
@@ -105,7 +107,7 @@ def main():
     url = "http://127.0.0.1:%d" % port
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     server = subprocess.Popen([sys.executable, "-m", "edgekit", "serve", args.model, "--port", str(port),
-                               "--threads", str(args.threads), "--max-queue", "256"], env=env)
+                               "--threads", str(args.threads), "--max-queue", "256", "--timeout", "600"], env=env)
     try:
         while True:
             try:
@@ -113,6 +115,7 @@ def main():
                     break
             except httpx.HTTPError:
                 time.sleep(0.3)
+        server_info = httpx.get(url + "/v1/info").json()
         rounds = []
         with open_runner(args.model, "onnxruntime", threads=args.threads) as runner:
             for r in range(args.rounds):
@@ -140,6 +143,8 @@ def main():
                                                  - r["local"]["decode_median"] for r in rounds]),
         "http_json_overhead_ms": med([r["served"][1]["overhead_median"] for r in rounds]),
         "http_json_overhead_p90_ms": med([r["served"][1]["overhead_p90"] for r in rounds]),
+        "outside_server_ms": med([r["served"][1]["outside_server_median"] for r in rounds]),
+        "server_decode_ms": med([r["served"][1]["server_decode_median"] for r in rounds]),
         "upload_ms": med([r["served"][1]["upload_median"] for r in rounds]),
         "throughput": {c: {"fps": med([r["served"][c]["fps"] for r in rounds]),
                            "ratio_to_local": med([r["served"][c]["fps"] / r["local"]["fps"] for r in rounds]),
@@ -152,7 +157,8 @@ def main():
                        "summary = median over rounds of per-round medians and ratios",
                 "model": Path(args.model).name, "image": "synthetic 1280x720, JPEG quality %d, %d KB mean"
                 % (args.jpeg_quality, sum(map(len, bodies)) // len(bodies) // 1024),
-                "threads": args.threads, "system": system_info(), "summary": summary, "rounds": rounds}
+                "threads": args.threads, "server_http": server_info.get("http"), "server_loop": server_info.get("loop"),
+                "system": system_info(), "summary": summary, "rounds": rounds}
     text = json.dumps(document, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

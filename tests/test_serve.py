@@ -78,7 +78,8 @@ def test_detect_equals_bench_pipeline_in_every_body_format(token_server, synthet
     roboflow_json = token_server.post(json.dumps({"image": {"type": "base64", "value": b64}}).encode(),
                                       "application/json")
     plain_json = token_server.post(json.dumps({"image": b64}).encode(), "application/json")
-    for response in (multipart, roboflow_json, plain_json):
+    form = token_server.post(b64.encode(), "application/x-www-form-urlencoded")  # Roboflow's hosted API
+    for response in (multipart, roboflow_json, plain_json, form):
         assert response.status_code == 200, response.text
         _assert_same(response.json(), dets)
 
@@ -267,3 +268,34 @@ def test_service_installs_the_server_as_a_unit(yolov8n_onnx, tmp_path):
     assert_user_error(invoke(["service", "install", "--model", yolov8n_onnx, "--unit-dir", units]), "--source")
     assert_user_error(invoke(["service", "install", "--serve", "--model", yolov8n_onnx, "--token-file",
                               tmp_path / "none.env", "--unit-dir", units]), "--token-file")
+
+
+def test_serve_errors_are_one_line_before_or_after_loading(tmp_path, yolov8n_onnx):
+    import os
+    import subprocess
+    import sys
+
+    from serve_helpers import ROOT, free_port
+
+    bad = tmp_path / "corrupt.onnx"
+    bad.write_bytes(b"\x08\x07not a model" * 100)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cases = [([bad], "cannot load"), ([tmp_path / "none.onnx"], "not found"),
+             ([yolov8n_onnx, "--max-batch", "4"], "static batch 1")]
+    for args, fragment in cases:
+        done = subprocess.run([sys.executable, "-m", "edgekit", "serve"] + [str(a) for a in args] +
+                              ["--port", str(free_port())], env=env, capture_output=True, text=True, timeout=120)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == 2 and len(errors) == 1 and fragment in errors[0], done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_requests_past_timeout_answer_504(yolov8n_onnx):
+    server = Server(yolov8n_onnx, "--timeout", "0.03")
+    try:
+        statuses = asyncio.run(_flood(server.url, _jpeg((360, 640)), 16, 16, lambda n: None))
+        assert set(statuses) <= {200, 504} and statuses.count(504) > 0, statuses
+        assert server.metrics()["edgekit_rejections_total[('reason', 'timeout')]"] == statuses.count(504)
+    finally:
+        code, out = server.stop()
+    assert code == 0 and "Traceback" not in out, out

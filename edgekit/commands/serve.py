@@ -111,7 +111,10 @@ def parse_concurrency(text: str):
 
 
 def is_url(args) -> bool:
-    return any(str(a).startswith(("http://", "https://")) for a in args)
+    """A server URL among the arguments (not the value of --source, which names local frames)."""
+    args = [str(a) for a in args]
+    return any(a.startswith(("http://", "https://")) and (i == 0 or args[i - 1] != "--source")
+               for i, a in enumerate(args))
 
 
 class BenchCommand(click.Command):

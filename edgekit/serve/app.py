@@ -173,7 +173,10 @@ async def _detect(request, state: ServerState):
         future = loop.create_future()
 
         def deliver(result, future=future):
-            loop.call_soon_threadsafe(_settle, future, result)
+            try:
+                loop.call_soon_threadsafe(_settle, future, result)
+            except RuntimeError:  # the loop has closed (shutdown): this request was answered already (504)
+                pass
 
         job = Job(blob, deadline, deliver)
         worker.submit(job)

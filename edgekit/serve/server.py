@@ -140,7 +140,8 @@ def serve(config: ServeConfig) -> None:
                              on_error=failed, cuda_graph=config.cuda_graph)
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="edgekit-decode")
     state = ServerState(config, worker, metrics, pool)
-    state.info = {"model": model_summary(config.model), "edgekit": __version__, "system": system_info()}
+    state.info = {"model": model_summary(config.model), "edgekit": __version__, "system": system_info(),
+                  "http": _available("httptools", "h11"), "loop": _available("uvloop", "asyncio")}
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig, frame):
@@ -183,6 +184,13 @@ def _check_port(host: str, port: int) -> None:
         except OSError as exc:
             raise EdgekitError("cannot listen on %s:%d: %s (another server there? pick --port)"
                                % (host, port, exc.strerror or exc)) from None
+
+
+def _available(fast: str, fallback: str) -> str:
+    """What uvicorn's "auto" picks: the C implementation when installed (the serve extra has it)."""
+    import importlib.util
+
+    return fast if importlib.util.find_spec(fast) is not None else fallback
 
 
 def token_from_env(token: Optional[str]) -> Optional[str]:

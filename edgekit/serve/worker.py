@@ -184,6 +184,8 @@ class InferenceWorker:
         if self.metrics is not None:
             self.metrics.batch.observe(len(live))
         for i, job in enumerate(live):
+            if job.cancelled:  # answered 504 while it ran
+                continue
             timings: Dict[str, float] = {"inference": inference_ms}
             timings.update(extra)
             job.callback({"output": outputs[0][i:i + 1], "timings": timings, "batch": len(live)})
