@@ -299,3 +299,33 @@ def test_requests_past_timeout_answer_504(yolov8n_onnx):
     finally:
         code, out = server.stop()
     assert code == 0 and "Traceback" not in out, out
+
+
+def test_server_and_remote_bench_run_without_torch(yolov8n_onnx, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from serve_helpers import ROOT, free_port
+    from test_device_side import BLOCKED, run_blocked
+
+    port = free_port()
+    url = "http://127.0.0.1:%d" % port
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-c", BLOCKED, "serve", str(yolov8n_onnx), "--port", str(port),
+                             "--threads", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "slow"
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        bench = run_blocked("bench", url, "--concurrency", "2", "--requests", "4", "--warmup", "0", "--no-save")
+        assert bench.returncode == 0 and "Traceback" not in bench.stderr, bench.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out  # the blocked runner asserts at exit that torch was never imported

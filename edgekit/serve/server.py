@@ -130,6 +130,11 @@ def serve(config: ServeConfig) -> None:
             server.should_exit = True
 
     def ready():
+        import numpy as np
+
+        from edgekit.serve.images import decode_image, encode_jpeg
+
+        decode_image(encode_jpeg(np.zeros((64, 64, 3), np.uint8)), 4096)  # first decode loads Pillow's and cv2's codecs
         runner = worker.runner
         state.info["names"] = dict(runner.info.names) if runner.info else {}
         state.info["model"].update(backend=runner.backend, device=runner.device, clock=runner.clock,
