@@ -79,7 +79,9 @@ def test_detect_equals_bench_pipeline_in_every_body_format(token_server, synthet
                                       "application/json")
     plain_json = token_server.post(json.dumps({"image": b64}).encode(), "application/json")
     form = token_server.post(b64.encode(), "application/x-www-form-urlencoded")  # Roboflow's hosted API
-    for response in (multipart, roboflow_json, plain_json, form):
+    curl_default = token_server.post(data, "application/x-www-form-urlencoded")  # curl --data-binary, no -H
+    lower_scheme = token_server.post(data, headers={"Authorization": "bearer %s" % TOKEN})
+    for response in (multipart, roboflow_json, plain_json, form, curl_default, lower_scheme):
         assert response.status_code == 200, response.text
         _assert_same(response.json(), dets)
 

@@ -101,8 +101,8 @@ async def image_bytes(request, kind: str, body: bytes) -> bytes:
         return body
     if kind == images.JSON_TYPE:
         return images.image_from_json(body)
-    if kind == images.FORM_TYPE:
-        return images.b64decode(body)
+    if kind == images.FORM_TYPE:  # Roboflow's hosted API sends base64; curl --data-binary sends raw bytes as this
+        return body if images.looks_encoded(body) else images.b64decode(body)
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     async def stream():

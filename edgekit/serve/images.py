@@ -75,6 +75,11 @@ def b64decode(text) -> bytes:
         raise RequestError(400, "image is not valid base64: %s" % exc) from None
 
 
+def looks_encoded(data: bytes) -> bool:
+    """Raw JPEG or PNG bytes (not base64 text)."""
+    return data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
     """Encoded image -> BGR uint8 frame, or a RequestError (400 undecodable/truncated, 413 too many pixels)."""
     if not data:

@@ -38,13 +38,13 @@ class TokenAuth:
 
     def __init__(self, app, token: Optional[str], metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
-        self.expected = ("Bearer %s" % token).encode() if token else None
+        self.expected = token.encode() if token else None
 
     async def __call__(self, scope, receive, send):
         if self.expected is None or scope["type"] != "http" or scope["path"] in OPEN_ROUTES:
             return await self.app(scope, receive, send)
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):
+        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").strip().partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected):
             return await self.app(scope, receive, send)
         self.metrics.rejections.labels("unauthorized").inc()
         response = error_response(401, "missing or wrong token: send Authorization: Bearer TOKEN "
