@@ -1,5 +1,6 @@
-"""``edgekit service``: the field demo (``edgekit camera``) as a systemd service that starts at boot,
-restarts on failure and logs to the journal (``journalctl -u edgekit-camera -f``).
+"""``edgekit service``: the field demo (``edgekit camera``), or the box as an inference server
+(``edgekit serve``, with ``--serve``), as a systemd service that starts at boot, restarts on failure and logs
+to the journal (``journalctl -u edgekit-camera -f``).
 
 ``render`` makes the unit text (``jetson/systemd/edgekit-camera.service`` is one, rendered with example values);
 ``install`` writes it atomically and enables it; ``uninstall`` stops, disables and removes it.
@@ -22,11 +23,12 @@ from edgekit.manifest import write_text_atomic
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 DEFAULT_NAME = "edgekit-camera"
+SERVE_NAME = "edgekit-serve"
 
 UNIT = """\
 # Written by `edgekit service install`; remove with `edgekit service uninstall --name {name}`.
 [Unit]
-Description=edgekit field demo: {model_name} on {source}
+Description={description}
 After=network-online.target
 Wants=network-online.target
 StartLimitIntervalSec=300
@@ -38,11 +40,11 @@ User={user}
 SupplementaryGroups=video
 WorkingDirectory={workdir}
 Environment=PYTHONUNBUFFERED=1
-ExecStart={exec_start}
+{environment_file}ExecStart={exec_start}
 Restart=on-failure
 RestartSec=5
 KillSignal=SIGTERM
-TimeoutStopSec=20
+TimeoutStopSec={stop_timeout}
 StandardOutput=journal
 StandardError=journal
 SyslogIdentifier={name}
@@ -58,27 +60,44 @@ def camera_command(source: str, model: str, port: int, python: str, extra: Optio
             "--host", "0.0.0.0", "--no-save"] + list(extra or [])
 
 
+def serve_command(model: str, port: int, host: str, python: str, extra: Optional[List[str]] = None) -> List[str]:
+    """edgekit serve for a unit: SIGTERM (systemd's stop) drains within --drain-timeout, before TimeoutStopSec."""
+    return [python, "-m", "edgekit", "serve", model, "--host", host, "--port", str(port), "--drain-timeout", "15"] + \
+        list(extra or [])
+
+
 def default_user() -> str:
     """Who the demo runs as: the user who typed ``sudo edgekit service install``, not root."""
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
-           workdir: Optional[str] = None, python: Optional[str] = None, extra: Optional[List[str]] = None) -> str:
+           workdir: Optional[str] = None, python: Optional[str] = None, extra: Optional[List[str]] = None,
+           serve: bool = False, host: str = "127.0.0.1", token_file: Optional[str] = None) -> str:
+    """The unit text: the camera demo on ``source``, or with ``serve`` the inference server on HOST:PORT (its
+    token, if any, comes from ``token_file``, a root-readable EnvironmentFile with EDGEKIT_TOKEN=...)."""
     if not 0 < port < 65536:
         raise EdgekitError("--port %d: give a TCP port 1..65535" % port)
     if not name.replace("-", "").replace("_", "").replace("@", "").isalnum():
         raise EdgekitError("--name %r: use letters, digits, '-' and '_' (a systemd unit name)" % name)
-    command = camera_command(source, model, port, python or sys.executable, extra)
+    if serve:
+        command = serve_command(model, port, host, python or sys.executable, extra)
+        description = "edgekit inference server: %s on %s:%d" % (Path(model).name, host, port)
+    else:
+        command = camera_command(source, model, port, python or sys.executable, extra)
+        description = "edgekit field demo: %s on %s" % (Path(model).name, source.replace("%", "%%"))
     return UNIT.format(
-        name=name, model_name=Path(model).name, source=source.replace("%", "%%"), user=user or default_user(),
+        name=name, description=description, user=user or default_user(),
+        environment_file="EnvironmentFile=%s\n" % token_file if token_file else "",
+        stop_timeout=30 if serve else 20,
         workdir=workdir or str(Path(model).resolve().parent),
         exec_start=" ".join(shlex.quote(part) for part in command).replace("%", "%%"),
     )
 
 
 def install(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
-            unit_dir: Optional[str] = None, start: bool = True, extra: Optional[List[str]] = None) -> Path:
+            unit_dir: Optional[str] = None, start: bool = True, extra: Optional[List[str]] = None,
+            serve: bool = False, host: str = "127.0.0.1", token_file: Optional[str] = None) -> Path:
     """Write NAME.service (atomically) and, for the system unit folder, enable and start it."""
     model_path = Path(model).expanduser().resolve()
     if not model_path.is_file():
@@ -87,13 +106,17 @@ def install(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME,
     if not folder.is_dir() or not os.access(str(folder), os.W_OK):
         raise EdgekitError("cannot write to %s: run as root (sudo %s -m edgekit service install ...) or give "
                            "--unit-dir" % (folder, sys.executable))
-    text = render(source, str(model_path), port, name, user, extra=extra)
+    if token_file and not Path(token_file).is_file():
+        raise EdgekitError("--token-file %s not found: write EDGEKIT_TOKEN=... into it (chmod 600)" % token_file)
+    text = render(source, str(model_path), port, name, user, extra=extra, serve=serve, host=host,
+                  token_file=str(Path(token_file).resolve()) if token_file else None)
     path = write_text_atomic(folder / (name + ".service"), text)
     info("wrote %s" % path)
     if start and folder == SYSTEM_UNIT_DIR:
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", name + ".service")
-        info("started %s: journalctl -u %s -f; stream at http://THIS-BOX:%d/" % (name, name, port))
+        info("started %s: journalctl -u %s -f; %s at http://THIS-BOX:%d/%s"
+             % (name, name, "server" if serve else "stream", port, "v1/detect" if serve else ""))
     return path
 
 

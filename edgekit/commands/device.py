@@ -6,6 +6,7 @@ import os
 
 import click
 
+from edgekit.commands.serve import BenchCommand
 from edgekit.errors import EdgekitError
 from edgekit.options import (
     NON_NEGATIVE_INT,
@@ -21,7 +22,7 @@ from edgekit.options import (
 )
 
 
-@click.command()
+@click.command(cls=BenchCommand)
 @click.argument("models", nargs=-1, required=True)
 @backend_options
 @click.option("--warmup", type=NON_NEGATIVE_INT, default=10, show_default=True, help="Untimed iterations first.")
@@ -35,7 +36,11 @@ from edgekit.options import (
 @output_options
 def bench(models, backend, threads, warmup, iterations, duration, batch, source, cuda_graph, power, power_interval,
           idle, json_path, csv_path, no_save):
-    """Measure models end to end: preprocess, inference, postprocess/NMS; ONNX and engines side by side (device)."""
+    """Measure models end to end: preprocess, inference, postprocess/NMS; ONNX and engines side by side (device).
+
+    edgekit bench http://BOX:8080 [--concurrency 1,4,16,64] benches a running edgekit serve instead
+    (edgekit bench http://BOX:8080 --help for its options).
+    """
     run_bench(models, backend, threads, warmup, iterations, duration, batch, source, json_path, csv_path, no_save,
               cuda_graph=cuda_graph, power=power, power_interval=power_interval, idle=idle)
 

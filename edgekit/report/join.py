@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 from edgekit.errors import EdgekitError
 
 STAGES = ("preprocess", "inference", "postprocess", "e2e")
+KINDS = ("bench", "eval", "remote-bench")  # remote-bench: edgekit bench http://BOX (rows of the box that served)
+LOCAL = "local engine"
 
 
 def load_documents(paths: Sequence[str]) -> List[Dict[str, Any]]:
@@ -27,7 +29,7 @@ def load_documents(paths: Sequence[str]) -> List[Dict[str, Any]]:
             doc = json.loads(f.read_text())
         except (ValueError, OSError):
             continue  # not a result document (e.g. a manifest or another tool's JSON)
-        if isinstance(doc, dict) and doc.get("kind") in ("bench", "eval") and isinstance(doc.get("results"), list):
+        if isinstance(doc, dict) and doc.get("kind") in KINDS and isinstance(doc.get("results"), list):
             doc["_file"] = str(f)
             docs.append(doc)
     return docs
@@ -41,8 +43,9 @@ def device_name(system: Dict[str, Any]) -> str:
     return "%s%s @ %s" % (what, mode, system.get("hostname", "?"))
 
 
-def _key(result: Dict[str, Any]) -> Tuple[str, str, str]:
-    return (result.get("sha256") or result.get("name"), result.get("backend"), result.get("precision"))
+def _key(result: Dict[str, Any]) -> Tuple:
+    return (result.get("sha256") or result.get("name"), result.get("backend"), result.get("precision"),
+            result.get("destination", LOCAL), str(result.get("in_flight", "")))
 
 
 def headings(docs: Sequence[Dict[str, Any]]) -> List[str]:
@@ -57,17 +60,21 @@ def headings(docs: Sequence[Dict[str, Any]]) -> List[str]:
 
 
 def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
-    """heading -> rows; a row joins the newest bench and the newest eval of one model/backend/precision."""
+    """heading -> rows; a row joins the newest bench and the newest eval of one model/backend/precision.
+
+    Remote bench rows (``edgekit bench http://BOX``) land in the table of the box that served them, one per
+    destination and frames in flight, beside the local engine's rows; eval rows join the local engine's row.
+    """
     rows: Dict[str, Dict[Tuple, Dict[str, Any]]] = {}
     docs = sorted(docs, key=lambda d: d.get("created_at", ""))
     for doc, device in zip(docs, headings(docs)):
         for r in doc["results"]:
             row = rows.setdefault(device, {}).setdefault(_key(r), {"device": device})
             for k in ("name", "model", "backend", "precision", "params", "gflops", "trained", "pruned", "batch",
-                      "input_shape"):
+                      "input_shape", "destination", "in_flight"):
                 if r.get(k) is not None:
                     row[k] = r[k]
-            if doc["kind"] == "bench":
+            if doc["kind"] in ("bench", "remote-bench"):
                 row["latency"] = {s: r["stages"][s]["mean"] for s in STAGES if s in r["stages"]}
                 row["fps"] = r["fps"]
                 row["power"] = power_figures(r.get("power"))

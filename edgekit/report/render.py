@@ -10,8 +10,8 @@ from rich.table import Table
 from edgekit.lazy import lazy_import
 from edgekit.report.join import pareto_front
 
-COLUMNS = ("model", "input", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms",
-           "post ms", "e2e ms", "FPS", "mAP50-95", "recall", "W", "mJ/frame")
+COLUMNS = ("model", "input", "pruned", "precision", "backend", "destination", "in flight", "params (M)", "GFLOPs",
+           "pre ms", "infer ms", "post ms", "e2e ms", "FPS", "mAP50-95", "recall", "W", "mJ/frame")
 
 
 def _fmt(v, spec: str) -> str:
@@ -30,6 +30,7 @@ def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
     shape = row.get("input_shape") or []
     return [name, "%dx%d" % tuple(shape[2:4]) if len(shape) == 4 else "-", "yes" if row.get("pruned") else "no",
             row.get("precision", "?"), row.get("backend", "?"),
+            row.get("destination", "local engine"), str(row.get("in_flight", "-")),
             _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
             _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
             _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f"),
@@ -38,9 +39,10 @@ def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
 
 
 def shared_names(rows: List[Dict[str, Any]]) -> set:
-    """Model names that more than one row of a table carries (told apart by their file)."""
-    names = [r.get("name") for r in rows]
-    return {n for n in names if names.count(n) > 1}
+    """Model names that more than one row of a table carries for the same destination and frames in flight
+    (told apart by their file)."""
+    keys = [(r.get("name"), r.get("destination"), r.get("in_flight")) for r in rows]
+    return {k[0] for k in keys if keys.count(k) > 1}
 
 
 def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
@@ -48,7 +50,8 @@ def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
     for device, rows in report.items():
         table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device)
         for col in COLUMNS:
-            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned") else "right")
+            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned", "destination")
+                             else "right")
         shared = shared_names(rows)
         for row in rows:
             table.add_row(*row_cells(row, row.get("name") in shared))

@@ -1,0 +1,202 @@
+"""Assemble the app (routes, token check, JSON errors) and run it on uvicorn with a SIGTERM drain.
+
+SIGTERM or Ctrl-C: ``/readyz`` turns 503, uvicorn stops accepting connections and lets the requests in flight
+finish (up to ``--drain-timeout``), then the inference thread answers what is queued and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import signal
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+from edgekit.lazy import lazy_import
+from edgekit.log import info
+from edgekit.serve.app import OPEN_ROUTES, ServeConfig, ServerState, detect, error_response
+from edgekit.serve.metrics import Metrics
+from edgekit.serve.worker import InferenceWorker
+
+SERVE_HINT = "edgekit serve needs the serve extra: pip install 'edgekit[serve]'"
+
+
+def require_serve_deps() -> None:
+    """Starlette, uvicorn, python-multipart, prometheus_client and Pillow, or one line saying what to install."""
+    for module in ("starlette", "uvicorn", "multipart", "prometheus_client", "PIL"):
+        try:
+            __import__(module)
+        except ImportError as exc:
+            raise EdgekitError("cannot import %s (%s): %s" % (module, exc, SERVE_HINT)) from None
+
+
+class TokenAuth:
+    """Pure ASGI middleware: every route but the probes needs ``Authorization: Bearer TOKEN``."""
+
+    def __init__(self, app, token: Optional[str], metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+        self.expected = token.encode() if token else None
+
+    async def __call__(self, scope, receive, send):
+        if self.expected is None or scope["type"] != "http" or scope["path"] in OPEN_ROUTES:
+            return await self.app(scope, receive, send)
+        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").strip().partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected):
+            return await self.app(scope, receive, send)
+        self.metrics.rejections.labels("unauthorized").inc()
+        response = error_response(401, "missing or wrong token: send Authorization: Bearer TOKEN "
+                                       "(the server's --token or EDGEKIT_TOKEN)", {"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+def make_app(state: ServerState):
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def healthz(request):
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request):
+        if state.worker.error is not None:
+            return error_response(503, "model failed to load")
+        if state.draining or not state.worker.ready.is_set():
+            return JSONResponse({"status": "draining" if state.draining else "loading"}, status_code=503,
+                                headers={"Retry-After": "1"})
+        return JSONResponse({"status": "ready"})
+
+    async def v1_info(request):
+        body = dict(state.info)
+        body.update(ready=state.worker.ready.is_set(), max_batch=state.worker.max_batch,
+                    max_queue=state.config.max_queue, max_queue_delay_ms=state.config.max_queue_delay_ms,
+                    input_hw=list(state.worker.hw), queue_depth=state.worker.queue_depth)
+        return JSONResponse(body)
+
+    async def metrics(request):
+        return Response(state.metrics.exposition(), media_type=state.metrics.content_type)
+
+    async def http_error(request, exc):
+        if exc.status_code == 404:
+            message = "no route %s %s: POST /v1/detect, GET /healthz /readyz /v1/info /metrics" % (
+                request.method, request.url.path)
+        else:
+            message = "%s %s: %s" % (request.method, request.url.path, exc.detail)
+        state.metrics.requests.labels("other", str(exc.status_code)).inc()
+        return error_response(exc.status_code, message)
+
+    routes = [Route("/v1/detect", detect, methods=["POST"]), Route("/healthz", healthz), Route("/readyz", readyz),
+              Route("/v1/info", v1_info), Route("/metrics", metrics)]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
+                    middleware=[Middleware(TokenAuth, token=state.config.token, metrics=state.metrics)])
+    app.state.edgekit = state
+    return app
+
+
+def model_summary(model: str) -> dict:
+    """Model facts for /v1/info and every response, from the manifest (no runner needed yet)."""
+    from pathlib import Path
+
+    from edgekit.manifest import read_manifest, sha256_file
+
+    path = Path(model)
+    manifest = read_manifest(path) or {}
+    return {"name": path.stem, "file": path.name, "sha256": manifest.get("sha256") or sha256_file(path),
+            "precision": manifest.get("precision", "fp32"), "trained": manifest.get("trained"),
+            "params": manifest.get("params"), "gflops": manifest.get("gflops"), "pruned": manifest.get("pruned")}
+
+
+def serve(config: ServeConfig) -> None:
+    """Run until SIGTERM/Ctrl-C (exit 0 after the drain); a model that fails to load is an EdgekitError."""
+    require_serve_deps()
+    uvicorn = lazy_import("uvicorn")
+    from pathlib import Path
+
+    if not Path(config.model).is_file():
+        raise EdgekitError("model %s not found: give the engine or ONNX to serve" % config.model)
+    _check_port(config.host, config.port)
+    from edgekit.sysinfo import system_info
+
+    metrics = Metrics()
+    holder = {}
+
+    def failed(exc):
+        server = holder.get("server")
+        if server is not None:
+            server.should_exit = True
+
+    def ready():
+        import numpy as np
+
+        from edgekit.serve.images import decode_image, encode_jpeg
+
+        decode_image(encode_jpeg(np.zeros((64, 64, 3), np.uint8)), 4096)  # first decode loads Pillow's and cv2's codecs
+        runner = worker.runner
+        state.info["names"] = dict(runner.info.names) if runner.info else {}
+        state.info["model"].update(backend=runner.backend, device=runner.device, clock=runner.clock,
+                                   input_shape=[runner.static_batch or worker.max_batch, 3] + list(worker.hw))
+
+    worker = InferenceWorker(config.model, config.backend, config.threads, config.max_batch, config.max_queue,
+                             config.max_queue_delay_ms / 1e3, config.warmup, metrics, on_ready=ready,
+                             on_error=failed, cuda_graph=config.cuda_graph)
+    pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="edgekit-decode")
+    state = ServerState(config, worker, metrics, pool)
+    state.info = {"model": model_summary(config.model), "edgekit": __version__, "system": system_info(),
+                  "http": _available("httptools", "h11"), "loop": _available("uvloop", "asyncio")}
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            if not state.draining:
+                info("draining: answering requests in flight, then exiting (signal %d)" % sig)
+            state.draining = True
+            super().handle_exit(sig, frame)
+
+    uv_config = uvicorn.Config(make_app(state), host=config.host, port=config.port, log_level="warning",
+                               access_log=config.access_log, timeout_graceful_shutdown=config.drain_timeout,
+                               lifespan="off", server_header=False)
+    server = Server(uv_config)
+    holder["server"] = server
+    # uvicorn re-raises the signal it caught once it has shut down; a no-op handler makes that a clean exit 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *args: None)
+    worker.start()
+    info("edgekit serve %s on http://%s:%d (token %s); /readyz turns 200 once the model is warm"
+         % (Path(config.model).name, config.host, config.port, "required" if config.token else "off"))
+    try:
+        server.run()
+    finally:
+        worker.stop(config.drain_timeout)
+        pool.shutdown(wait=True)
+    if worker.error is not None:
+        if isinstance(worker.error, EdgekitError):
+            raise worker.error
+        raise EdgekitError("model %s failed to load: %s: %s" % (config.model, type(worker.error).__name__,
+                                                                str(worker.error).strip()[:200]))
+    info("stopped after answering every request in flight")
+
+
+def _check_port(host: str, port: int) -> None:
+    """A taken port is one line before the model loads, not uvicorn's log."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise EdgekitError("cannot listen on %s:%d: %s (another server there? pick --port)"
+                               % (host, port, exc.strerror or exc)) from None
+
+
+def _available(fast: str, fallback: str) -> str:
+    """What uvicorn's "auto" picks: the C implementation when installed (the serve extra has it)."""
+    import importlib.util
+
+    return fast if importlib.util.find_spec(fast) is not None else fallback
+
+
+def token_from_env(token: Optional[str]) -> Optional[str]:
+    return token or os.environ.get("EDGEKIT_TOKEN") or None
