@@ -12,6 +12,8 @@ import pytest
 from helpers import invoke
 from serve_helpers import ROOT, Server
 
+from edgekit.report.render import COLUMNS
+
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
@@ -57,7 +59,9 @@ def test_closed_and_open_loop_results_and_report_destinations(server, yolov8n_on
     md = (tmp_path / "report.md").read_text()
     assert "| destination | in flight |" in md
     rows = [line for line in md.splitlines() if line.startswith("| yolov8n")]
-    destinations = sorted(line.split(" | ")[4] + "@" + line.split(" | ")[5] for line in rows)
+    col = {name: i for i, name in enumerate(COLUMNS)}
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in rows]
+    destinations = sorted(c[col["destination"]] + "@" + c[col["in flight"]] for c in cells)
     assert destinations == ["local engine@-", "served over loopback@1", "served over loopback@25/s",
                             "served over loopback@4"], md
 
