@@ -19,7 +19,6 @@ tests/test_tensorrt_gpu.py and jetson/gpu-check.sh read it without importing tor
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -28,14 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def copy_images(src: Path, dst: Path, count: int) -> int:
@@ -58,7 +49,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     from edgekit.host.export import export
     from edgekit.host.quantize import quantize
-    from edgekit.manifest import package_versions
+    from edgekit.manifest import package_versions, sha256_file
     from tests.conftest import build_synthetic_model
 
     t0 = time.perf_counter()
@@ -76,7 +67,7 @@ def main() -> int:
     full = None
     if args.full:
         full = Path(export(weights="yolov8m.yaml", imgsz=640, out=str(tmp), name="yolov8m-640.onnx"))
-    files = {str(p.relative_to(tmp)): sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+    files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     doc = {
         "kind": "edgekit-gpu-assets", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": onnx.name, "qdq": qdq.name, "full": full.name if full else None, "imgsz": 160,

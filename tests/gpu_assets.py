@@ -1,12 +1,13 @@
 """The GPU check's host-built assets (jetson/gpu-assets.py): where they are, what is missing (one line each), and
 the exact engine builds the check and the GPU tests share. Plain Python 3.8 with no torch: it runs on the device."""
 
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+from edgekit.manifest import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS_ENV, WORK_ENV, RESULTS_ENV = "EDGEKIT_GPU_ASSETS", "EDGEKIT_GPU_WORK", "EDGEKIT_GPU_RESULTS"
@@ -63,18 +64,10 @@ def load_assets(root: Optional[Path] = None, verify: bool = True) -> Tuple[Optio
         path = root / rel
         if not path.is_file():
             missing.append(rel)
-        elif verify and _sha256(path) != digest:
+        elif verify and sha256_file(path) != digest:
             changed.append(rel)
     lines = []
     for what, names in (("missing", missing), ("changed since made", changed)):
         if names:
             lines.append("%d GPU asset file(s) %s in %s (first: %s): %s" % (len(names), what, root, names[0], HINT))
     return assets, lines
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

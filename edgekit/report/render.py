@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 from rich.table import Table
 
 from edgekit.lazy import lazy_import
+from edgekit.manifest import atomic_path
 from edgekit.report.join import pareto_front
 
 COLUMNS = ("model", "input", "pruned", "precision", "backend", "destination", "in flight", "params (M)", "GFLOPs",
@@ -90,13 +91,19 @@ def plot(report: Dict[str, List[Dict[str, Any]]], path) -> Path:
     if energy:
         _scatter(axes[0][1], report, _energy, "energy per frame (mJ, lower is better)",
                  "edgekit: accuracy vs energy per frame")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    fig.savefig(str(tmp), bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """A matplotlib figure as a PNG, written atomically (a temporary file renamed into place); closes it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(str(tmp), format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path)
 
 
 def _scatter(ax, report: Dict[str, List[Dict[str, Any]]], x_of, xlabel: str, title: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 from rich.table import Table
 
 from edgekit.lazy import lazy_import
+from edgekit.report.render import save_figure
 
 COLUMNS = ("in flight", "requests", "ok", "errors", "status codes", "FPS", "p50 ms", "p90 ms", "p99 ms",
            "wait ms", "server ms", "overhead ms", "queue ms", "infer ms")
@@ -93,13 +94,7 @@ def plot(document: Dict[str, Any], path) -> Path:
     ax2.set_ylim(bottom=0)
     ax.set_title("%s %s (%s)" % (document["model"]["name"], document["destination"], document["url"]), fontsize=9)
     ax.grid(True, alpha=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".tmp.png")
-    fig.savefig(str(tmp), bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def failure_line(document: Dict[str, Any]) -> str:
