@@ -32,6 +32,7 @@ def summary_lines(s: Dict[str, Any]) -> str:
         % (s["fps"], engine, ratio, "pipelined" if s["pipelined"] else "sequential", s["frames"], s["duration_s"],
            s["captured"], s["dropped"], s["bad_frames"], s["reconnects"], s["stalls"], s["jitter_ms"],
            s["rss_mb"]["start"], s["rss_mb"]["end"], s["stopped_by"])
+        + ("\n" + s["bottleneck"]["line"] if s.get("bottleneck") else "")
     )
 
 

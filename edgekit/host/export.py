@@ -3,7 +3,8 @@
 The pipeline is a few small steps, each testable alone:
 ``resolve_weights`` -> ``load_model`` -> ``export_raw_onnx`` (ultralytics' exporter, so the graph keeps its
 conventions: input ``images``, output ``output0``, metadata props) -> ``simplify_and_check`` (onnxsim,
-onnx.checker, strict shape inference) -> atomic write of ``NAME.onnx`` and ``NAME.onnx.json``.
+onnx.checker, strict shape inference) -> optional graph surgery (``edgekit.host.graph``: uint8 input with
+preprocessing in the graph, EfficientNMS_TRT) -> atomic write of ``NAME.onnx`` and ``NAME.onnx.json``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
@@ -134,7 +135,79 @@ def simplify_and_check(path: Path):
     return simplified
 
 
-def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool) -> str:
+@dataclass
+class GraphOptions:
+    """Surgery after the export: uint8 input with preprocessing in the graph, letterbox of a fixed frame size,
+    EfficientNMS_TRT (TensorRT only)."""
+
+    preprocess: bool = False
+    letterbox: Optional[Tuple[int, int]] = None  # (h, w) of the camera frames; implies preprocess
+    nms: bool = False
+    conf: float = 0.25  # ultralytics predict's defaults
+    iou: float = 0.7
+    max_det: int = 300
+
+    @property
+    def in_graph_preprocess(self) -> bool:
+        return self.preprocess or self.letterbox is not None
+
+    def suffix(self) -> str:
+        parts = []
+        if self.letterbox:
+            parts.append("lb%dx%d" % (self.letterbox[1], self.letterbox[0]))
+        elif self.preprocess:
+            parts.append("u8")
+        if self.nms:
+            parts.append("nms")
+        return "".join("-" + p for p in parts)
+
+
+def parse_frame_size(text: str) -> Tuple[int, int]:
+    """``1280x720`` (width x height, as cameras are spelled) -> (h, w)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise EdgekitError("--graph-letterbox %s: give the camera frame size as WIDTHxHEIGHT, e.g. 1280x720"
+                           % text) from None
+    if w < 1 or h < 1 or w > 16384 or h > 16384:
+        raise EdgekitError("--graph-letterbox %s: width and height must be 1..16384" % text)
+    return h, w
+
+
+def apply_graph_options(proto, options: GraphOptions):
+    """Graph surgery, then onnx.checker (full where no plugin is involved) and strict shape inference."""
+    from edgekit.host import graph
+
+    onnx = lazy_import("onnx")
+    if options.in_graph_preprocess:
+        proto = graph.add_preprocessing(proto, options.letterbox)
+    if options.nms:
+        proto = graph.add_efficient_nms(proto, options.conf, options.iou, options.max_det)
+    onnx.checker.check_model(proto, full_check=not options.nms)  # the plugin has no ONNX schema
+    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    return proto
+
+
+def graph_manifest(options: GraphOptions, imgsz: int) -> Dict[str, Any]:
+    """What the surgery did, for the manifest (runners detect it from the model's input and outputs)."""
+    from edgekit.host import graph
+
+    pre: Dict[str, Any] = {"in_graph": options.in_graph_preprocess}
+    if options.in_graph_preprocess:
+        pre.update(input="uint8 NHWC BGR", steps=["transpose NHWC->NCHW", "cast float32", "BGR->RGB", "/255"])
+        if options.letterbox:
+            pre["letterbox"] = dict(frame=list(options.letterbox),
+                                    **graph.letterbox_geometry(options.letterbox, (imgsz, imgsz)))
+            pre["steps"][3:3] = ["resize linear half_pixel", "pad %d" % graph.PAD_VALUE]
+    nms: Dict[str, Any] = {"in_graph": options.nms}
+    if options.nms:
+        nms.update(plugin="EfficientNMS_TRT", conf=options.conf, iou=options.iou, max_det=options.max_det,
+                   class_agnostic=False, outputs=list(graph.NMS_OUTPUTS), box_format="xyxy",
+                   attributes=graph.nms_attributes(options.conf, options.iou, options.max_det))
+    return {"preprocess": pre, "nms": nms}
+
+
+def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool, graph: Optional[GraphOptions] = None) -> str:
     """``yolov8m.onnx`` for the defaults (640, batch 1, static), otherwise the differences are in the name."""
     parts = [stem]
     if imgsz != 640:
@@ -143,7 +216,7 @@ def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool) -> str:
         parts.append("dynamic")
     elif batch != 1:
         parts.append("b%d" % batch)
-    return "-".join(parts) + ".onnx"
+    return "-".join(parts) + (graph.suffix() if graph else "") + ".onnx"
 
 
 def export(
@@ -156,6 +229,7 @@ def export(
     name: Optional[str] = None,
     download: bool = False,
     extra: Optional[Dict[str, Any]] = None,
+    graph: Optional[GraphOptions] = None,
 ) -> Path:
     """Export YOLOv8 ``weights`` to ``out/NAME.onnx`` with a manifest; returns the ONNX path."""
     if imgsz <= 0 or imgsz % 32:
@@ -164,9 +238,14 @@ def export(
         raise EdgekitError("--batch %d: must be at least 1" % batch)
     if not 11 <= opset <= MAX_OPSET:
         raise EdgekitError("--opset %d: use 11..%d (TensorRT 8.5 on JetPack 5 parses up to 17)" % (opset, MAX_OPSET))
+    graph = graph or GraphOptions()
+    if dynamic and (graph.letterbox or graph.nms):
+        raise EdgekitError("--graph-letterbox and --trt-nms need static shapes: drop --dynamic")
+    if graph.in_graph_preprocess or graph.nms:
+        lazy_import("onnx_graphsurgeon")  # before the slow part
     spec = resolve_weights(weights, download)
     out_dir = Path(out)
-    target = out_dir / (name or onnx_name(spec.stem, imgsz, batch, dynamic))
+    target = out_dir / (name or onnx_name(spec.stem, imgsz, batch, dynamic, graph))
 
     with phase("loading %s" % weights):
         model = load_model(spec)
@@ -182,10 +261,16 @@ def export(
             raw = export_raw_onnx(model, Path(work), spec.stem, imgsz, batch, dynamic, opset)
         with phase("simplifying with onnxsim and checking"):
             proto = simplify_and_check(raw)
+        if graph.in_graph_preprocess or graph.nms:
+            with phase("moving %s into the graph" % " and ".join(
+                    ([("letterbox + " if graph.letterbox else "") + "preprocessing"] if graph.in_graph_preprocess
+                     else []) + (["EfficientNMS_TRT"] if graph.nms else []))):
+                proto = apply_graph_options(proto, graph)
         onnx = lazy_import("onnx")
         with atomic_path(target) as tmp:
             onnx.save(proto, str(tmp))
             manifest = build_manifest(spec, trained, stats, proto, tmp, target, imgsz, batch, dynamic, opset)
+            manifest.update(graph_manifest(graph, imgsz))
             manifest.update(extra or {})  # e.g. {"pruned": true} from prune/tradeoff
             write_json_atomic(str(target) + ".json", manifest)
     info("wrote %s (%.1f MB) and %s.json" % (target, target.stat().st_size / 1e6, target.name))

@@ -13,9 +13,12 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
+from edgekit.manifest import read_manifest
 from edgekit.runtime.base import Runner
 from edgekit.runtime.modelinfo import model_info
 
+TRT_NMS_HINT = ("%s has TensorRT's EfficientNMS_TRT plugin, which ONNX Runtime cannot run: build an engine "
+                "(edgekit build) or use the model exported without --trt-nms here")
 # execution providers edgekit picks from, best first; others (Azure, TensorRT EP) only when asked for
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -34,9 +37,14 @@ class OnnxRuntimeRunner(Runner):
         if threads:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3  # errors only: ours are reported as one line
+        manifest_nms = (read_manifest(self.path) or {}).get("nms") or {}
+        if manifest_nms.get("in_graph"):
+            raise EdgekitError(TRT_NMS_HINT % self.path.name)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # ORT raises its own types for corrupt/invalid graphs
+            if "EfficientNMS_TRT" in str(exc):
+                raise EdgekitError(TRT_NMS_HINT % self.path.name) from exc
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EdgekitError(
                 "cannot load %s with ONNX Runtime: %s: re-export it with edgekit export" % (self.path, first[:300])

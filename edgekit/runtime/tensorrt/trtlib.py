@@ -90,6 +90,7 @@ def runtime(logger: CapturingLogger) -> trt.Runtime:
 
 def _start(factory: Any, logger: CapturingLogger) -> Any:
     try:
+        trt.init_libnvinfer_plugins(logger, "")  # EfficientNMS_TRT (edgekit export --trt-nms) and the other plugins
         return factory(logger)
     except TypeError as exc:  # pybind: "factory function returned nullptr" when CUDA cannot initialise
         raise EdgekitError("TensorRT could not start on a GPU (%s): this machine needs an NVIDIA GPU and driver; "

@@ -1,0 +1,130 @@
+"""ONNX surgery with onnx-graphsurgeon: preprocessing and TensorRT's EfficientNMS_TRT moved into the graph.
+
+``add_preprocessing``: the input becomes the camera's pixels, ``uint8 [B, H, W, 3]`` BGR as OpenCV delivers
+them; the graph does HWC->CHW, BGR->RGB and the scaling to [0, 1] (and, with ``frame_hw``, the letterbox of a
+fixed-size frame: linear resize with half-pixel centres, as ``cv2.resize(INTER_LINEAR)``, and gray 114 borders
+split as ultralytics' ``LetterBox`` splits them). On TensorRT that work runs on the GPU and the host->device
+copy is a quarter of the float32 tensor.
+
+``add_efficient_nms``: YOLOv8's ``[B, 4+nc, N]`` output goes through ``EfficientNMS_TRT`` (boxes converted
+from centre-size to corners in the graph, so ``box_coding`` is 0 and the boxes out are corners, as mmyolo's
+and TensorRT-YOLO's exporters do), and the graph returns ``num_dets [B,1] int32``, ``det_boxes [B,K,4]``,
+``det_scores [B,K]``, ``det_classes [B,K] int32``. Only TensorRT runs it; the rest of the graph is untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from edgekit.lazy import lazy_import
+from edgekit.vision.preprocess import PAD_VALUE  # ultralytics' LetterBox gray
+
+NMS_OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes")
+NMS_DOMAIN = "TRT"  # a custom domain: onnx.checker skips its schema, TensorRT's parser finds the plugin by op name
+# centre-size -> corners as one MatMul: [xc, yc, w, h] @ M = [x1, y1, x2, y2]
+XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]], np.float32)
+
+
+def letterbox_geometry(frame_hw: Tuple[int, int], model_hw: Tuple[int, int]) -> Dict[str, Any]:
+    """The resize and padding edgekit.vision.preprocess.letterbox applies to a frame of ``frame_hw``."""
+    from edgekit.vision.preprocess import letterbox_plan
+
+    plan = letterbox_plan(tuple(frame_hw), tuple(model_hw))
+    top, bottom, left, right = plan.borders
+    return {"resized": list(plan.resized), "pad": [top, left, bottom, right]}
+
+
+def add_preprocessing(proto, frame_hw: Optional[Tuple[int, int]] = None):
+    """The graph takes uint8 NHWC BGR pixels (of ``frame_hw`` when given: letterbox in the graph)."""
+    gs = lazy_import("onnx_graphsurgeon")
+    graph = gs.import_onnx(proto)
+    (old,) = graph.inputs
+    batch, channels, h, w = old.shape
+    if channels != 3:
+        raise ValueError("expected a [B, 3, H, W] image input, got %s" % (old.shape,))
+    name = old.name
+    old.name = name + "_rgb"  # the float tensor the original graph reads, now computed in the graph
+    fh, fw = frame_hw if frame_hw else (h, w)
+    pixels = gs.Variable(name, dtype=np.uint8, shape=[batch, fh, fw, 3])
+
+    def op(kind, inputs, attrs=None, dtype=np.float32, out=None):
+        out = out or gs.Variable("%s_%s" % (name, kind.lower()), dtype=dtype)
+        graph.nodes.append(gs.Node(kind, name="preprocess/" + kind, attrs=attrs or {}, inputs=inputs,
+                                   outputs=[out]))
+        return out
+
+    x = op("Transpose", [pixels], {"perm": [0, 3, 1, 2]}, dtype=np.uint8)  # HWC -> CHW on bytes
+    x = op("Cast", [x], {"to": int(lazy_import("onnx").TensorProto.FLOAT)})
+    x = op("Gather", [x, gs.Constant("bgr_to_rgb", np.array([2, 1, 0], np.int64))], {"axis": 1})
+    if frame_hw:
+        geo = letterbox_geometry(frame_hw, (h, w))
+        sizes = gs.Constant("letterbox_size", np.array([batch, 3] + geo["resized"], np.int64))
+        x = op("Resize", [x, gs.Variable.empty(), gs.Variable.empty(), sizes],
+               {"mode": "linear", "coordinate_transformation_mode": "half_pixel"})
+        top, left, bottom, right = geo["pad"]
+        if top or left or bottom or right:
+            pads = gs.Constant("letterbox_pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+            x = op("Pad", [x, pads, gs.Constant("letterbox_value", np.array(PAD_VALUE, np.float32))],
+                   {"mode": "constant"})
+    op("Mul", [x, gs.Constant("scale_1_255", np.array(1.0 / 255.0, np.float32))], out=old)
+    graph.inputs = [pixels]
+    graph.cleanup().toposort()
+    return _export(gs, graph, proto)
+
+
+def add_efficient_nms(proto, conf: float, iou: float, max_det: int):
+    """Append EfficientNMS_TRT to YOLOv8's ``[B, 4+nc, N]`` output (class-aware, scores as they are)."""
+    gs = lazy_import("onnx_graphsurgeon")
+    graph = gs.import_onnx(proto)
+    (raw,) = graph.outputs
+    batch, channels, anchors = raw.shape
+    nc = channels - 4
+    if not isinstance(nc, int) or nc < 1:
+        raise ValueError("expected YOLOv8's [B, 4+nc, N] output, got %s" % (raw.shape,))
+
+    def node(kind, inputs, outputs, attrs=None, domain=None):
+        n = gs.Node(kind, name="nms/" + kind, attrs=attrs or {}, inputs=inputs, outputs=outputs)
+        if domain:
+            n.domain = domain
+        graph.nodes.append(n)
+        return outputs
+
+    (anchors_last,) = node("Transpose", [raw], [gs.Variable("nms_in", np.float32, [batch, anchors, channels])],
+                           {"perm": [0, 2, 1]})
+    xywh = gs.Variable("nms_xywh", np.float32, [batch, anchors, 4])
+    scores = gs.Variable("nms_scores", np.float32, [batch, anchors, nc])
+    node("Split", [anchors_last, gs.Constant("nms_split", np.array([4, nc], np.int64))], [xywh, scores],
+         {"axis": 2})
+    (xyxy,) = node("MatMul", [xywh, gs.Constant("xywh_to_xyxy", XYWH_TO_XYXY)],
+                   [gs.Variable("nms_boxes", np.float32, [batch, anchors, 4])])
+    outputs = [gs.Variable(NMS_OUTPUTS[0], np.int32, [batch, 1]),
+               gs.Variable(NMS_OUTPUTS[1], np.float32, [batch, max_det, 4]),
+               gs.Variable(NMS_OUTPUTS[2], np.float32, [batch, max_det]),
+               gs.Variable(NMS_OUTPUTS[3], np.int32, [batch, max_det])]
+    node("EfficientNMS_TRT", [xyxy, scores], outputs, nms_attributes(conf, iou, max_det), domain=NMS_DOMAIN)
+    graph.outputs = outputs
+    graph.cleanup().toposort()
+    model = _export(gs, graph, proto)
+    if not any(o.domain == NMS_DOMAIN for o in model.opset_import):
+        model.opset_import.add(domain=NMS_DOMAIN, version=1)
+    return model
+
+
+def nms_attributes(conf: float, iou: float, max_det: int) -> Dict[str, Any]:
+    """EfficientNMS_TRT's attributes, as TensorRT's plugin README names them."""
+    return {"plugin_version": "1", "background_class": -1, "max_output_boxes": int(max_det),
+            "score_threshold": float(conf), "iou_threshold": float(iou), "score_activation": 0, "box_coding": 0}
+
+
+def _export(gs, graph, original):
+    """Back to a ModelProto that keeps the original's metadata props, producer and opsets."""
+    model = gs.export_onnx(graph, do_type_check=True)
+    model.ir_version = original.ir_version
+    del model.opset_import[:]
+    model.opset_import.extend(original.opset_import)
+    model.producer_name, model.producer_version = original.producer_name, original.producer_version
+    del model.metadata_props[:]
+    model.metadata_props.extend(original.metadata_props)
+    return model
