@@ -66,19 +66,39 @@ def test_nms_leaves_the_rest_of_the_graph_untouched(float_proto):
     assert {p.key: p.value for p in proto.metadata_props} == {p.key: p.value for p in float_proto.metadata_props}
 
 
-def test_preprocessing_input_and_untouched_network(float_proto):
+def test_preprocessing_input_and_the_folded_first_conv(float_proto):
     proto = add_preprocessing(float_proto, frame_hw=(240, 320))
     onnx.checker.check_model(proto, full_check=True)
     (inp,) = proto.graph.input
     assert inp.name == "images" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_value for d in inp.type.tensor_type.shape.dim] == [1, 240, 320, 3]
     ops = [n.op_type for n in proto.graph.node if n.name.startswith("preprocess/")]
-    # 240x320 -> 120x160 then 20 px borders top and bottom
-    assert ops == ["Transpose", "Cast", "Gather", "Resize", "Pad", "Mul"]
+    assert ops == ["Transpose", "Cast", "Resize", "Pad"]  # 240x320 -> 120x160, then 20 px borders top and bottom
     before, after = by_name(float_proto), by_name(proto)
-    first = [n for n in before.values() if "images" in n.input]
-    assert first and all(after[n.name].input[0] == "images_rgb" for n in first)
-    assert all(after[k].SerializeToString() == v.SerializeToString() for k, v in before.items() if v not in first)
+    (first,) = [n for n in before.values() if "images" in n.input]
+    assert first.op_type == "Conv" and after[first.name].input[0] == "images_pad"
+    # BGR->RGB and /255 live in the first Conv's weights; every other node is as it was
+    init = {i.name: onnx.numpy_helper.to_array(i) for i in list(float_proto.graph.initializer)}
+    new_init = {i.name: onnx.numpy_helper.to_array(i) for i in list(proto.graph.initializer)}
+    np.testing.assert_allclose(new_init[after[first.name].input[1]], init[first.input[1]][:, ::-1] / 255.0, rtol=1e-6)
+    assert all(after[k].SerializeToString() == v.SerializeToString() for k, v in before.items() if k != first.name)
+
+
+def test_preprocessing_without_a_foldable_conv_uses_explicit_nodes(tmp_path):
+    import onnxruntime as ort
+
+    from edgekit.vision import preprocess
+
+    h = onnx.helper
+    graph = h.make_graph([h.make_node("Relu", ["images"], ["out"])], "g",
+                         [h.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
+                         [h.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 3, 32, 32])])
+    proto = add_preprocessing(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]))
+    assert [n.op_type for n in proto.graph.node][:4] == ["Transpose", "Cast", "Gather", "Mul"]
+    frame = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"images": frame[None]})
+    np.testing.assert_allclose(got, preprocess([frame], (32, 32))[0], atol=1e-6)
 
 
 def test_onnxruntime_refuses_trt_nms_in_one_line(float_proto, tmp_path):

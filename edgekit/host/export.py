@@ -146,6 +146,7 @@ class GraphOptions:
     conf: float = 0.25  # ultralytics predict's defaults
     iou: float = 0.7
     max_det: int = 300
+    folded: Optional[bool] = None  # set by apply_graph_options: BGR->RGB and /255 folded into the first Conv
 
     @property
     def in_graph_preprocess(self) -> bool:
@@ -180,6 +181,7 @@ def apply_graph_options(proto, options: GraphOptions):
 
     onnx = lazy_import("onnx")
     if options.in_graph_preprocess:
+        options.folded = graph.folds_into_first_conv(proto)
         proto = graph.add_preprocessing(proto, options.letterbox)
     if options.nms:
         proto = graph.add_efficient_nms(proto, options.conf, options.iou, options.max_det)
@@ -194,11 +196,14 @@ def graph_manifest(options: GraphOptions, imgsz: int) -> Dict[str, Any]:
 
     pre: Dict[str, Any] = {"in_graph": options.in_graph_preprocess}
     if options.in_graph_preprocess:
-        pre.update(input="uint8 NHWC BGR", steps=["transpose NHWC->NCHW", "cast float32", "BGR->RGB", "/255"])
+        steps = ["transpose NHWC->NCHW", "cast float32"] + ([] if options.folded else ["BGR->RGB"])
+        if options.letterbox:
+            steps += ["resize linear half_pixel", "pad %d" % graph.PAD_VALUE]
+        steps += ["BGR->RGB and /255 folded into the first Conv's weights"] if options.folded else ["/255"]
+        pre.update(input="uint8 NHWC BGR", steps=steps, folded_into_first_conv=bool(options.folded))
         if options.letterbox:
             pre["letterbox"] = dict(frame=list(options.letterbox),
                                     **graph.letterbox_geometry(options.letterbox, (imgsz, imgsz)))
-            pre["steps"][3:3] = ["resize linear half_pixel", "pad %d" % graph.PAD_VALUE]
     nms: Dict[str, Any] = {"in_graph": options.nms}
     if options.nms:
         nms.update(plugin="EfficientNMS_TRT", conf=options.conf, iou=options.iou, max_det=options.max_det,

@@ -1,10 +1,13 @@
 """ONNX surgery with onnx-graphsurgeon: preprocessing and TensorRT's EfficientNMS_TRT moved into the graph.
 
 ``add_preprocessing``: the input becomes the camera's pixels, ``uint8 [B, H, W, 3]`` BGR as OpenCV delivers
-them; the graph does HWC->CHW, BGR->RGB and the scaling to [0, 1] (and, with ``frame_hw``, the letterbox of a
-fixed-size frame: linear resize with half-pixel centres, as ``cv2.resize(INTER_LINEAR)``, and gray 114 borders
-split as ultralytics' ``LetterBox`` splits them). On TensorRT that work runs on the GPU and the host->device
-copy is a quarter of the float32 tensor.
+them; the graph does HWC->CHW (on bytes, then a Cast), BGR->RGB and the scaling to [0, 1] (and, with
+``frame_hw``, the letterbox of a fixed-size frame: linear resize with half-pixel centres, as
+``cv2.resize(INTER_LINEAR)``, and gray 114 borders split as ultralytics' ``LetterBox`` splits them). The channel
+swap and the 1/255 are folded into the first Conv's weights when the image feeds one Conv (YOLOv8 does): the
+convolution is linear and its zero padding is zero in both scales, so this is exact up to float rounding and
+costs nothing at run time (as explicit Gather + Mul nodes they cost ONNX Runtime on a CPU more than the whole
+host blob). On TensorRT that work runs on the GPU and the host->device copy is a quarter of the float32 tensor.
 
 ``add_efficient_nms``: YOLOv8's ``[B, 4+nc, N]`` output goes through ``EfficientNMS_TRT`` (boxes converted
 from centre-size to corners in the graph, so ``box_coding`` is 0 and the boxes out are corners, as mmyolo's
@@ -55,9 +58,11 @@ def add_preprocessing(proto, frame_hw: Optional[Tuple[int, int]] = None):
                                    outputs=[out]))
         return out
 
+    conv = _foldable_conv(gs, old)
     x = op("Transpose", [pixels], {"perm": [0, 3, 1, 2]}, dtype=np.uint8)  # HWC -> CHW on bytes
     x = op("Cast", [x], {"to": int(lazy_import("onnx").TensorProto.FLOAT)})
-    x = op("Gather", [x, gs.Constant("bgr_to_rgb", np.array([2, 1, 0], np.int64))], {"axis": 1})
+    if conv is None:
+        x = op("Gather", [x, gs.Constant("bgr_to_rgb", np.array([2, 1, 0], np.int64))], {"axis": 1})
     if frame_hw:
         geo = letterbox_geometry(frame_hw, (h, w))
         sizes = gs.Constant("letterbox_size", np.array([batch, 3] + geo["resized"], np.int64))
@@ -68,10 +73,37 @@ def add_preprocessing(proto, frame_hw: Optional[Tuple[int, int]] = None):
             pads = gs.Constant("letterbox_pads", np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
             x = op("Pad", [x, pads, gs.Constant("letterbox_value", np.array(PAD_VALUE, np.float32))],
                    {"mode": "constant"})
-    op("Mul", [x, gs.Constant("scale_1_255", np.array(1.0 / 255.0, np.float32))], out=old)
+    if conv is not None:  # BGR->RGB and /255 folded into the first Conv: exact (linear; zero padding stays 0)
+        weights = conv.inputs[1].values
+        conv.inputs[1] = gs.Constant(conv.inputs[1].name + "_bgr_pixels",
+                                     np.ascontiguousarray(weights[:, ::-1] / 255.0).astype(weights.dtype))
+        conv.inputs[0] = x
+    else:
+        op("Mul", [x, gs.Constant("scale_1_255", np.array(1.0 / 255.0, np.float32))], out=old)
     graph.inputs = [pixels]
     graph.cleanup().toposort()
     return _export(gs, graph, proto)
+
+
+def folds_into_first_conv(proto) -> bool:
+    """Whether add_preprocessing folds the channel swap and /255 into the first Conv (YOLOv8: yes)."""
+    gs = lazy_import("onnx_graphsurgeon")
+    graph = gs.import_onnx(proto)
+    return _foldable_conv(gs, graph.inputs[0]) is not None
+
+
+def _foldable_conv(gs, image):
+    """The one Conv reading ``image`` with constant, unshared 3-channel weights, or None."""
+    consumers = list(image.outputs)
+    if len(consumers) != 1 or consumers[0].op != "Conv" or consumers[0].inputs[0] is not image:
+        return None
+    conv = consumers[0]
+    weights = conv.inputs[1] if len(conv.inputs) > 1 else None
+    if not isinstance(weights, gs.Constant) or weights.values.ndim != 4 or weights.values.shape[1] != 3:
+        return None
+    if int(conv.attrs.get("group", 1)) != 1 or len(weights.outputs) != 1:
+        return None
+    return conv
 
 
 def add_efficient_nms(proto, conf: float, iou: float, max_det: int):

@@ -119,8 +119,10 @@ class Pipeline:
             dst = buf[i, top:top + nh, left:left + nw]
             if (nh, nw) == frame.shape[:2]:
                 dst[...] = frame
-            else:
-                dst[...] = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            else:  # straight into the buffer (OpenCV writes into a strided view of the right size and type)
+                out = cv2.resize(frame, (nw, nh), dst=dst, interpolation=cv2.INTER_LINEAR)
+                if out is not dst:
+                    dst[...] = out
             boxes.append(plan.letterbox)
         return buf, boxes
 
