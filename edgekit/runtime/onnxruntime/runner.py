@@ -6,6 +6,7 @@ Timings are host-clock (``clock = "host"``): ``inference`` covers copies and com
 
 from __future__ import annotations
 
+import os
 import time
 from typing import List, Optional, Sequence
 
@@ -36,6 +37,12 @@ class OnnxRuntimeRunner(Runner):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = int(threads)
+        if os.environ.get("EDGEKIT_ORT_SPINNING", "0") != "1":
+            # Idle pool threads sleep instead of spinning: on a few busy cores (a Jetson running a camera loop,
+            # a shared CI box) spinning threads take the cores that capture, preprocessing, NMS and the other
+            # runs need. EDGEKIT_ORT_SPINNING=1 restores ONNX Runtime's default.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: ours are reported as one line
         manifest_nms = (read_manifest(self.path) or {}).get("nms") or {}
         if manifest_nms.get("in_graph"):
