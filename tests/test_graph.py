@@ -73,7 +73,7 @@ def test_preprocessing_input_and_the_folded_first_conv(float_proto):
     assert inp.name == "images" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert [d.dim_value for d in inp.type.tensor_type.shape.dim] == [1, 240, 320, 3]
     ops = [n.op_type for n in proto.graph.node if n.name.startswith("preprocess/")]
-    assert ops == ["Transpose", "Cast", "Resize", "Pad"]  # 240x320 -> 120x160, then 20 px borders top and bottom
+    assert ops == ["Cast", "Transpose", "Resize", "Pad"]  # 240x320 -> 120x160, then 20 px borders top and bottom
     before, after = by_name(float_proto), by_name(proto)
     (first,) = [n for n in before.values() if "images" in n.input]
     assert first.op_type == "Conv" and after[first.name].input[0] == "images_pad"
@@ -94,7 +94,7 @@ def test_preprocessing_without_a_foldable_conv_uses_explicit_nodes(tmp_path):
                          [h.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [1, 3, 32, 32])],
                          [h.make_tensor_value_info("out", onnx.TensorProto.FLOAT, [1, 3, 32, 32])])
     proto = add_preprocessing(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]))
-    assert [n.op_type for n in proto.graph.node][:4] == ["Transpose", "Cast", "Gather", "Mul"]
+    assert [n.op_type for n in proto.graph.node][:4] == ["Cast", "Transpose", "Gather", "Mul"]
     frame = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"images": frame[None]})

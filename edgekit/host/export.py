@@ -196,7 +196,7 @@ def graph_manifest(options: GraphOptions, imgsz: int) -> Dict[str, Any]:
 
     pre: Dict[str, Any] = {"in_graph": options.in_graph_preprocess}
     if options.in_graph_preprocess:
-        steps = ["transpose NHWC->NCHW", "cast float32"] + ([] if options.folded else ["BGR->RGB"])
+        steps = ["cast float32", "transpose NHWC->NCHW"] + ([] if options.folded else ["BGR->RGB"])
         if options.letterbox:
             steps += ["resize linear half_pixel", "pad %d" % graph.PAD_VALUE]
         steps += ["BGR->RGB and /255 folded into the first Conv's weights"] if options.folded else ["/255"]

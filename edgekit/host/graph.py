@@ -1,7 +1,7 @@
 """ONNX surgery with onnx-graphsurgeon: preprocessing and TensorRT's EfficientNMS_TRT moved into the graph.
 
 ``add_preprocessing``: the input becomes the camera's pixels, ``uint8 [B, H, W, 3]`` BGR as OpenCV delivers
-them; the graph does HWC->CHW (on bytes, then a Cast), BGR->RGB and the scaling to [0, 1] (and, with
+them; the graph does the Cast to float, HWC->CHW, BGR->RGB and the scaling to [0, 1] (and, with
 ``frame_hw``, the letterbox of a fixed-size frame: linear resize with half-pixel centres, as
 ``cv2.resize(INTER_LINEAR)``, and gray 114 borders split as ultralytics' ``LetterBox`` splits them). The channel
 swap and the 1/255 are folded into the first Conv's weights when the image feeds one Conv (YOLOv8 does): the
@@ -59,8 +59,10 @@ def add_preprocessing(proto, frame_hw: Optional[Tuple[int, int]] = None):
         return out
 
     conv = _foldable_conv(gs, old)
-    x = op("Transpose", [pixels], {"perm": [0, 3, 1, 2]}, dtype=np.uint8)  # HWC -> CHW on bytes
-    x = op("Cast", [x], {"to": int(lazy_import("onnx").TensorProto.FLOAT)})
+    # Cast first: TensorRT takes a uint8 network input only into a Cast (its parser's Identity with a float
+    # output type); a Transpose of bytes would be a little cheaper on ONNX Runtime (0.8 vs 1.6 ms at 640)
+    x = op("Cast", [pixels], {"to": int(lazy_import("onnx").TensorProto.FLOAT)})
+    x = op("Transpose", [x], {"perm": [0, 3, 1, 2]})
     if conv is None:
         x = op("Gather", [x, gs.Constant("bgr_to_rgb", np.array([2, 1, 0], np.int64))], {"axis": 1})
     if frame_hw:
