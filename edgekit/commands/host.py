@@ -34,8 +34,8 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_pre
            conf, iou, max_det):
     """Export YOLOv8 weights to a simplified ONNX with a manifest (host, needs torch)."""
     from edgekit.errors import EdgekitError
-    from edgekit.host.export import GraphOptions, parse_frame_size
     from edgekit.host.export import export as do_export
+    from edgekit.host.graph import GraphOptions, parse_frame_size
 
     nms_values = {"conf": conf, "iou": iou, "max_det": max_det}
     if not trt_nms and any(v is not None for v in nms_values.values()):

@@ -13,10 +13,11 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.host.graph import GraphOptions, apply_graph_options, graph_manifest
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase
 from edgekit.manifest import atomic_path, package_versions, sha256_file, utc_now, write_json_atomic
@@ -133,83 +134,6 @@ def simplify_and_check(path: Path):
     onnx.checker.check_model(simplified, full_check=True)
     onnx.shape_inference.infer_shapes(simplified, check_type=True, strict_mode=True)
     return simplified
-
-
-@dataclass
-class GraphOptions:
-    """Surgery after the export: uint8 input with preprocessing in the graph, letterbox of a fixed frame size,
-    EfficientNMS_TRT (TensorRT only)."""
-
-    preprocess: bool = False
-    letterbox: Optional[Tuple[int, int]] = None  # (h, w) of the camera frames; implies preprocess
-    nms: bool = False
-    conf: float = 0.25  # ultralytics predict's defaults
-    iou: float = 0.7
-    max_det: int = 300
-    folded: Optional[bool] = None  # set by apply_graph_options: BGR->RGB and /255 folded into the first Conv
-
-    @property
-    def in_graph_preprocess(self) -> bool:
-        return self.preprocess or self.letterbox is not None
-
-    def suffix(self) -> str:
-        parts = []
-        if self.letterbox:
-            parts.append("lb%dx%d" % (self.letterbox[1], self.letterbox[0]))
-        elif self.preprocess:
-            parts.append("u8")
-        if self.nms:
-            parts.append("nms")
-        return "".join("-" + p for p in parts)
-
-
-def parse_frame_size(text: str) -> Tuple[int, int]:
-    """``1280x720`` (width x height, as cameras are spelled) -> (h, w)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise EdgekitError("--graph-letterbox %s: give the camera frame size as WIDTHxHEIGHT, e.g. 1280x720"
-                           % text) from None
-    if w < 1 or h < 1 or w > 16384 or h > 16384:
-        raise EdgekitError("--graph-letterbox %s: width and height must be 1..16384" % text)
-    return h, w
-
-
-def apply_graph_options(proto, options: GraphOptions):
-    """Graph surgery, then onnx.checker (full where no plugin is involved) and strict shape inference."""
-    from edgekit.host import graph
-
-    onnx = lazy_import("onnx")
-    if options.in_graph_preprocess:
-        options.folded = graph.folds_into_first_conv(proto)
-        proto = graph.add_preprocessing(proto, options.letterbox)
-    if options.nms:
-        proto = graph.add_efficient_nms(proto, options.conf, options.iou, options.max_det)
-    onnx.checker.check_model(proto, full_check=not options.nms)  # the plugin has no ONNX schema
-    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
-    return proto
-
-
-def graph_manifest(options: GraphOptions, imgsz: int) -> Dict[str, Any]:
-    """What the surgery did, for the manifest (runners detect it from the model's input and outputs)."""
-    from edgekit.host import graph
-
-    pre: Dict[str, Any] = {"in_graph": options.in_graph_preprocess}
-    if options.in_graph_preprocess:
-        steps = ["cast float32", "transpose NHWC->NCHW"] + ([] if options.folded else ["BGR->RGB"])
-        if options.letterbox:
-            steps += ["resize linear half_pixel", "pad %d" % graph.PAD_VALUE]
-        steps += ["BGR->RGB and /255 folded into the first Conv's weights"] if options.folded else ["/255"]
-        pre.update(input="uint8 NHWC BGR", steps=steps, folded_into_first_conv=bool(options.folded))
-        if options.letterbox:
-            pre["letterbox"] = dict(frame=list(options.letterbox),
-                                    **graph.letterbox_geometry(options.letterbox, (imgsz, imgsz)))
-    nms: Dict[str, Any] = {"in_graph": options.nms}
-    if options.nms:
-        nms.update(plugin="EfficientNMS_TRT", conf=options.conf, iou=options.iou, max_det=options.max_det,
-                   class_agnostic=False, outputs=list(graph.NMS_OUTPUTS), box_format="xyxy",
-                   attributes=graph.nms_attributes(options.conf, options.iou, options.max_det))
-    return {"preprocess": pre, "nms": nms}
 
 
 def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool, graph: Optional[GraphOptions] = None) -> str:

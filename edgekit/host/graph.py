@@ -13,14 +13,19 @@ host blob). On TensorRT that work runs on the GPU and the host->device copy is a
 from centre-size to corners in the graph, so ``box_coding`` is 0 and the boxes out are corners, as mmyolo's
 and TensorRT-YOLO's exporters do), and the graph returns ``num_dets [B,1] int32``, ``det_boxes [B,K,4]``,
 ``det_scores [B,K]``, ``det_classes [B,K] int32``. Only TensorRT runs it; the rest of the graph is untouched.
+
+``edgekit export`` calls ``apply_graph_options`` with the ``GraphOptions`` its flags ask for, and records
+``graph_manifest`` in the ONNX's manifest.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
+from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.vision.preprocess import PAD_VALUE  # ultralytics' LetterBox gray
 
@@ -28,6 +33,79 @@ NMS_OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes")
 NMS_DOMAIN = "TRT"  # a custom domain: onnx.checker skips its schema, TensorRT's parser finds the plugin by op name
 # centre-size -> corners as one MatMul: [xc, yc, w, h] @ M = [x1, y1, x2, y2]
 XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]], np.float32)
+
+
+@dataclass
+class GraphOptions:
+    """Surgery after the export: uint8 input with preprocessing in the graph, letterbox of a fixed frame size,
+    EfficientNMS_TRT (TensorRT only)."""
+
+    preprocess: bool = False
+    letterbox: Optional[Tuple[int, int]] = None  # (h, w) of the camera frames; implies preprocess
+    nms: bool = False
+    conf: float = 0.25  # ultralytics predict's defaults
+    iou: float = 0.7
+    max_det: int = 300
+    folded: Optional[bool] = None  # set by apply_graph_options: BGR->RGB and /255 folded into the first Conv
+
+    @property
+    def in_graph_preprocess(self) -> bool:
+        return self.preprocess or self.letterbox is not None
+
+    def suffix(self) -> str:
+        parts = []
+        if self.letterbox:
+            parts.append("lb%dx%d" % (self.letterbox[1], self.letterbox[0]))
+        elif self.preprocess:
+            parts.append("u8")
+        if self.nms:
+            parts.append("nms")
+        return "".join("-" + p for p in parts)
+
+
+def parse_frame_size(text: str) -> Tuple[int, int]:
+    """``1280x720`` (width x height, as cameras are spelled) -> (h, w)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise EdgekitError("--graph-letterbox %s: give the camera frame size as WIDTHxHEIGHT, e.g. 1280x720"
+                           % text) from None
+    if w < 1 or h < 1 or w > 16384 or h > 16384:
+        raise EdgekitError("--graph-letterbox %s: width and height must be 1..16384" % text)
+    return h, w
+
+
+def apply_graph_options(proto, options: GraphOptions):
+    """Graph surgery, then onnx.checker (full where no plugin is involved) and strict shape inference."""
+    onnx = lazy_import("onnx")
+    if options.in_graph_preprocess:
+        options.folded = folds_into_first_conv(proto)
+        proto = add_preprocessing(proto, options.letterbox)
+    if options.nms:
+        proto = add_efficient_nms(proto, options.conf, options.iou, options.max_det)
+    onnx.checker.check_model(proto, full_check=not options.nms)  # the plugin has no ONNX schema
+    onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    return proto
+
+
+def graph_manifest(options: GraphOptions, imgsz: int) -> Dict[str, Any]:
+    """What the surgery did, for the manifest (runners detect it from the model's input and outputs)."""
+    pre: Dict[str, Any] = {"in_graph": options.in_graph_preprocess}
+    if options.in_graph_preprocess:
+        steps = ["cast float32", "transpose NHWC->NCHW"] + ([] if options.folded else ["BGR->RGB"])
+        if options.letterbox:
+            steps += ["resize linear half_pixel", "pad %d" % PAD_VALUE]
+        steps += ["BGR->RGB and /255 folded into the first Conv's weights"] if options.folded else ["/255"]
+        pre.update(input="uint8 NHWC BGR", steps=steps, folded_into_first_conv=bool(options.folded))
+        if options.letterbox:
+            pre["letterbox"] = dict(frame=list(options.letterbox),
+                                    **letterbox_geometry(options.letterbox, (imgsz, imgsz)))
+    nms: Dict[str, Any] = {"in_graph": options.nms}
+    if options.nms:
+        nms.update(plugin="EfficientNMS_TRT", conf=options.conf, iou=options.iou, max_det=options.max_det,
+                   class_agnostic=False, outputs=list(NMS_OUTPUTS), box_format="xyxy",
+                   attributes=nms_attributes(options.conf, options.iou, options.max_det))
+    return {"preprocess": pre, "nms": nms}
 
 
 def letterbox_geometry(frame_hw: Tuple[int, int], model_hw: Tuple[int, int]) -> Dict[str, Any]:
