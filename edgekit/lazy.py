@@ -14,6 +14,8 @@ _HINTS = {
     "ultralytics": "the host tools need ultralytics: pip install 'edgekit[export]'",
     "modelopt": "edgekit prune needs NVIDIA ModelOpt: pip install 'edgekit[export]' (nvidia-modelopt, "
     "torchprofile==0.0.4, huggingface_hub)",
+    "onnx_graphsurgeon": "ONNX graph surgery (--graph-preprocess, --trt-nms) needs onnx-graphsurgeon: "
+    "pip install 'edgekit[export]'",
     "onnxsim": "ONNX simplification needs onnxsim: pip install 'edgekit[export]'",
     "onnxruntime": "the ONNX Runtime backend needs onnxruntime: pip install onnxruntime "
     "(onnxruntime-gpu for the CUDA provider)",

@@ -31,7 +31,7 @@ def test_synthetic_source_end_to_end(yolov8n_onnx, tmp_path, pipeline):
     log, js, rec = tmp_path / "frames.jsonl", tmp_path / "camera.json", tmp_path / "out.avi"
     args = ["camera", "synthetic://?width=320&height=240&fps=60", "--model", yolov8n_onnx, "--frames", 15,
             "--headless", "--log", log, "--json", js, "--record", rec, "--engine-iters", 3]
-    result = invoke(args + ([] if pipeline else ["--no-pipeline"]))
+    result = invoke(args + (["--pipeline"] if pipeline else ["--no-pipeline"]))
     assert result.exit_code == 0, result.output
     assert "loop FPS" in result.output and "engine-only FPS" in result.output
 

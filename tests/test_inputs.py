@@ -68,7 +68,7 @@ def test_checkpoints_saved_by_the_ultralytics_trainer_load_without_the_opt_in(sy
     (["camera", "synthetic://", "--model", "m.onnx", "--wdth", "320"], "did you mean '--width'"),
     (["camera", "synthetic://?width=abc", "--model", "m.onnx"], "width=abc: not a valid whole number"),
     (["camera", "synthetic://?wdth=320", "--model", "m.onnx"], "unknown parameter 'wdth'"),
-    (["camera", "synthetic://?fps=0", "--model", "m.onnx"], "fps=0: must be > 0"),
+    (["camera", "synthetic://?fps=-1", "--model", "m.onnx"], "fps=-1: must be >= 0"),
     (["camera", "synthetic://?width=-5", "--model", "m.onnx"], "width=-5: must be >= 16"),
     (["camera", "csi://0?width=640", "--model", "m.onnx"], "unknown parameter 'width' for csi://"),
     (["camera", "rtsp://cam/stream?codec=vp9", "--model", "m.onnx"], "codec=vp9"),

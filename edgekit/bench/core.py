@@ -20,7 +20,7 @@ from edgekit.errors import EdgekitError
 from edgekit.log import console
 from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
-from edgekit.vision import postprocess, preprocess
+from edgekit.vision.pipeline import Pipeline, has_trt_nms, input_format
 
 DEFAULT_IMGSZ = 640
 
@@ -73,17 +73,18 @@ def bench_model(
 ) -> Dict[str, Any]:
     """Benchmark one opened runner; returns a JSON-ready result with per-stage statistics."""
     batch, hw = input_geometry(runner, config.batch)
+    pipe = Pipeline(runner, conf=config.conf, iou=config.iou)
     samples: Dict[str, List[float]] = {}
     n = len(frames)
 
     def once(i: int, record: bool) -> None:
         chunk = [frames[(i * batch + k) % n] for k in range(batch)]
         t0 = time.perf_counter()
-        blob, boxes = preprocess(chunk, hw, dtype=runner.input_dtype)
+        blob, boxes = pipe.preprocess(chunk)
         t1 = time.perf_counter()
         outputs = runner.infer(blob)
         t2 = time.perf_counter()
-        postprocess(outputs[0], boxes, conf=config.conf, iou=config.iou)
+        pipe.postprocess(outputs, boxes)
         t3 = time.perf_counter()
         if record:
             stage = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2, "e2e": t3 - t0}
@@ -138,7 +139,10 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         "pruned": bool(get("pruned", False)),
         "params": get("params"),
         "gflops": get("gflops"),
-        "input_shape": [batch, 3, hw[0], hw[1]],
+        "input_shape": [batch] + [d if isinstance(d, int) else None for d in list(runner.input_shape)[1:]]
+        if runner.nhwc else [batch, 3, hw[0], hw[1]],
+        "input_format": input_format(runner).kind,
+        "trt_nms": has_trt_nms(runner),
         "batch": batch,
         "iterations": iterations,
         "warmup": config.warmup,

@@ -14,9 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-import numpy as np
-
-from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, rss_mb
+from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, bottleneck, rss_mb
 from edgekit.errors import EdgekitError
 from edgekit.log import info
 from edgekit.power import start_run
@@ -24,8 +22,8 @@ from edgekit.runtime import Runner
 from edgekit.video.capture import Capture, EndOfStream, Frame
 from edgekit.video.outputs import Output
 from edgekit.video.web import WebStream
-from edgekit.vision import postprocess, preprocess
 from edgekit.vision.draw import draw_detections, draw_panel
+from edgekit.vision.pipeline import Pipeline
 
 _DONE = object()  # end-of-stream marker passed down the pipeline
 
@@ -59,7 +57,8 @@ class CameraLoop:
         self.runner, self.capture, self.outputs, self.config, self.log = runner, capture, outputs, config, log
         self.on_event = on_event or (lambda msg: None)
         self.web = next((o for o in outputs if isinstance(o, WebStream)), None)
-        self.hw = runner.input_hw()
+        self.pipe = Pipeline(runner, conf=config.conf, iou=config.iou)
+        self.pipelined = config.pipeline
         self.names = runner.info.names if runner.info else {}
         self.stats = StageStats()
         self.rate = RollingRate()
@@ -89,7 +88,8 @@ class CameraLoop:
             return None
         job = Job(frame)
         t1 = time.perf_counter()
-        job.blob, job.boxes = preprocess([frame.image], self.hw, dtype=self.runner.input_dtype)
+        job.blob, job.boxes = self.pipe.preprocess([frame.image])
+        job.times["capture"] = frame.read_ms
         job.times["capture_wait"] = (t1 - t0) * 1e3
         job.times["preprocess"] = (time.perf_counter() - t1) * 1e3
         return job
@@ -104,7 +104,7 @@ class CameraLoop:
     def finish(self, job: Job) -> None:
         """Postprocess, draw, send to outputs, record; runs on the main thread (GUI calls live there)."""
         t0 = time.perf_counter()
-        dets = postprocess(job.outputs[0], job.boxes, conf=self.config.conf, iou=self.config.iou)[0]
+        dets = self.pipe.postprocess(job.outputs, job.boxes)[0]
         t1 = time.perf_counter()
         image = job.frame.image
         draw_detections(image, dets, self.names)
@@ -158,7 +158,7 @@ class CameraLoop:
     def run(self) -> None:
         start = time.perf_counter()
         try:
-            if self.config.pipeline:
+            if self.pipelined:
                 self._run_pipelined(start)
             else:
                 self._run_sequential(start)
@@ -247,11 +247,11 @@ class CameraLoop:
                 "stopped_by": self.stopped_by, "stages": self.stats.summary()}
 
 
-def engine_fps(runner: Runner, hw, iters: int, warmup: int = 5) -> Optional[float]:
+def engine_fps(runner: Runner, pipe: Pipeline, iters: int, warmup: int = 5) -> Optional[float]:
     """Inference-only FPS of this runner on one input, measured before the loop (same process, same runner)."""
     if iters <= 0:
         return None
-    blob = np.zeros((1, 3, hw[0], hw[1]), dtype=runner.input_dtype)
+    blob = pipe.dummy_input()
     for _ in range(warmup):
         runner.infer(blob)
     t0 = time.perf_counter()
@@ -274,7 +274,7 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
         capture.open()  # fail fast on a bad source, before measuring the engine
         if config.engine_iters:
             info("measuring engine-only speed (%d inference runs) before the loop" % config.engine_iters)
-        fps_engine = engine_fps(runner, loop.hw, config.engine_iters)
+        fps_engine = engine_fps(runner, loop.pipe, config.engine_iters)
         previous = _on_sigterm(lambda: loop.stop("SIGTERM"))
         start = time.perf_counter()
         power_run = start_run(power)
@@ -296,7 +296,9 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
                    captured=capture.captured, dropped=capture.dropped, bad_frames=capture.bad_frames,
                    bad_files=capture.bad_files[:20], source_failed=capture.failed,
                    failures=capture.failures, reconnects=capture.reconnects, events=capture.events[-50:],
-                   rss_mb={"start": round(rss_start, 1), "end": round(rss_mb(), 1)}, pipelined=config.pipeline)
+                   rss_mb={"start": round(rss_start, 1), "end": round(rss_mb(), 1)}, pipelined=loop.pipelined,
+                   source_fps=capture.paced_fps, input_format=loop.pipe.format.kind, trt_nms=loop.pipe.nms)
+    summary["bottleneck"] = bottleneck(summary)
     if power is not None and power_run is not None:
         summary["power"] = power_run.summary(summary["frames"])
     return summary

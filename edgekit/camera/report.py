@@ -43,6 +43,7 @@ def _loop_lines(s: Dict[str, Any], engine: str, ratio: str) -> str:
         % (s["fps"], engine, ratio, "pipelined" if s["pipelined"] else "sequential", s["frames"], s["duration_s"],
            s["captured"], s["dropped"], s["bad_frames"], named, s["reconnects"], s["stalls"], s["jitter_ms"],
            s["rss_mb"]["start"], s["rss_mb"]["end"], s["stopped_by"])
+        + ("\n" + s["bottleneck"]["line"] if s.get("bottleneck") else "")
     )
 
 

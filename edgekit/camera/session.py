@@ -61,8 +61,8 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
         source = make_source(spec, options)
     except SourceError as exc:
         raise EdgekitError(str(exc)) from exc
-    capture = Capture(source, live=spec.live or options.realtime, loop=options.loop, on_event=warn,
-                      max_retries=req.max_retries)
+    capture = Capture(source, live=(spec.live and not source.on_demand) or options.realtime, loop=options.loop,
+                      on_event=warn, max_retries=req.max_retries)
     capture.open()  # a source that cannot be opened fails before any output or log file exists
     outputs: List[Output] = []
     log = None

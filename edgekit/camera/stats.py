@@ -14,7 +14,7 @@ from edgekit.bench.stats import summarize
 from edgekit.errors import EdgekitError
 
 WINDOW = 10000  # frames kept per stage for percentiles; a 10-minute run at 30 FPS keeps the last ~5.5 min
-STAGE_ORDER = ("capture_wait", "preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "draw",
+STAGE_ORDER = ("capture", "capture_wait", "preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "draw",
                "output", "e2e")
 
 
@@ -42,6 +42,39 @@ class StageStats:
             s["count"] = self.count[stage]
             out[stage] = s
         return out
+
+
+# the loop's stages as the bottleneck line names them, and the per-frame timings each one covers
+LIMITS = (("capture", ("capture",)), ("preprocess", ("preprocess",)), ("inference", ("inference",)),
+          ("postprocess", ("postprocess",)), ("output", ("draw", "output")))
+SOURCE_SHARE = 0.9  # a loop at >= 90% of a paced source's frame rate is waiting for the source
+
+
+def bottleneck(summary: Dict[str, Any]) -> Dict[str, Any]:
+    """Which stage limits the loop: the source when the loop keeps up with a paced source's frame rate, else
+    the stage with the most time per frame (capture, preprocess, inference, postprocess, output = draw +
+    outputs). In the pipelined loop each of them runs on its own thread (postprocess and output share the main
+    one), so the slowest sets the pace; in the sequential loop it is the largest share of the frame time."""
+    stages = summary.get("stages") or {}
+    fps, source_fps = summary.get("fps") or 0.0, summary.get("source_fps")
+    ms = {name: round(sum(stages[k]["mean"] for k in keys if k in stages), 3) for name, keys in LIMITS}
+    frame_ms = 1e3 / fps if fps else None
+    if source_fps and fps >= SOURCE_SHARE * source_fps:
+        stage = "source"
+        line = "limited by the source: %.1f FPS of its %.1f FPS" % (fps, source_fps)
+        if summary.get("engine_fps"):
+            line += " (the engine alone runs %.1f FPS)" % summary["engine_fps"]
+    elif not any(ms.values()):
+        stage, line = "unknown", "limited by: no frames timed"
+    else:
+        stage = max(ms, key=lambda k: ms[k])
+        others = ", ".join("%s %.1f" % (k, v) for k, v in ms.items() if k != stage)
+        line = "limited by %s: %.1f ms per frame%s (%s ms)" % (
+            stage, ms[stage], " of %.1f ms between frames" % frame_ms if frame_ms else "", others)
+        if source_fps:
+            line += "; source at %.1f FPS" % source_fps
+    return {"stage": stage, "stage_ms": ms, "frame_ms": round(frame_ms, 3) if frame_ms else None,
+            "source_fps": source_fps, "line": line}
 
 
 class RollingRate:

@@ -78,7 +78,8 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="One JSON line per frame.")
 @click.option("--duration", type=POSITIVE_FLOAT, default=None, help="Stop after this many seconds.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
-@click.option("--no-pipeline", is_flag=True, help="Run stages one after another (no overlap), for comparison.")
+@click.option("--pipeline/--no-pipeline", default=True, show_default=True,
+              help="Overlap capture, inference and drawing in threads, or run the stages one after another.")
 @click.option("--engine-iters", type=click.IntRange(min=0), default=30, show_default=True,
               help="Inference-only runs before the loop, for loop FPS / engine FPS (0: skip).")
 @click.option("--capture-timeout", type=POSITIVE_FLOAT, default=2.0, show_default=True,
@@ -88,7 +89,7 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 @power_options
 @output_options
 def camera(source, model, backend, threads, width, height, fps, flip, codec, latency, loop, realtime, conf, iou,
-           display, record, serve, host, log_path, duration, frames, no_pipeline, engine_iters, capture_timeout,
+           display, record, serve, host, log_path, duration, frames, pipeline, engine_iters, capture_timeout,
            max_retries, power, power_interval, idle, json_path, csv_path, no_save):
     """Live detection on a camera, stream, file or synthetic:// source, timed per stage (device)."""
     from edgekit.camera.session import CameraRequest, camera_session
@@ -98,7 +99,7 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
         options=dict(width=width, height=height, fps=fps, flip=flip, codec=codec, latency=latency, loop=loop,
                      realtime=realtime),
         conf=conf, iou=iou, display=display, record=record, serve=serve, host=host, log=log_path,
-        duration=duration, frames=frames, pipeline=not no_pipeline, engine_iters=engine_iters,
+        duration=duration, frames=frames, pipeline=pipeline, engine_iters=engine_iters,
         capture_timeout=capture_timeout, max_retries=max_retries, power=power, power_interval=power_interval,
         idle=idle)
     from edgekit.bench.report import default_result_path, result_document

@@ -30,13 +30,31 @@ from edgekit.options import (
 @click.option("--out", default="engines", show_default=True, help="Output folder.")
 @click.option("--name", default=None, help="Output file name  [default: from weights, size and batch]")
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
+@click.option("--graph-preprocess", is_flag=True,
+              help="Input uint8 NHWC BGR pixels; channel swap, /255 and transpose run in the graph.")
+@click.option("--graph-letterbox", metavar="WxH", default=None,
+              help="Also letterbox frames of this fixed camera size in the graph (implies --graph-preprocess).")
+@click.option("--trt-nms", is_flag=True, help="Append TensorRT's EfficientNMS_TRT (TensorRT only, not ONNX Runtime).")
+@click.option("--conf", type=click.FloatRange(0.0, 1.0), default=None,
+              help="--trt-nms score threshold  [default: 0.25]")
+@click.option("--iou", type=click.FloatRange(0.0, 1.0), default=None, help="--trt-nms IoU threshold  [default: 0.7]")
+@click.option("--max-det", type=click.IntRange(min=1), default=None, help="--trt-nms boxes kept  [default: 300]")
 @trust_weights_option
-def export(weights, imgsz, batch, dynamic, opset, out, name, download, trust_weights):
+def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_preprocess, graph_letterbox, trt_nms,
+           conf, iou, max_det, trust_weights):
     """Export YOLOv8 weights to a simplified ONNX with a manifest (host, needs torch)."""
+    from edgekit.errors import EdgekitError
     from edgekit.host.export import export as do_export
+    from edgekit.host.graph import GraphOptions, parse_frame_size
 
+    nms_values = {"conf": conf, "iou": iou, "max_det": max_det}
+    if not trt_nms and any(v is not None for v in nms_values.values()):
+        raise EdgekitError("--conf/--iou/--max-det set the NMS in the graph: add --trt-nms")
+    graph = GraphOptions(preprocess=graph_preprocess,
+                         letterbox=parse_frame_size(graph_letterbox) if graph_letterbox else None, nms=trt_nms,
+                         **{k: v for k, v in nms_values.items() if v is not None})
     path = do_export(weights=weights, imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, out=out,
-                     name=name, download=download, trust_weights=trust_weights)
+                     name=name, download=download, graph=graph, trust_weights=trust_weights)
     click.echo(str(path))
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.runtime import Runner
-from edgekit.vision import Detections, postprocess, preprocess
+from edgekit.vision import Detections, postprocess
+from edgekit.vision.pipeline import Pipeline, has_trt_nms
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -44,19 +45,23 @@ def match(a: Detections, b: Detections, iou_threshold: float) -> List[Tuple[int,
 
 def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.7,
             match_iou: float = 0.5) -> Dict[str, Any]:
-    hw_a, hw_b = a.static_hw, b.static_hw
-    if hw_a and hw_b and hw_a != hw_b:
+    for r in (a, b):
+        if has_trt_nms(r):
+            raise EdgekitError("%s returns EfficientNMS_TRT detections, not the raw output compare measures: "
+                               "compare the engines built without --trt-nms" % r.path.name)
+    pipes = [Pipeline(r, conf=conf, iou=iou) for r in (a, b)]
+    hw_a, hw_b = pipes[0].hw, pipes[1].hw
+    if hw_a != hw_b:
         raise EdgekitError("%s takes %s input and %s takes %s: compare models exported at the same --imgsz"
                            % (a.path.name, list(hw_a), b.path.name, list(hw_b)))
-    hw = hw_a or hw_b or a.input_hw()
     max_abs, mean_abs, rel, cos = [], [], [], []
     n_a = n_b = matched = same_class = 0
     ious: List[float] = []
     count_diff = []
     for frame in frames:
         outs = []
-        for r in (a, b):
-            blob, boxes = preprocess([frame], hw, dtype=r.input_dtype)
+        for r, pipe in zip((a, b), pipes):
+            blob, boxes = pipe.preprocess([frame])
             outs.append(r.infer(blob)[0].astype(np.float32))
         if outs[0].shape != outs[1].shape:
             raise EdgekitError("outputs differ in shape: %s vs %s (models with different classes?)"

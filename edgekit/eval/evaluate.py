@@ -17,12 +17,12 @@ from edgekit.eval.dataset import Dataset
 from edgekit.eval.metrics import detection_metrics
 from edgekit.log import console, warn
 from edgekit.runtime import Runner
-from edgekit.vision import postprocess, preprocess
+from edgekit.vision.pipeline import Pipeline
 
 
 def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float = 0.7, max_det: int = 300,
              show_progress: bool = True) -> Dict[str, Any]:
-    hw = runner.input_hw()
+    pipe = Pipeline(runner, conf=conf, iou=iou, max_det=max_det, multi_label=True)
     gts, preds, infer_ms = [], [], []
     progress = Progress(TextColumn("eval %s" % runner.path.name), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=console, transient=True, disable=not show_progress)
@@ -35,11 +35,11 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
                 dataset.problem("unreadable_images", "%s: cannot decode; skipped" % sample.image)
                 continue
             h, w = image.shape[:2]
-            blob, boxes = preprocess([image], hw, dtype=runner.input_dtype)
+            blob, boxes = pipe.preprocess([image])
             t0 = time.perf_counter()
             outputs = runner.infer(blob)
             infer_ms.append((time.perf_counter() - t0) * 1e3)
-            dets = postprocess(outputs[0], boxes, conf=conf, iou=iou, max_det=max_det, multi_label=True)[0]
+            dets = pipe.postprocess(outputs, boxes)[0]
             crowd = sample.iscrowd if sample.iscrowd is not None else np.zeros(len(sample.classes), np.int64)
             gts.append((img_id, w, h, sample.boxes_xyxy(w, h), sample.classes, crowd))
             preds.append((img_id, dets.xyxy, dets.confidence, dets.class_id))
@@ -59,7 +59,7 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
         "pruned": bool(info.get("pruned", False)) if info else False,
         "params": info.get("params") if info else None,
         "gflops": info.get("gflops") if info else None,
-        "input_shape": [1, 3, hw[0], hw[1]],
+        "input_shape": [1, 3, pipe.hw[0], pipe.hw[1]],
         "dataset": dataset.source,
         "settings": {"conf": conf, "iou": iou, "max_det": max_det, "multi_label": True},
         "metrics": metrics,

@@ -3,7 +3,8 @@
 The pipeline is a few small steps, each testable alone:
 ``resolve_weights`` -> ``load_model`` -> ``export_raw_onnx`` (ultralytics' exporter, so the graph keeps its
 conventions: input ``images``, output ``output0``, metadata props) -> ``simplify_and_check`` (onnxsim,
-onnx.checker, strict shape inference) -> atomic write of ``NAME.onnx`` and ``NAME.onnx.json``.
+onnx.checker, strict shape inference) -> optional graph surgery (``edgekit.host.graph``: uint8 input with
+preprocessing in the graph, EfficientNMS_TRT) -> atomic write of ``NAME.onnx`` and ``NAME.onnx.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Dict, Optional
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.host.graph import GraphOptions, apply_graph_options, graph_manifest
 from edgekit.host.weights import weights_loading
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase
@@ -165,7 +167,7 @@ def simplify_and_check(path: Path):
     return simplified
 
 
-def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool) -> str:
+def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool, graph: Optional[GraphOptions] = None) -> str:
     """``yolov8m.onnx`` for the defaults (640, batch 1, static), otherwise the differences are in the name."""
     parts = [stem]
     if imgsz != 640:
@@ -174,7 +176,7 @@ def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool) -> str:
         parts.append("dynamic")
     elif batch != 1:
         parts.append("b%d" % batch)
-    return "-".join(parts) + ".onnx"
+    return "-".join(parts) + (graph.suffix() if graph else "") + ".onnx"
 
 
 def export(
@@ -187,6 +189,7 @@ def export(
     name: Optional[str] = None,
     download: bool = False,
     extra: Optional[Dict[str, Any]] = None,
+    graph: Optional[GraphOptions] = None,
     trust_weights: bool = False,
 ) -> Path:
     """Export YOLOv8 ``weights`` to ``out/NAME.onnx`` with a manifest; returns the ONNX path."""
@@ -196,9 +199,14 @@ def export(
         raise EdgekitError("--batch %d: must be at least 1" % batch)
     if not 11 <= opset <= MAX_OPSET:
         raise EdgekitError("--opset %d: use 11..%d (TensorRT 8.5 on JetPack 5 parses up to 17)" % (opset, MAX_OPSET))
+    graph = graph or GraphOptions()
+    if dynamic and (graph.letterbox or graph.nms):
+        raise EdgekitError("--graph-letterbox and --trt-nms need static shapes: drop --dynamic")
+    if graph.in_graph_preprocess or graph.nms:
+        lazy_import("onnx_graphsurgeon")  # before the slow part
     spec = resolve_weights(weights, download, trust_weights)
     out_dir = Path(out)
-    target = out_dir / (name or onnx_name(spec.stem, imgsz, batch, dynamic))
+    target = out_dir / (name or onnx_name(spec.stem, imgsz, batch, dynamic, graph))
 
     with phase("loading %s" % weights):
         model = load_model(spec)
@@ -214,10 +222,16 @@ def export(
             raw = export_raw_onnx(model, Path(work), spec.stem, imgsz, batch, dynamic, opset)
         with phase("simplifying with onnxsim and checking"):
             proto = simplify_and_check(raw)
+        if graph.in_graph_preprocess or graph.nms:
+            with phase("moving %s into the graph" % " and ".join(
+                    ([("letterbox + " if graph.letterbox else "") + "preprocessing"] if graph.in_graph_preprocess
+                     else []) + (["EfficientNMS_TRT"] if graph.nms else []))):
+                proto = apply_graph_options(proto, graph)
         onnx = lazy_import("onnx")
         with atomic_path(target) as tmp:
             onnx.save(proto, str(tmp))
             manifest = build_manifest(spec, trained, stats, proto, tmp, target, imgsz, batch, dynamic, opset)
+            manifest.update(graph_manifest(graph, imgsz))
             manifest.update(extra or {})  # e.g. {"pruned": true} from prune/tradeoff
             write_json_atomic(str(target) + ".json", manifest)
     info("wrote %s (%.1f MB) and %s.json" % (target, target.stat().st_size / 1e6, target.name))

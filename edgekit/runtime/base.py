@@ -54,14 +54,24 @@ class Runner:
         return _static(self.input_shape[0]) if self.input_shape else None
 
     @property
+    def nhwc(self) -> bool:
+        """uint8 ``[B, H, W, 3]`` pixels (edgekit export --graph-preprocess) rather than float ``[B, 3, H, W]``."""
+        return self.input_dtype == np.uint8 and len(self.input_shape) == 4 and self.input_shape[3] == 3
+
+    @property
     def static_hw(self) -> Optional[tuple]:
+        """(h, w) of the input tensor's images when static (for --graph-letterbox: the camera frame size)."""
         if len(self.input_shape) != 4:
             return None
-        h, w = _static(self.input_shape[2]), _static(self.input_shape[3])
+        hw = self.input_shape[1:3] if self.nhwc else self.input_shape[2:4]
+        h, w = _static(hw[0]), _static(hw[1])
         return (h, w) if h and w else None
 
     def input_hw(self, default: int = 640) -> tuple:
-        """(h, w) to feed: the static input size, else the exported imgsz (manifest/metadata), else ``default``."""
+        """(h, w) the network sees: the static input size, else the exported imgsz (manifest/metadata), else
+        ``default``; for uint8 pixels the exported imgsz comes first (the graph may letterbox to it)."""
+        if self.nhwc and self.info and self.info.imgsz:
+            return tuple(self.info.imgsz)
         if self.static_hw:
             return self.static_hw
         if self.info and self.info.imgsz:

@@ -115,11 +115,16 @@ class InferenceWorker:
 
     def _open(self) -> None:
         from edgekit.bench.core import input_geometry
+        from edgekit.errors import EdgekitError
+        from edgekit.vision.pipeline import has_trt_nms, input_format
 
         self.runner = open_runner(self.model, self.backend, threads=self.threads, cuda_graph=self.cuda_graph)
+        if input_format(self.runner).in_graph or has_trt_nms(self.runner):
+            raise EdgekitError("edgekit serve takes models with float input and host NMS for now; %s was exported "
+                               "with --graph-preprocess/--graph-letterbox/--trt-nms: serve the plain export "
+                               "(edgekit export without those options)" % self.runner.path.name)
         static = self.runner.static_batch
         if self.requested_batch and static and self.requested_batch > static:
-            from edgekit.errors import EdgekitError
 
             raise EdgekitError("--max-batch %d is larger than %s's static batch %d: re-export with edgekit export "
                                "--batch %d (or --dynamic)" % (self.requested_batch, self.runner.path.name, static,

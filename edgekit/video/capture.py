@@ -27,6 +27,7 @@ class Frame:
     image: np.ndarray
     index: int  # sequence number of frames delivered by the source
     t_capture: float  # time.perf_counter() when it was read
+    read_ms: float = 0.0  # the capture thread's work for this frame: read/decode/convert, not the source's pacing
 
 
 DEFAULT_RETRIES = 10  # 0.5 + 1 + 2 + 4 + 8 x 6 s: about a minute of retrying before giving up
@@ -92,6 +93,13 @@ class Capture:
         self._thread.start()
         return self
 
+    @property
+    def paced_fps(self) -> Optional[float]:
+        """The frame rate a live (or --realtime) source delivers at, when it says; None for sources read as fast
+        as the loop takes them (files, folders, synthetic://?fps=0)."""
+        fps = self.source.fps
+        return float(fps) if self.live and fps and fps > 0 else None
+
     def read(self, timeout: float) -> Optional[Frame]:
         """The newest frame not yet taken; None after ``timeout`` seconds; EndOfStream when a file ended."""
         deadline = time.perf_counter() + timeout
@@ -122,6 +130,7 @@ class Capture:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            t0 = time.perf_counter()
             try:
                 image = self.source.read()
             except Exception as exc:  # a backend error mid-stream counts as a failure, not a crash
@@ -150,7 +159,7 @@ class Capture:
                 continue
             self._streak = 0
             self._delivered = True
-            self._publish(image)
+            self._publish(image, (time.perf_counter() - t0 - self.source.last_wait) * 1e3)
 
     def _note_bad_files(self) -> None:
         """Name each file the source skipped because it could not be decoded (once per file)."""
@@ -165,14 +174,14 @@ class Capture:
             self._ended = True
             self._cond.notify_all()
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, image: np.ndarray, read_ms: float = 0.0) -> None:
         with self._cond:
             if not self.live:  # lossless: wait until the consumer took the previous frame
                 while self._latest is not None and not self._stop.is_set():
                     self._cond.wait(0.1)
             if self._latest is not None:
                 self.dropped += 1
-            self._latest = Frame(image, self.captured, time.perf_counter())
+            self._latest = Frame(image, self.captured, time.perf_counter(), max(read_ms, 0.0))
             self.captured += 1
             self._cond.notify_all()
 

@@ -30,6 +30,8 @@ class FrameSource:
         self.fps = fps
         self.ended = False
         self.undecodable: List[str] = []  # files skipped because they are not decodable images
+        self.last_wait = 0.0  # seconds the last read() slept to pace frames (not capture work)
+        self.on_demand = False  # a frame whenever the loop takes one, at no frame rate of its own
 
     def open(self) -> None:
         self.ended = False
@@ -42,7 +44,8 @@ class FrameSource:
 
 
 class SyntheticSource(FrameSource):
-    """Moving shapes on a textured background, paced at ``fps``: a camera that is always there."""
+    """Moving shapes on a textured background, paced at ``fps``: a camera that is always there. ``fps`` 0: no
+    pacing, a new frame each time the loop takes one (the loop's own speed, with no source limit)."""
 
     def __init__(self, width: int, height: int, fps: float, seed: int = 0) -> None:
         super().__init__("synthetic://%dx%d@%g" % (width, height, fps), fps)
@@ -56,16 +59,18 @@ class SyntheticSource(FrameSource):
         self.colors = [tuple(int(c) for c in rng.integers(0, 255, 3)) for _ in range(n)]
         self.index = 0
         self.next_time = 0.0
+        self.on_demand = fps <= 0
 
     def open(self) -> None:
         super().open()
         self.next_time = time.perf_counter()
 
     def read(self) -> Optional[np.ndarray]:
-        delay = self.next_time - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        self.next_time = max(self.next_time + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
+        self.last_wait = max(self.next_time - time.perf_counter(), 0.0) if not self.on_demand else 0.0
+        if self.last_wait > 0:
+            time.sleep(self.last_wait)
+        if not self.on_demand:
+            self.next_time = max(self.next_time + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
         w, h = self.size
         self.pos += self.vel
         for axis, limit in ((0, w), (1, h)):
@@ -113,8 +118,9 @@ class ImagesSource(FrameSource):
                 if str(path) not in self.undecodable:  # once per file, also when looping
                     self.undecodable.append(str(path))
                 continue
-            if self.realtime:
-                time.sleep(1.0 / self.fps)
+            self.last_wait = 1.0 / self.fps if self.realtime else 0.0
+            if self.last_wait:
+                time.sleep(self.last_wait)
             return frame
         self.ended = True
         return None
@@ -158,9 +164,9 @@ class CvSource(FrameSource):
             return None
         if self.realtime and self.fps:  # play a file at its own rate, like a camera
             self.next_time += 1.0 / self.fps
-            delay = self.next_time - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+            self.last_wait = max(self.next_time - time.perf_counter(), 0.0)
+            if self.last_wait > 0:
+                time.sleep(self.last_wait)
         return frame
 
     def close(self) -> None:

@@ -36,7 +36,8 @@ def _number(kind: Callable[[str], Any], low: float, high: float, low_open: bool 
 # (only ``codec`` is read from it, for the Jetson hardware-decode pipeline).
 URI_PARAMS: Dict[str, Dict[str, Callable[[str], Any]]] = {
     "synthetic": {"width": _number(int, 16, 16384), "height": _number(int, 16, 16384),
-                  "fps": _number(float, 0, 1000, low_open=True), "seed": _number(int, 0, 2 ** 32 - 1)},
+                  # fps 0: a frame whenever the loop takes one (an uncapped source, for measuring the loop)
+                  "fps": _number(float, 0, 1000), "seed": _number(int, 0, 2 ** 32 - 1)},
     "csi": {}, "v4l2": {}, "file": {},
 }
 RTSP_CODECS = ("h264", "h265")

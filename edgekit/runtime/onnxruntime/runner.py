@@ -6,6 +6,7 @@ Timings are host-clock (``clock = "host"``): ``inference`` covers copies and com
 
 from __future__ import annotations
 
+import os
 import time
 from typing import List, Optional, Sequence
 
@@ -13,9 +14,12 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
+from edgekit.manifest import read_manifest
 from edgekit.runtime.base import Runner
 from edgekit.runtime.modelinfo import model_info
 
+TRT_NMS_HINT = ("%s has TensorRT's EfficientNMS_TRT plugin, which ONNX Runtime cannot run: build an engine "
+                "(edgekit build) or use the model exported without --trt-nms here")
 # execution providers edgekit picks from, best first; others (Azure, TensorRT EP) only when asked for
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -33,10 +37,21 @@ class OnnxRuntimeRunner(Runner):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = int(threads)
+        if os.environ.get("EDGEKIT_ORT_SPINNING", "0") != "1":
+            # Idle pool threads sleep instead of spinning: on a few busy cores (a Jetson running a camera loop,
+            # a shared CI box) spinning threads take the cores that capture, preprocessing, NMS and the other
+            # runs need. EDGEKIT_ORT_SPINNING=1 restores ONNX Runtime's default.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: ours are reported as one line
+        manifest_nms = (read_manifest(self.path) or {}).get("nms") or {}
+        if manifest_nms.get("in_graph"):
+            raise EdgekitError(TRT_NMS_HINT % self.path.name)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # ORT raises its own types for corrupt/invalid graphs
+            if "EfficientNMS_TRT" in str(exc):
+                raise EdgekitError(TRT_NMS_HINT % self.path.name) from exc
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise EdgekitError(
                 "cannot load %s with ONNX Runtime: %s: re-export it with edgekit export" % (self.path, first[:300])

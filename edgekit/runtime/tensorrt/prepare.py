@@ -16,6 +16,8 @@ from edgekit.runtime.tensorrt.plan import BuildRequest, ModelFacts, check_reques
 from edgekit.runtime.tensorrt.qdq import load_onnx, model_facts
 from edgekit.runtime.tensorrt.speed import SpeedRequest
 
+UINT8 = 2  # onnx.TensorProto.UINT8, without importing onnx here
+
 
 @dataclass
 class Prepared:
@@ -49,6 +51,9 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
     if request.calib is not None:
         if request.precision not in ("int8", "best"):
             raise EdgekitError("--calib is for INT8 builds: add --int8 or --best")
+        if manifest.get("preprocess", {}).get("in_graph"):
+            raise EdgekitError("--calib feeds float NCHW batches; %s takes uint8 pixels (--graph-preprocess): "
+                               "calibrate the float export and use a Q/DQ model, or build --fp16" % onnx_path.name)
         if not facts.qdq:  # a Q/DQ model carries its scales; plan_build notes that --calib is unused
             batch = facts.static_batch or request.batch or 1
             calib = CalibrationSet.from_folder(request.calib, batch, imgsz, calib_batches)
@@ -57,7 +62,12 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
 
 def input_size(proto: Any, manifest: Dict[str, Any]) -> Tuple[int, int]:
     """(h, w) of the input: static dims, else the exported imgsz (edgekit manifest or ultralytics metadata)."""
-    dims = graph_inputs(proto)[0].type.tensor_type.shape.dim
+    tensor = graph_inputs(proto)[0].type.tensor_type
+    dims = tensor.shape.dim
+    if tensor.elem_type == UINT8 and len(dims) == 4 and dims[3].dim_value == 3:  # --graph-preprocess pixels
+        size = manifest.get("imgsz") or onnx_metadata(proto, "imgsz") or [dims[1].dim_value, dims[2].dim_value]
+        if int(size[0]) > 0 and int(size[1]) > 0:
+            return int(size[0]), int(size[1])
     if len(dims) == 4 and dims[2].dim_value > 0 and dims[3].dim_value > 0:
         return int(dims[2].dim_value), int(dims[3].dim_value)
     size = manifest.get("imgsz") or onnx_metadata(proto, "imgsz")

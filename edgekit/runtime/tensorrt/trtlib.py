@@ -94,6 +94,7 @@ def runtime(logger: CapturingLogger) -> trt.Runtime:
 
 def _start(factory: Any, logger: CapturingLogger) -> Any:
     try:
+        trt.init_libnvinfer_plugins(logger, "")  # EfficientNMS_TRT (edgekit export --trt-nms) and the other plugins
         return factory(logger)
     except TypeError as exc:  # pybind: "factory function returned nullptr" when CUDA cannot initialise
         why = logger.first_error(logger.kept.last_warning("CUDA initialisation failed"))
