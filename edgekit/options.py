@@ -102,12 +102,22 @@ trust_weights_option = click.option(
          "trust. Default: ultralytics' restricted loader (weights_only), which refuses anything a checkpoint does "
          "not hold.")
 
+def _save_or_not(ctx, param, value):
+    """--no-save with --json/--csv asks for two opposite things: refuse it when the command line is parsed
+    (whichever of the three click processes last sees the others)."""
+    given = dict(ctx.params, **{param.name: value})
+    if given.get("no_save") and (given.get("json_path") or given.get("csv_path")):
+        raise click.BadParameter("--no-save writes no files, but --json/--csv name one: drop one of them")
+    return value
+
+
 output_options = bundle(
     click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 callback=_save_or_not,
                  help="Write results as JSON here  [default: benchmarks/results/COMMAND-TIME.json]"),
     click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="Also write results as CSV here."),
-    click.option("--no-save", is_flag=True, help="Print the table only; write no files."),
+                 callback=_save_or_not, help="Also write results as CSV here."),
+    click.option("--no-save", is_flag=True, callback=_save_or_not, help="Print the table only; write no files."),
 )
 
 source_options = bundle(

@@ -253,3 +253,65 @@ def test_messages_stay_on_one_line_at_any_width(tmp_path):
     lines = proc.stderr.splitlines()
     assert lines == ["warning: timing cache %s cannot be read [bold]x[/bold]" % long_path,
                      "done with %s" % long_path]
+
+
+# --- what a new user tripped on (a trial from a clean clone, README only) ---------------------------------
+@pytest.mark.parametrize("args, fragment", [
+    (["bench", "m.onnx", "--no-save", "--json", "r.json"], "--no-save writes no files"),
+    (["camera", "synthetic://", "--model", "m.onnx", "--csv", "r.csv", "--no-save"], "--no-save writes no files"),
+    (["demo", "--models", ""], "--models is empty"),
+    (["bench", "http://127.0.0.1:9/v1/detect"], "no path"),
+    (["export", "--weights", "yolov8n.yaml", "--name", "../escape"], "give a file name"),
+])
+def test_contradictions_and_wrong_shapes_of_input_are_refused_at_once(args, fragment):
+    assert_user_error(invoke(args), fragment)
+
+
+def test_export_out_is_a_file_and_name_gets_its_suffix(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert_user_error(invoke(["export", "--weights", "yolov8n.yaml", "--imgsz", 64, "--out", afile]), "is a file")
+    result = invoke(["export", "--weights", "yolov8n.yaml", "--imgsz", 64, "--out", tmp_path, "--name", "mine"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "mine.onnx").is_file() and (tmp_path / "mine.onnx.json").is_file()
+
+
+def test_a_pt_that_is_not_a_checkpoint_says_so(tmp_path):
+    text = tmp_path / "text.pt"
+    text.write_text("hello, I am not a checkpoint\n")
+    assert_user_error(invoke(["export", "--weights", text, "--out", tmp_path / "o"]),
+                      "not a readable ultralytics checkpoint")
+
+
+def test_eval_inputs_that_cannot_be_evaluated(yolov8n_onnx, synthetic_model, tmp_path):
+    data = synthetic_model[0]
+    assert_user_error(invoke(["eval", yolov8n_onnx, "--data", data.parent, "--no-save"]), "is a folder", "data.yaml")
+    assert_user_error(invoke(["eval", yolov8n_onnx, "--data", data, "--split", "vall", "--no-save"]),
+                      "no split 'vall'", "train, val")
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+                                "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    assert_user_error(invoke(["eval", yolov8n_onnx, "--data", coco, "--images", tmp_path / "nope", "--no-save"]),
+                      "--images", "not found")
+    (tmp_path / "imgs").mkdir()
+    result = invoke(["eval", yolov8n_onnx, "--data", coco, "--images", tmp_path / "imgs", "--no-save"])
+    assert_user_error(result, "no image of", "1 missing images")
+    assert "not found; skipped" in result.output and "cannot decode" not in result.output
+
+
+def test_camera_on_a_source_with_no_usable_frame_is_an_error(yolov8n_onnx, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    result = invoke(["camera", broken, "--model", yolov8n_onnx, "--headless", "--engine-iters", 0, "--no-save"])
+    assert_user_error(result, "gave no usable frame", "1 bad")
+
+
+def test_remote_bench_where_every_request_was_refused_fails_in_one_line():
+    from edgekit.serve.remote_report import failure_line
+
+    doc = {"url": "http://127.0.0.1:8080", "steps": [
+        {"mode": "closed", "concurrency": 1, "requests": 3, "ok": 0, "status_counts": {"413": 3}}]}
+    line = failure_line(doc)
+    assert "no request succeeded" in line and "413 x3" in line and "\n" not in line
+    doc["steps"][0].update(ok=3, status_counts={"200": 3})
+    assert failure_line(doc) == ""

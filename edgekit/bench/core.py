@@ -20,6 +20,7 @@ from edgekit.errors import EdgekitError
 from edgekit.log import console
 from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
+from edgekit.runtime.loader import check_model_path
 from edgekit.vision.pipeline import Pipeline, has_trt_nms, input_format
 
 DEFAULT_IMGSZ = 640
@@ -157,6 +158,8 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
 def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool = True) -> List[Dict[str, Any]]:
     """Open, benchmark and close each model in turn, on the same frames."""
     config.validate()
+    for model in models:  # a missing or wrong file fails before anything is measured
+        check_model_path(model)
     frames = load_frames(config.source) if config.source else synthetic_frames()
     results = []
     progress = Progress(

@@ -115,6 +115,9 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
         click.echo("wrote %s (%d frames)" % (summary["record"]["path"], summary["record"]["frames"]), err=True)
     if summary.get("source_failed"):
         raise EdgekitError(summary["source_failed"])
+    if not summary.get("frames") and summary.get("stopped_by") == "end of source":
+        raise EdgekitError("%s gave no usable frame (%d bad): nothing was measured"
+                           % (summary.get("source"), summary.get("bad_frames", 0)))
 
 
 @click.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from edgekit.errors import EdgekitError
 from edgekit.options import (
     DEFAULT_OPSET,
     IMGSZ,
@@ -183,8 +184,11 @@ def demo(models, imgsz, iterations, warmup, out, trust_weights):
     from edgekit.host.export import export as do_export
     from edgekit.log import info
 
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise EdgekitError("--models is empty: give YOLOv8 names such as yolov8n,yolov8m")
     onnx_paths = []
-    for name in [m.strip() for m in models.split(",") if m.strip()]:
+    for name in names:
         weights = name + ".pt"
         if not Path(weights).exists():
             info("%s not found here: exporting %s.yaml (random init) to show the pipeline and its speed"

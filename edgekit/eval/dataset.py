@@ -53,6 +53,8 @@ class Dataset:
 
 def load_dataset(data, split: str = "val", images: Optional[str] = None) -> Dataset:
     path = Path(data)
+    if path.is_dir():
+        raise EdgekitError("--data %s is a folder: give its data.yaml (YOLO format) or a COCO json" % data)
     if not path.is_file():
         raise EdgekitError("dataset %s not found: give a data.yaml (YOLO format) or a COCO json" % data)
     if path.suffix.lower() == ".json":
@@ -66,9 +68,15 @@ def load_yolo(data_yaml: Path, split: str = "val") -> Dataset:
         cfg = yaml.safe_load(data_yaml.read_text()) or {}
     except yaml.YAMLError as exc:
         raise EdgekitError("%s is not valid YAML: %s" % (data_yaml, str(exc).splitlines()[0])) from exc
-    if split not in cfg or "names" not in cfg:
+    if "names" not in cfg:
         raise EdgekitError("%s needs '%s:' (images) and 'names:' keys, as ultralytics data.yaml files have"
                            % (data_yaml, split))
+    if split not in cfg:
+        splits = [k for k in ("train", "val", "test") if k in cfg]
+        raise EdgekitError("%s has no split '%s'%s" % (data_yaml, split, " (it has: %s; choose with --split)"
+                                                        % ", ".join(splits) if splits else
+                                                        ": it needs '%s:' (images) and 'names:' keys, as ultralytics "
+                                                        "data.yaml files have" % split))
     names = cfg["names"]
     names = dict(enumerate(names)) if isinstance(names, list) else {int(k): str(v) for k, v in names.items()}
     root = Path(cfg.get("path") or data_yaml.parent)
@@ -150,6 +158,9 @@ def load_coco(path: Path, images: Optional[str]) -> Dataset:
         raise EdgekitError("%s is not a COCO annotation file (%s)" % (path, exc)) from exc
     if not images:
         raise EdgekitError("a COCO json needs --images DIR, the folder holding its images")
+    if not Path(images).is_dir():
+        raise EdgekitError("--images %s %s: give the folder holding the COCO json's images" % (
+            images, "is not a folder" if Path(images).exists() else "not found"))
     index = {c["id"]: i for i, c in enumerate(cats)}  # COCO ids (1..90 for COCO) -> contiguous model classes
     names = {i: c["name"] for i, c in enumerate(cats)}
     per_image: Dict[int, list] = {im["id"]: [] for im in coco_images}

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from edgekit.errors import EdgekitError
 from edgekit.eval.dataset import Dataset
 from edgekit.eval.metrics import detection_metrics
 from edgekit.log import console, warn
@@ -30,6 +31,9 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
         task = progress.add_task("eval", total=len(dataset.samples))
         for img_id, sample in enumerate(dataset.samples, 1):
             progress.advance(task)
+            if not sample.image.is_file():  # named as missing, and OpenCV is not asked (it logs its own warning)
+                dataset.problem("missing_images", "%s: not found; skipped" % sample.image)
+                continue
             image = cv2.imread(str(sample.image))
             if image is None:
                 dataset.problem("unreadable_images", "%s: cannot decode; skipped" % sample.image)
@@ -45,6 +49,10 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
             preds.append((img_id, dets.xyxy, dets.confidence, dets.class_id))
     for kind, count in dataset.problems.items():
         warn("%d %s in %s (first: %s)" % (count, kind.replace("_", " "), dataset.source, dataset.messages[kind][0]))
+    if not gts:
+        raise EdgekitError("no image of %s could be evaluated (%s): nothing to measure"
+                           % (dataset.source, ", ".join("%d %s" % (n, k.replace("_", " "))
+                                                        for k, n in dataset.problems.items()) or "no images"))
     metrics = detection_metrics(gts, preds, dataset.names, max_det=max_det)
     info = runner.info
     return {

@@ -68,8 +68,9 @@ def _resolve(weights: str, download: bool) -> WeightsSpec:
         return WeightsSpec(weights, None, "pt")  # ultralytics downloads official names into the working dir
     raise EdgekitError(
         "weights %s not found: put the file at %s (official YOLOv8 weights are at %s), pass --download to "
-        "let ultralytics fetch it, or use --weights %s.yaml for an untrained model"
-        % (weights, p.resolve(), ULTRALYTICS_ASSETS, p.stem)
+        "let ultralytics fetch it, or use --weights %s for an untrained model"
+        % (weights, p.resolve(), ULTRALYTICS_ASSETS,
+           p.stem + ".yaml" if builtin_yaml(p.stem + ".yaml") else "a model YAML such as yolov8m.yaml")
     )
 
 
@@ -101,6 +102,11 @@ def load_model(spec: WeightsSpec):
     except EdgekitError:
         raise
     except Exception as exc:  # corrupt checkpoint, unknown YAML, failed download, ...
+        if spec.kind == "pt":  # torch's and ultralytics' own words here are a KeyError number or advice for
+            # another model family: say what it is
+            raise EdgekitError("cannot load YOLOv8 model from %s: not a readable ultralytics checkpoint (empty, "
+                               "truncated, corrupt, or not saved by ultralytics; %s)"
+                               % (spec.arg, type(exc).__name__)) from exc
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgekitError("cannot load YOLOv8 model from %s: %s" % (spec.arg, msg)) from exc
     if model.task != "detect":
@@ -179,6 +185,16 @@ def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool, graph: Optional[
     return "-".join(parts) + (graph.suffix() if graph else "") + ".onnx"
 
 
+def output_name(name: Optional[str], stem: str, imgsz: int, batch: int, dynamic: bool,
+                graph: Optional[GraphOptions]) -> str:
+    """``--name`` is a file name inside ``--out`` (never a path out of it); ``.onnx`` is added when missing."""
+    if not name:
+        return onnx_name(stem, imgsz, batch, dynamic, graph)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise EdgekitError("--name %s: give a file name; the folder is --out" % name)
+    return name if name.lower().endswith(".onnx") else name + ".onnx"
+
+
 def export(
     weights: str = "yolov8m.pt",
     imgsz: int = 640,
@@ -206,7 +222,9 @@ def export(
         lazy_import("onnx_graphsurgeon")  # before the slow part
     spec = resolve_weights(weights, download, trust_weights)
     out_dir = Path(out)
-    target = out_dir / (name or onnx_name(spec.stem, imgsz, batch, dynamic, graph))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EdgekitError("--out %s is a file: give a folder for the ONNX and its manifest" % out)
+    target = out_dir / output_name(name, spec.stem, imgsz, batch, dynamic, graph)
 
     with phase("loading %s" % weights):
         model = load_model(spec)

@@ -15,11 +15,9 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
-def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda_graph: bool = False) -> Runner:
-    """A ready Runner: TensorRT for engines (and for ONNX with backend="tensorrt"), else ONNX Runtime."""
+def check_model_path(path) -> Path:
+    """The checks a model file gets before anything opens it (bench runs them for every model up front)."""
     path = Path(path)
-    if backend not in BACKENDS:
-        raise EdgekitError("unknown backend %r: choose one of %s" % (backend, ", ".join(BACKENDS)))
     if path.is_dir():
         raise EdgekitError("model %s is a folder: give an .onnx or .engine file in it (e.g. %s/*.onnx)"
                            % (path, str(path).rstrip("/")))
@@ -28,9 +26,17 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda
     if path.stat().st_size == 0:
         raise EdgekitError("model %s is empty (0 bytes): re-export or rebuild it" % path)
     suffix = path.suffix.lower()
-    is_engine = suffix in ENGINE_SUFFIXES
-    if not is_engine and suffix != ".onnx":
+    if suffix not in ENGINE_SUFFIXES and suffix != ".onnx":
         raise EdgekitError("%s: expected an ONNX model (.onnx) or a TensorRT engine (.engine)" % path)
+    return path
+
+
+def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda_graph: bool = False) -> Runner:
+    """A ready Runner: TensorRT for engines (and for ONNX with backend="tensorrt"), else ONNX Runtime."""
+    if backend not in BACKENDS:
+        raise EdgekitError("unknown backend %r: choose one of %s" % (backend, ", ".join(BACKENDS)))
+    path = check_model_path(path)
+    is_engine = path.suffix.lower() in ENGINE_SUFFIXES
     if is_engine and backend == "onnxruntime":
         raise EdgekitError("%s is a TensorRT engine: ONNX Runtime runs the .onnx it was built from" % path.name)
     if cuda_graph and not (is_engine or backend == "tensorrt"):

@@ -218,7 +218,13 @@ def fetch_server_info(plan: BenchPlan, wait_ready: float = 60.0) -> Dict[str, An
     base = plan.url.rstrip("/")
     deadline = time.monotonic() + wait_ready
     try:
-        while httpx.get(base + "/readyz", timeout=5).status_code != 200:
+        while True:
+            status = httpx.get(base + "/readyz", timeout=5).status_code
+            if status == 200:
+                break
+            if status != 503:  # 503 is "loading" or "draining"; anything else is not an edgekit serve
+                raise EdgekitError("%s/readyz answered %d: is this an edgekit serve (give http://HOST:PORT)?"
+                                   % (base, status))
             if time.monotonic() > deadline:
                 raise EdgekitError("%s is up but not ready after %.0f s (/readyz 503): is the model loading?"
                                    % (base, wait_ready))
@@ -245,8 +251,9 @@ def run_remote_bench(plan: BenchPlan, show_progress: bool = True) -> Dict[str, A
     from edgekit.sysinfo import system_info
 
     parsed = urlparse(plan.url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise EdgekitError("%s: give the server as http://HOST:PORT" % plan.url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path.strip("/") or parsed.query:
+        raise EdgekitError("%s: give the server as http://HOST:PORT (no path: the bench posts to /v1/detect "
+                           "itself)" % plan.url)
     server = fetch_server_info(plan)
     frames = load_frames(plan.source) if plan.source else synthetic_frames()
     bodies, encode_ms = [], []

@@ -98,13 +98,20 @@ def plot(document: Dict[str, Any], path) -> Path:
 
 
 def failure_line(document: Dict[str, Any]) -> str:
-    """One line when requests failed to connect or time out (the server went away), else empty."""
-    bad = []
+    """One line when requests failed to connect or time out (the server went away), or when a step got no
+    successful answer at all (every request refused: 401, 413, 503 ...), else empty."""
+    bad, refused = [], []
     for step in document["steps"]:
         lost = sum(n for code, n in step["status_counts"].items() if code in ("connection error", "timeout"))
         if lost:
             bad.append("%s: %d of %d" % (step_label(step), lost, step["requests"]))
-    if not bad:
-        return ""
-    return ("requests got no answer (connection errors or timeouts) from %s in %s: is the server still running?"
-            % (document["url"], "; ".join(bad)))
+        elif not step.get("ok"):
+            codes = ", ".join("%s x%d" % (code, n) for code, n in sorted(step["status_counts"].items(), key=str))
+            refused.append("%s: %s" % (step_label(step), codes))
+    if bad:
+        return ("requests got no answer (connection errors or timeouts) from %s in %s: is the server still "
+                "running?" % (document["url"], "; ".join(bad)))
+    if refused:
+        return ("no request succeeded at %s (%s): see the server's JSON errors (e.g. curl one frame)"
+                % (document["url"], "; ".join(refused)))
+    return ""

@@ -179,6 +179,8 @@ class Capture:
             if not self.live:  # lossless: wait until the consumer took the previous frame
                 while self._latest is not None and not self._stop.is_set():
                     self._cond.wait(0.1)
+            if self._stop.is_set():
+                return  # the loop stopped: this frame was never offered, so it is not dropped
             if self._latest is not None:
                 self.dropped += 1
             self._latest = Frame(image, self.captured, time.perf_counter(), max(read_ms, 0.0))

@@ -16,6 +16,8 @@ from edgekit.runtime.loader import ENGINE_SUFFIXES
 
 def inspect_model(path, layers: bool = True) -> Dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise EdgekitError("%s is a folder: give an .onnx or .engine file" % path)
     if path.suffix.lower() == ".onnx":
         return inspect_onnx(path)
     if path.suffix.lower() in ENGINE_SUFFIXES:
