@@ -22,6 +22,13 @@ FRAME_RATE = click.FloatRange(0, 1000, min_open=True)  # frames per second
 PORT = click.IntRange(0, 65535)
 
 
+def png_path(ctx, param, value):
+    """Plots are written as PNG: a --plot path must say so (report.jpg would hold PNG bytes)."""
+    if value and not str(value).lower().endswith(".png"):
+        raise click.BadParameter("%s: plots are PNG files, give a name ending in .png" % value)
+    return value
+
+
 class ImageSize(click.ParamType):
     """A network input size: a positive multiple of 32 (YOLOv8's largest stride), never silently rounded."""
 
@@ -74,6 +81,29 @@ class ListOption(click.Option):
             for item in group if isinstance(group, (tuple, list)) else [group]:
                 items += [v for v in str(item).replace(",", " ").split() if v]
         return items
+
+
+class ExclusiveFlag(click.Option):
+    """Flags that share one destination (``--fp16``/``--int8``/...): two different ones on one command line are an
+    error, where click would let the last one win silently."""
+
+    def add_to_parser(self, parser, ctx):
+        result = super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is not None:
+                original = opt.process
+
+                def process(value, state, original=original, flag=name):
+                    seen = ctx.meta.setdefault("edgekit.exclusive." + str(self.name), [])
+                    if flag not in seen:
+                        seen.append(flag)
+                    if len(seen) > 1:
+                        raise click.UsageError("%s: give only one of them" % " and ".join(seen), ctx=ctx)
+                    original(value, state)
+
+                opt.process = process
+        return result
 
 
 # --- option bundles, spelled once for every command -------------------------------------------------

@@ -315,3 +315,34 @@ def test_remote_bench_where_every_request_was_refused_fails_in_one_line():
     assert "no request succeeded" in line and "413 x3" in line and "\n" not in line
     doc["steps"][0].update(ok=3, status_counts={"200": 3})
     assert failure_line(doc) == ""
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["build", "m.onnx", "--fp16", "--fp32"], "--fp16 and --fp32: give only one"),
+    (["compare", "a.onnx", "b.onnx", "--data", "d.yaml", "--source", "s.mp4"], "--data and --source"),
+    (["bench", "http://127.0.0.1:9", "--rate", "5", "--concurrency", "4"], "give one"),
+    (["bench", "http://127.0.0.1:9", "--concurrency", "1,,4"], "--concurrency"),
+    (["camera", "synthetic://?seed=1&seed=2", "--model", "m.onnx"], "seed is given twice"),
+    (["report", "--plot", "p.jpg"], "plots are PNG"),
+])
+def test_contradictory_or_repeated_inputs_are_refused(args, fragment):
+    assert_user_error(invoke(args), fragment)
+
+
+def test_report_names_a_truncated_result_file(tmp_path):
+    (tmp_path / "b.json").write_text('{"kind": "bench", "results": [')
+    result = invoke(["report", tmp_path])
+    assert_user_error(result, "no bench or eval results")
+    assert "b.json is not readable JSON" in result.output
+
+
+def test_serve_query_rejects_unknown_and_repeated_keys():
+    pytest.importorskip("starlette")
+    from starlette.datastructures import QueryParams
+
+    from edgekit.serve.app import RequestError, parse_params
+
+    assert parse_params(QueryParams("conf=0.5&format=roboflow"))["conf"] == 0.5
+    for query, fragment in [("cnf=0.9", "unknown query parameter cnf"), ("conf=0.2&conf=0.9", "more than once")]:
+        with pytest.raises(RequestError, match=fragment):
+            parse_params(QueryParams(query))

@@ -16,6 +16,7 @@ from edgekit.options import (
     UNIT_INTERVAL,
     backend_options,
     output_options,
+    png_path,
     power_options,
     save_results,
     source_options,
@@ -203,6 +204,8 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
     from edgekit.log import out
     from edgekit.runtime import open_runner
 
+    if data and source:
+        raise EdgekitError("--data and --source are two different sets of frames: give one")
     frames = load_frames_for(data, images, source, max_frames)
     with open_runner(model_a, backend, threads=threads) as a, open_runner(model_b, backend, threads=threads) as b:
         result = do_compare(a, b, frames, conf=conf, iou=iou, match_iou=match_iou)
@@ -214,7 +217,7 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
 @click.command()
 @click.argument("paths", nargs=-1)
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Write Markdown here.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=png_path,
               help="Write the accuracy vs latency plot (PNG) here.")
 def report(paths, md_path, plot_path):
     """Join bench and eval results (default: benchmarks/) into one table per device, Markdown and a plot."""

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from edgekit.options import backend_options, output_options, save_results
+from edgekit.options import backend_options, output_options, png_path, save_results
 
 
 @click.command()
@@ -71,7 +71,7 @@ def serve(model, backend, threads, host, port, token, max_batch, max_queue_delay
 @click.option("--iou", type=click.FloatRange(0, 1), default=0.7, show_default=True)
 @click.option("--timeout", "request_timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Client timeout per request, seconds.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=png_path,
               help="Write throughput and p99 against frames in flight (PNG) here.")
 @output_options
 def remote_bench(url, concurrency, rate, arrivals, n_requests, duration, warmup, source, jpeg_quality, token, conf,
@@ -82,6 +82,9 @@ def remote_bench(url, concurrency, rate, arrivals, n_requests, duration, warmup,
     from edgekit.log import out
     from edgekit.serve import client, remote_report
 
+    source_of = click.get_current_context().get_parameter_source
+    if rate is not None and source_of("concurrency") != click.core.ParameterSource.DEFAULT:
+        raise EdgekitError("--rate (open loop) and --concurrency (closed loop) are two different benches: give one")
     steps = parse_concurrency(concurrency) if rate is None else []
     plan = client.BenchPlan(url=url, concurrency=steps, rate=rate, arrivals=arrivals, requests=n_requests,
                             duration=duration, warmup=warmup, source=source, jpeg_quality=jpeg_quality,
@@ -102,7 +105,7 @@ def parse_concurrency(text: str):
     from edgekit.errors import EdgekitError
 
     try:
-        steps = [int(v) for v in text.replace(" ", "").split(",") if v]
+        steps = [int(v) for v in text.replace(" ", "").split(",")]  # an empty item ("1,,4") is an error too
     except ValueError:
         steps = []
     if not steps or any(s < 1 or s > 10000 for s in steps):

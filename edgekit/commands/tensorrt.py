@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import click
 
+from edgekit.options import ExclusiveFlag
+
 
 @click.command("build")
 @click.argument("onnx_path", metavar="MODEL.onnx")
-@click.option("--fp32", "precision", flag_value="fp32", help="FP32 only.")
-@click.option("--fp16", "precision", flag_value="fp16", help="FP16 (the default where the GPU has fast FP16).")
-@click.option("--int8", "precision", flag_value="int8", help="INT8: calibrated with --calib, or a Q/DQ model.")
-@click.option("--best", "precision", flag_value="best", help="INT8 + FP16: TensorRT picks the faster per layer.")
+@click.option("--fp32", "precision", flag_value="fp32", cls=ExclusiveFlag, help="FP32 only.")
+@click.option("--fp16", "precision", flag_value="fp16", cls=ExclusiveFlag,
+              help="FP16 (the default where the GPU has fast FP16).")
+@click.option("--int8", "precision", flag_value="int8", cls=ExclusiveFlag,
+              help="INT8: calibrated with --calib, or a Q/DQ model.")
+@click.option("--best", "precision", flag_value="best", cls=ExclusiveFlag,
+              help="INT8 + FP16: TensorRT picks the faster per layer.")
 @click.option("--calib", default=None, help="Folder of calibration images for INT8 (classic calibration).")
 @click.option("--calib-batches", type=click.IntRange(min=1), default=None,
               help="Calibration batches  [default: all images]")

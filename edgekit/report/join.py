@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 from edgekit.errors import EdgekitError
+from edgekit.log import warn
 
 STAGES = ("preprocess", "inference", "postprocess", "e2e")
 KINDS = ("bench", "eval", "remote-bench")  # remote-bench: edgekit bench http://BOX (rows of the box that served)
@@ -27,8 +28,9 @@ def load_documents(paths: Sequence[str]) -> List[Dict[str, Any]]:
     for f in files:
         try:
             doc = json.loads(f.read_text())
-        except (ValueError, OSError):
-            continue  # not a result document (e.g. a manifest or another tool's JSON)
+        except (ValueError, OSError) as exc:  # a truncated or unreadable file is named, not silently left out
+            warn("%s is not readable JSON (%s): left out of the report" % (f, str(exc).splitlines()[0][:80]))
+            continue
         if isinstance(doc, dict) and doc.get("kind") in KINDS and isinstance(doc.get("results"), list):
             doc["_file"] = str(f)
             docs.append(doc)

@@ -76,6 +76,12 @@ def parse_params(query) -> Dict[str, Any]:
             raise RequestError(400, "query %s=%s: must be within %s..%s" % (name, raw, lo, hi))
         return value
 
+    unknown = sorted(set(query.keys()) - {"conf", "iou", "max_det", "format"})
+    if unknown:  # a misspelled key is an error, never silently the default
+        raise RequestError(400, "unknown query parameter %s (known: conf, iou, max_det, format)" % ", ".join(unknown))
+    repeated = sorted(k for k in set(query.keys()) if len(query.getlist(k)) > 1)
+    if repeated:
+        raise RequestError(400, "query parameter %s given more than once" % ", ".join(repeated))
     fmt = query.get("format", "edgekit")
     if fmt not in FORMATS:
         raise RequestError(400, "query format=%r: choose one of %s" % (fmt, ", ".join(FORMATS)))

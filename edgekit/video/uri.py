@@ -54,6 +54,8 @@ def parse_params(scheme: str, uri: str, query: str) -> Dict[str, Any]:
     known = URI_PARAMS[scheme]
     params = {}
     for key, text in parse_qsl(query, keep_blank_values=True):
+        if key in params:
+            raise EdgekitError("%s: %s is given twice" % (uri, key))
         if key not in known:
             raise EdgekitError("%s: unknown parameter %r for %s:// (known: %s)" % (
                 uri, key, scheme, ", ".join(known) if known else "none; use the command's options"))
