@@ -50,13 +50,9 @@ class ImageSize(click.ParamType):
 IMGSZ = ImageSize()
 
 
-class ListOption(click.Option):
-    """An option that takes every value up to the next option: ``--models a.pt b.pt c.pt`` (also repeatable,
-    and comma-separated values work too)."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.update(multiple=True, type=click.UNPROCESSED)
-        super().__init__(*args, **kwargs)
+class ParsingOption(click.Option):
+    """A click option that sees each occurrence on the command line as it is parsed: subclasses define
+    ``parse(value, state, flag, original)`` and call ``original(value, state)`` to store the value."""
 
     def add_to_parser(self, parser, ctx):
         result = super().add_to_parser(parser, ctx)
@@ -65,14 +61,29 @@ class ListOption(click.Option):
             if opt is not None:
                 original = opt.process
 
-                def process(value, state, original=original):
-                    values = [value]
-                    while state.rargs and not state.rargs[0].startswith("-"):
-                        values.append(state.rargs.pop(0))
-                    original(tuple(values), state)
+                def process(value, state, original=original, flag=name):
+                    self.parse(value, state, flag, original, ctx)
 
                 opt.process = process
         return result
+
+    def parse(self, value, state, flag, original, ctx) -> None:
+        original(value, state)
+
+
+class ListOption(ParsingOption):
+    """An option that takes every value up to the next option: ``--models a.pt b.pt c.pt`` (also repeatable,
+    and comma-separated values work too)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(multiple=True, type=click.UNPROCESSED)
+        super().__init__(*args, **kwargs)
+
+    def parse(self, value, state, flag, original, ctx) -> None:
+        values = [value]
+        while state.rargs and not state.rargs[0].startswith("-"):
+            values.append(state.rargs.pop(0))
+        original(tuple(values), state)
 
     @staticmethod
     def flatten(value) -> list:
@@ -83,27 +94,17 @@ class ListOption(click.Option):
         return items
 
 
-class ExclusiveFlag(click.Option):
+class ExclusiveFlag(ParsingOption):
     """Flags that share one destination (``--fp16``/``--int8``/...): two different ones on one command line are an
     error, where click would let the last one win silently."""
 
-    def add_to_parser(self, parser, ctx):
-        result = super().add_to_parser(parser, ctx)
-        for name in self.opts:
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is not None:
-                original = opt.process
-
-                def process(value, state, original=original, flag=name):
-                    seen = ctx.meta.setdefault("edgekit.exclusive." + str(self.name), [])
-                    if flag not in seen:
-                        seen.append(flag)
-                    if len(seen) > 1:
-                        raise click.UsageError("%s: give only one of them" % " and ".join(seen), ctx=ctx)
-                    original(value, state)
-
-                opt.process = process
-        return result
+    def parse(self, value, state, flag, original, ctx) -> None:
+        seen = ctx.meta.setdefault("edgekit.exclusive." + str(self.name), [])
+        if flag not in seen:
+            seen.append(flag)
+        if len(seen) > 1:
+            raise click.UsageError("%s: give only one of them" % " and ".join(seen), ctx=ctx)
+        original(value, state)
 
 
 # --- option bundles, spelled once for every command -------------------------------------------------
