@@ -244,8 +244,10 @@ def test_sigterm_under_load_answers_in_flight_and_exits_0(yolov8n_onnx):
             server.proc.send_signal(signal.SIGTERM)
             return await asyncio.gather(*tasks, return_exceptions=True)
 
-    responses = asyncio.run(run())
-    code, out = server.stop()
+    try:
+        responses = asyncio.run(run())
+    finally:  # a failed wait must not leave the server running after the test
+        code, out = server.stop()
     assert [getattr(r, "status_code", repr(r)) for r in responses] == [200] * n
     assert code == 0, out
     assert "draining" in out and "Traceback" not in out
