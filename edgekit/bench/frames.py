@@ -33,20 +33,19 @@ def synthetic_frames(count: int = 8, shape: Tuple[int, int] = (720, 1280), seed:
     return frames
 
 
-def decodable(files: Sequence[Path], quick: bool = False) -> Tuple[List[Path], List[Path]]:
-    """Split image files into (decodable, undecodable). ``quick`` decodes at 1/8 size in gray (JPEG decoders
-    skip most of the work), enough to find files that are not images at all before a long job starts."""
-    flag = cv2.IMREAD_REDUCED_GRAYSCALE_8 if quick else cv2.IMREAD_COLOR
+def decodable(files: Sequence[Path]) -> Tuple[List[Path], List[Path]]:
+    """Split image files into (decodable, undecodable), decoding each at 1/8 size in gray (JPEG decoders skip
+    most of the work): enough to find files that are not images at all before a long job starts."""
     good, bad = [], []
     for path in files:
-        (good if cv2.imread(str(path), flag) is not None else bad).append(path)
+        (good if cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None else bad).append(path)
     return good, bad
 
 
-def undecodable_note(bad: Sequence[Path], total: int, what: str = "image") -> str:
+def undecodable_note(bad: Sequence[Path], total: int) -> str:
     """'2 of 40 images cannot be decoded and are skipped: a.jpg, b.png' (the first three named)."""
     names = ", ".join(p.name for p in bad[:3]) + (", ..." if len(bad) > 3 else "")
-    return "%d of %d %ss cannot be decoded and are skipped: %s" % (len(bad), total, what, names)
+    return "%d of %d images cannot be decoded and are skipped: %s" % (len(bad), total, names)
 
 
 def load_frames(source, limit: int = 32) -> List[np.ndarray]:

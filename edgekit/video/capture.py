@@ -187,6 +187,10 @@ class Capture:
             self.captured += 1
             self._cond.notify_all()
 
+    def _backoff(self) -> float:
+        """Seconds before the next reopen: 0.5 s doubling per failure in a row, at most ``max_backoff``."""
+        return min(0.5 * 2 ** (self._streak - 1), self.max_backoff)
+
     def _reopen(self) -> bool:
         """Reopen: a looped file restarts at once; after a failure, wait 0.5 s doubling up to ``max_backoff``
         per failure in a row, and give up (False) after ``max_retries`` of them without a frame in between."""
@@ -199,7 +203,7 @@ class Capture:
                     self._event(self.failed)
                     self._end()
                     return False
-                if self._stop.wait(min(0.5 * 2 ** (self._streak - 1), self.max_backoff)):
+                if self._stop.wait(self._backoff()):
                     return True
             try:
                 self.source.open()
@@ -212,5 +216,5 @@ class Capture:
                 self.failures += 1
                 self._streak += 1
                 self._event("%s: reopen failed (%s); retrying in %.1f s" % (
-                    self.source.name, exc, min(0.5 * 2 ** (self._streak - 1), self.max_backoff)))
+                    self.source.name, exc, self._backoff()))
         return True

@@ -51,7 +51,7 @@ class CalibrationSet:
                                % (folder, "/".join(s.lstrip(".") for s in IMAGE_SUFFIXES)))
         if max_batches is not None and max_batches < 1:
             raise EdgekitError("--calib-batches %d: must be at least 1" % max_batches)
-        images, bad = decodable(files, quick=True)  # a broken file is named now, not counted as calibration
+        images, bad = decodable(files)  # a broken file is named now, not counted as calibration
         if bad:
             warn("calibration folder %s: %s" % (folder, undecodable_note(bad, len(files))))
         needed = batch_size * (max_batches or 1)
