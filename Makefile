@@ -19,9 +19,11 @@ demo: setup
 	YOLO_OFFLINE=1 $(BIN)/edgekit demo
 
 lint: setup typecheck
-	$(BIN)/ruff check edgekit tests benchmarks
-	# device-side code must run on Python 3.8 (JetPack 5); host-only code (edgekit/host) may use newer Python
-	$(BIN)/vermin -q --no-tips --violations --eval-annotations -t=3.8- --exclude-regex '^edgekit/host/' edgekit
+	$(BIN)/ruff check edgekit tests benchmarks jetson
+	# device-side code must run on Python 3.8 (JetPack 5); host-only code (edgekit/host) may use newer Python;
+	# the GPU check's scripts run on the device too
+	$(BIN)/vermin -q --no-tips --violations --eval-annotations -t=3.8- --exclude-regex '^edgekit/host/' edgekit \
+	  jetson/gpu_check.py jetson/gpu_probe.py jetson/gpu_report.py tests/gpu_assets.py
 	bash -n jetson/setup.sh jetson/gpu-check.sh
 	$(BIN)/ansible-lint --offline -q jetson/ansible
 
@@ -54,7 +56,8 @@ pytest: setup
 test: lint sysdeps pytest
 
 # The GPU check (README: "Running the GPU check"). Its assets are made here on the host (torch, ~20 s once the
-# test fixture is cached): the trained YOLOv8n ONNX, its Q/DQ twin and frames, into gpu-assets/ (git-ignored).
+# test fixture is cached): the trained YOLOv8n ONNX, its Q/DQ and letterbox+NMS twins and frames, into
+# gpu-assets/ (git-ignored, 40 MB).
 # The check itself runs on any machine with an NVIDIA GPU and TensorRT, with no torch and no .venv there.
 gpu-assets: setup
 	YOLO_OFFLINE=1 $(BIN)/python jetson/gpu-assets.py $(ARGS)

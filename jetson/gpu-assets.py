@@ -8,6 +8,9 @@ Writes into ``$EDGEKIT_GPU_ASSETS`` (default ``gpu-assets/`` in the project, git
   synthetic-yolov8n-160.onnx (+ .json)  the test suite's trained YOLOv8n (tests/conftest.py, cached in
                                         ~/.cache/edgekit-tests), exported at 160 px, with its edgekit manifest
   synthetic-yolov8n-160-int8-qdq.onnx   the same through ``edgekit quantize`` (ModelOpt Q/DQ, opset 17)
+  synthetic-yolov8n-160-lb320x240-nms.onnx
+                                        the same weights taking uint8 320x240 camera frames, letterboxed in the
+                                        graph, with EfficientNMS_TRT (export --graph-letterbox 320x240 --trt-nms)
   val/, calib/                          validation frames (detections vs ONNX Runtime) and calibration frames
   yolov8m-640.onnx                      with --full only: random-init YOLOv8m at 640 (about 100 MB; speed only)
   assets.json                           what is there, sha256 of every file, and what made it
@@ -37,6 +40,15 @@ def copy_images(src: Path, dst: Path, count: int) -> int:
     return len(images)
 
 
+def _frame_size(folder: Path):
+    import cv2
+
+    sizes = {cv2.imread(str(p)).shape[:2] for p in sorted(folder.glob("*.jpg"))}
+    if len(sizes) != 1:
+        raise SystemExit("gpu-assets: the val frames differ in size (%s); the letterbox model needs one" % sizes)
+    return sizes.pop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.environ.get("EDGEKIT_GPU_ASSETS") or str(ROOT / "gpu-assets"))
@@ -48,12 +60,13 @@ def main() -> int:
     os.environ.setdefault("YOLO_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
     from edgekit.host.export import export
+    from edgekit.host.graph import GraphOptions
     from edgekit.host.quantize import quantize
     from edgekit.manifest import package_versions, sha256_file
     from tests.conftest import build_synthetic_model
 
     t0 = time.perf_counter()
-    data, _, onnx = build_synthetic_model()  # trains once per machine (~4 min on 2 cores), then cached
+    data, pt, onnx = build_synthetic_model()  # trains once per machine (~4 min on 2 cores), then cached
     out = Path(args.out).resolve()
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -64,13 +77,17 @@ def main() -> int:
     n_val = copy_images(images / "val", tmp / "val", args.val)
     n_calib = copy_images(images / "train", tmp / "calib", args.calib)
     qdq = Path(quantize(tmp / onnx.name, str(tmp / "calib"), out=str(tmp), images=args.qdq_images))
+    frame_h, frame_w = _frame_size(tmp / "val")  # the val frames are what the NMS engine is fed, as they are
+    nms = Path(export(weights=str(pt), imgsz=160, out=str(tmp),
+                      graph=GraphOptions(letterbox=(frame_h, frame_w), nms=True)))
     full = None
     if args.full:
         full = Path(export(weights="yolov8m.yaml", imgsz=640, out=str(tmp), name="yolov8m-640.onnx"))
     files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     doc = {
         "kind": "edgekit-gpu-assets", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": onnx.name, "qdq": qdq.name, "full": full.name if full else None, "imgsz": 160,
+        "model": onnx.name, "qdq": qdq.name, "nms": nms.name, "full": full.name if full else None, "imgsz": 160,
+        "frame": [frame_h, frame_w],
         "val": "val", "calib": "calib", "images": {"val": n_val, "calib": n_calib, "qdq": args.qdq_images},
         "files": files, "made_with": package_versions(["torch", "ultralytics", "onnx", "nvidia-modelopt"]),
     }

@@ -1,11 +1,46 @@
 #!/usr/bin/env bash
 # The one command for a GPU machine (a Jetson, a desktop, the lent device with the TensorRT 8.5 kit):
-#   bash jetson/gpu-check.sh [--budget SECONDS] [--out DIR]        (or: make gpu-check)
-# Builds FP16, calibrated INT8 and Q/DQ INT8 engines of the trained YOLOv8n (160 px, --fast-build, reused with
-# --if-changed) and runs the gpu tests on them, each step with its own timeout, all within the budget (450 s);
-# writes results.json (device, driver, TensorRT, per-step and per-test seconds, bench rows) and gpu-check.log.
+#   bash jetson/gpu-check.sh [--budget SECONDS] [--out DIR] [--resume EARLIER_RESULTS_DIR]     (or: make gpu-check)
+# Builds and checks, most informative first, FP16, Q/DQ INT8, in-graph letterbox + EfficientNMS_TRT (FP16) and
+# calibrated INT8 engines of the trained YOLOv8n (160 px, --fast-build, reused with --if-changed), each step with
+# its own timeout within the budget (450 s); writes results.json, summary.md and gpu-check.log.
 # Needs the host-built assets: make gpu-assets (on the host), then EDGEKIT_GPU_ASSETS=DIR or ./gpu-assets.
-# Python: $EDGEKIT_PYTHON, else the kit's $PY39 (. /tmp/k/env.sh), else python3. See jetson/gpu_check.py.
+# Python: $EDGEKIT_PYTHON if set (refused in one line if it cannot start), else the first that starts of the
+# TensorRT kit's $PY39, the kit unpacked at $EDGEKIT_KIT (default /tmp/k, its env.sh sourced), python3.
+# See jetson/gpu_check.py.
 set -u
 cd "$(dirname "$0")/.."
-exec "${EDGEKIT_PYTHON:-${PY39:-python3}}" jetson/gpu_check.py "$@"
+
+why_not() {  # nothing when "$1" starts as a Python 3.8+, else the first line of what it said
+  local out rc
+  out=$("$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else "Python %d.%d is older than 3.8" % sys.version_info[:2])' 2>&1 </dev/null)
+  rc=$?
+  [ "$rc" -eq 0 ] && return 0
+  # the telling line: Python's "Fatal Python error: ..." (e.g. under another Python's PYTHONHOME), else the first
+  out=$( { printf '%s\n' "$out" | grep -m1 -E 'Error|error|No such file'; printf '%s\n' "$out"; } | grep -v '^[[:space:]]*$' | head -1)
+  echo "${out:-exit status $rc}${PYTHONHOME:+ (with PYTHONHOME=$PYTHONHOME)}"
+}
+
+if [ -n "${EDGEKIT_PYTHON:-}" ]; then
+  reason=$(why_not "$EDGEKIT_PYTHON") || true
+  if [ -n "$reason" ]; then
+    echo "gpu-check: EDGEKIT_PYTHON=$EDGEKIT_PYTHON cannot start: $reason (point it at the Python that has TensorRT, e.g. . /tmp/k/env.sh sets it to the kit's)" >&2
+    exit 2
+  fi
+  exec "$EDGEKIT_PYTHON" jetson/gpu_check.py "$@"
+fi
+kit=${EDGEKIT_KIT:-/tmp/k}
+if [ -z "${PY39:-}" ] && [ -f "$kit/env.sh" ]; then
+  . "$kit/env.sh"  # the TensorRT 8.5 kit (../shared/device): its Python needs its PYTHONHOME and libraries
+fi
+tried=""
+for py in "${PY39:-}" python3; do
+  [ -n "$py" ] || continue
+  reason=$(why_not "$py") || true
+  if [ -z "$reason" ]; then
+    exec "$py" jetson/gpu_check.py "$@"
+  fi
+  tried="$tried; $py: $reason"
+done
+echo "gpu-check: no Python 3.8+ starts here (${tried#; }): set EDGEKIT_PYTHON to the Python that has TensorRT, or . /tmp/k/env.sh for the kit's" >&2
+exit 2

@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
 """The GPU check behind ``jetson/gpu-check.sh``: every TensorRT path of edgekit on this machine's GPU, in one
-command, within a time budget (default 450 s), leaving one results JSON and one log.
+command, within a time budget (default 450 s), leaving results.json, summary.md and a log.
 
-Steps, each with its own timeout (a failed or timed-out step does not stop the ones after it):
+Steps, each with its own timeout (a failed or timed-out step does not stop the ones after it), most informative
+first, so a short GPU session proves the main path before the rest:
 
-  probe       GPU, driver, TensorRT, pycuda, cuda-python, numpy, Python: one line per missing piece
-  assets      the host-built assets (make gpu-assets): present and unchanged (sha256)
-  build-fp16, build-int8, build-qdq
-              ``edgekit build --fast-build --if-changed`` of the trained YOLOv8n (160 px): FP16, calibrated INT8,
-              Q/DQ INT8; an engine already built on this machine is reused in seconds
-  tests       ``pytest -m gpu tests/test_tensorrt_gpu.py`` on those engines (no rebuild): detections vs ONNX
-              Runtime, calibration-table reuse, bench with and without CUDA graphs, compat refusal, truncated
-              engine, inspect's layer precisions
+  probe        GPU, driver, TensorRT, pycuda, cuda-python, numpy, Python: one line per missing piece
+  build-fp16   ``edgekit build --fast-build --if-changed`` of the trained YOLOv8n (160 px), FP16, then
+  tests-fp16   ``pytest -m gpu -k test_fp16_ tests/test_tensorrt_gpu.py`` on it: detections vs ONNX Runtime, bench
+               with and without CUDA graphs beside ONNX Runtime on the CPU, compat refusal, damaged engine, layers
+  build-qdq, tests-qdq    the Q/DQ INT8 twin (no calibration images)
+  build-nms, tests-nms    uint8 frames, letterbox in the graph, EfficientNMS_TRT (FP16) vs the host NMS
+  build-int8, tests-int8  the float model calibrated to INT8 on a few batches (the slowest build)
+
+Each build gets the time left minus what its tests need; an engine already built on this machine is reused in
+seconds. ``--resume DIR`` (an earlier run's results folder, e.g. one committed under benchmarks/) skips the
+engines whose tests passed there and carries their results over: a later GPU session continues where the last
+one stopped.
 
 Plain Python 3.8+ standard library (the device has no torch, maybe no pip). Without a GPU it still runs: the
-build steps are skipped with the missing pieces named, and the tests step shows that the suite collects and
+build steps are skipped with the missing pieces named, and the test steps show that the suite collects and
 skips with one line per reason.
 """
 
@@ -24,79 +29,36 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from jetson.gpu_report import bench_rows, junit_tests, summary_markdown  # noqa: E402
 from tests.gpu_assets import ENGINES, RESULTS_ENV, WORK_ENV, load_assets, work_dir  # noqa: E402
 
-TIMEOUTS = {"probe": 60, "build": 180, "tests": 200}
-TESTS_RESERVE = 90  # seconds the builds leave for the tests step, whatever they take
-
-PROBE = r"""
-import json, platform, sys
-facts, missing = {"python": platform.python_version()}, []
-try:
-    import numpy
-    facts["numpy"] = numpy.__version__
-except ImportError as exc:
-    missing.append("numpy: %s" % exc)
-try:
-    import tensorrt
-    facts["tensorrt"] = getattr(tensorrt, "__version__", None)
-    if not hasattr(tensorrt, "Builder"):
-        missing.append("tensorrt: the module here is type stubs only (JetPack: apt install python3-libnvinfer)")
-except ImportError as exc:
-    missing.append("tensorrt: not importable (%s): JetPack ships it (python3-libnvinfer)" % exc)
-try:
-    import pycuda.driver as cuda
-    facts["pycuda"] = __import__("pycuda").VERSION_TEXT
-    try:
-        cuda.init()
-        count = cuda.Device.count()
-        facts["gpus"] = count
-        if count:
-            dev = cuda.Device(0)
-            facts["gpu"], facts["sm"] = dev.name(), "%d.%d" % dev.compute_capability()
-            facts["cuda_driver_api"] = cuda.get_driver_version()
-        else:
-            missing.append("GPU: CUDA sees no device")
-    except Exception as exc:
-        missing.append("GPU: CUDA cannot start (%s)" % str(exc).splitlines()[0][:160])
-except ImportError as exc:
-    missing.append("pycuda: cannot load (%s): pip install 'edgekit[jetson]'; it also needs the NVIDIA driver"
-                   % str(exc).splitlines()[0][:160])
-try:
-    try:
-        from cuda.bindings import driver
-    except ImportError:
-        from cuda import cuda as driver
-    facts["cuda_python"] = True
-except ImportError:
-    facts["cuda_python"] = False
-    missing.append("cuda-python: absent, so the CUDA-graph test skips (pip install 'edgekit[jetson]')")
-print(json.dumps({"facts": facts, "missing": missing}))
-"""
+TIMEOUTS = {"probe": 60, "tests": 150}
+TESTS_RESERVE = 45  # seconds each build leaves for its own tests step, whatever it takes
 
 
 class Check:
     min_step = 10.0  # seconds: a step given less is skipped as out of time
 
-    def __init__(self, out: Path, budget: float, python: str) -> None:
+    def __init__(self, out: Path, budget: float, python: str, earlier: Optional[Dict[str, Any]] = None) -> None:
         self.out = out
         self.python = python
         self.deadline = time.monotonic() + budget
         self.log_path = out / "gpu-check.log"
+        self.earlier = earlier or {}
         self.results: Dict[str, Any] = {
             "kind": "edgekit-gpu-check", "started_at": _now(), "budget_s": budget, "host": platform.node(),
             "python_executable": python, "device": {}, "missing": [], "steps": [], "tests": [], "bench": [],
-            "records": {},
+            "records": {}, "resumed_from": self.earlier.get("started_at"),
         }
         out.mkdir(parents=True, exist_ok=True)
         self.log_path.write_text("")
@@ -147,6 +109,19 @@ class Check:
                 self.say("    " + line[:300])
         return self._keep(record)
 
+    def carried(self, name: str) -> Optional[Dict[str, Any]]:
+        """The earlier run's record of step ``name`` when it passed there (--resume), else None."""
+        for record in self.earlier.get("steps", []):
+            if record.get("name") == name and record.get("status") == "ok":
+                return record
+        return None
+
+    def carry(self, record: Dict[str, Any]) -> None:
+        kept = dict(record, carried_from=self.earlier.get("started_at"))
+        self.say("[ok] %s: passed in the earlier run of %s (%.1f s there), carried over" % (
+            record["name"], self.earlier.get("started_at"), record.get("seconds", 0)))
+        self._keep(kept)
+
     def _keep(self, record: Dict[str, Any]) -> Dict[str, Any]:
         self.results["steps"].append(record)
         self.save()
@@ -178,36 +153,18 @@ def nvidia_smi() -> Dict[str, str]:
     return {"name": parts[0], "driver": parts[1], "memory": parts[2] if len(parts) > 2 else ""}
 
 
-def junit_tests(path: Path) -> List[Dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for case in ET.parse(str(path)).getroot().iter("testcase"):
-        outcome, message = "passed", ""
-        for tag in ("failure", "error", "skipped"):
-            child = case.find(tag)
-            if child is not None:
-                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
-                message = (child.get("message") or "").splitlines()[0][:300] if child.get("message") else ""
-                break
-        rows.append({"test": case.get("name"), "outcome": outcome, "seconds": float(case.get("time") or 0),
-                     "message": message})
-    return rows
-
-
-def bench_rows(records: Dict[str, Any]) -> List[Dict[str, Any]]:
-    rows = []
-    for name, doc in sorted(records.items()):
-        if not name.startswith("bench") or not isinstance(doc, dict):
-            continue
-        for r in doc.get("results", []):
-            stages = r.get("stages") or {}
-            rows.append({"record": name, "model": r.get("name") or r.get("model"), "backend": r.get("backend"),
-                         "precision": r.get("precision"), "device": r.get("device"),
-                         "input_shape": r.get("input_shape"), "iterations": r.get("iterations"),
-                         "cuda_graph": "graph" in name, "fps": r.get("fps"),
-                         "median_ms": {k: (v or {}).get("median") for k, v in stages.items()}})
-    return rows
+def read_earlier(path: str) -> Dict[str, Any]:
+    """An earlier run's results.json (or the folder holding it), with its records folder beside it."""
+    folder = Path(path)
+    file = folder / "results.json" if folder.is_dir() else folder
+    try:
+        doc = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit("gpu-check: --resume %s: no readable results.json there (%s)" % (path, exc)) from None
+    if doc.get("kind") != "edgekit-gpu-check":
+        raise SystemExit("gpu-check: --resume %s: not a GPU check's results.json" % path)
+    doc["_folder"] = str(file.parent)
+    return doc
 
 
 def main() -> int:
@@ -217,15 +174,20 @@ def main() -> int:
     parser.add_argument("--out", default=default_out, help="results folder (default: $OUT/gpu-check or "
                                                           "gpu-check-results/)")
     parser.add_argument("--budget", type=float, default=450, help="seconds for all steps together (default 450)")
+    parser.add_argument("--resume", metavar="DIR", help="an earlier run's results folder: engines whose tests "
+                                                        "passed there are skipped and their results carried over")
     args = parser.parse_args()
     out = Path(args.out).resolve()
-    check = Check(out, args.budget, sys.executable)
+    earlier = read_earlier(args.resume) if args.resume else None
+    check = Check(out, args.budget, sys.executable, earlier)
+    records = out / "records"
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
            "YOLO_OFFLINE": "1", WORK_ENV: str(work_dir())}
-    check.say("edgekit GPU check: results in %s, budget %.0f s" % (out, args.budget))
+    check.say("edgekit GPU check: results in %s, budget %.0f s%s" % (
+        out, args.budget, ", resuming %s" % args.resume if args.resume else ""))
 
     smi = nvidia_smi()
-    probe = check.step("probe", [sys.executable, "-c", PROBE], TIMEOUTS["probe"], env)
+    probe = check.step("probe", [sys.executable, str(ROOT / "jetson" / "gpu_probe.py")], TIMEOUTS["probe"], env)
     try:
         found = json.loads((probe.get("output") or "{}").strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -242,18 +204,27 @@ def main() -> int:
     check.say("assets: %s" % ("ok (%s)" % assets.root if assets and not asset_lines else "not usable"))
 
     blockers = [m for m in missing if not m.startswith("cuda-python")]
+    junits = []
     for key in ENGINES:
-        timeout = min(TIMEOUTS["build"], check.left() - TESTS_RESERVE)
+        tests = check.carried("tests-" + key)
+        if tests is not None:  # --resume: this engine was proven in the earlier run
+            for name in ("build-" + key, "tests-" + key):
+                check.carry(check.carried(name) or dict(tests, name=name, seconds=0.0))
+            _carry_files(Path(earlier["_folder"]), out, key)
+            junits.append(out / ("junit-%s.xml" % key))
+            continue
+        timeout = check.left() - TESTS_RESERVE  # most informative first: a build may use what the rest would
         argv = [sys.executable, "-m", "edgekit"] + (assets.build_args(key, work_dir()) if assets else ["build"])
         check.step("build-" + key, argv, timeout, env,
                    skip="%d piece(s) missing, listed above" % len(blockers) if blockers else None)
+        junit = out / ("junit-%s.xml" % key)
+        junits.append(junit)
+        check.step("tests-" + key, [sys.executable, "-m", "pytest", "-m", "gpu", "-k", "test_%s_" % key,
+                                    "tests/test_tensorrt_gpu.py", "-rs", "-q", "-p", "no:cacheprovider",
+                                    "--junitxml", str(junit)], TIMEOUTS["tests"],
+                   dict(env, EDGEKIT_GPU_NO_BUILD="1", **{RESULTS_ENV: str(records)}))
 
-    records = out / "records"
-    junit = out / "junit.xml"
-    check.step("tests", [sys.executable, "-m", "pytest", "-m", "gpu", "tests/test_tensorrt_gpu.py", "-rs", "-q",
-                         "-p", "no:cacheprovider", "--junitxml", str(junit)], TIMEOUTS["tests"],
-               dict(env, EDGEKIT_GPU_NO_BUILD="1", **{RESULTS_ENV: str(records)}))
-    check.results["tests"] = junit_tests(junit)
+    check.results["tests"] = [t for junit in junits for t in junit_tests(junit)]
     for path in sorted(records.glob("*.json")) if records.is_dir() else []:
         check.results["records"][path.stem] = json.loads(path.read_text())
     check.results["bench"] = bench_rows(check.results["records"])
@@ -265,12 +236,25 @@ def main() -> int:
         "seconds": round(args.budget - check.left(), 1),
     }
     check.save()
-    check.say("summary: steps %s, tests %s, %.0f s; wrote %s and %s" % (
+    (out / "summary.md").write_text(summary_markdown(check.results))
+    check.say("summary: steps %s, tests %s, %.0f s; wrote %s, %s and %s" % (
         check.results["summary"]["steps"], check.results["summary"]["tests"], check.results["summary"]["seconds"],
-        out / "results.json", check.log_path))
+        out / "results.json", out / "summary.md", check.log_path))
     if any(s in ("failed", "timed out") for s in statuses) or any(o in ("failed", "error") for o in outcomes):
         return 1
     return 0 if "skipped" not in statuses else 3
+
+
+def _carry_files(earlier: Path, out: Path, key: str) -> None:
+    """The earlier run's junit and records of engine ``key`` into this run's folder."""
+    junit = earlier / ("junit-%s.xml" % key)
+    if junit.is_file() and junit.resolve() != (out / junit.name).resolve():
+        shutil.copy(str(junit), str(out / junit.name))
+    src = earlier / "records"
+    if src.is_dir() and src.resolve() != (out / "records").resolve():
+        (out / "records").mkdir(parents=True, exist_ok=True)
+        for path in src.glob("*-%s*.json" % key):
+            shutil.copy(str(path), str(out / "records" / path.name))
 
 
 if __name__ == "__main__":

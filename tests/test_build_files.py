@@ -22,14 +22,16 @@ except ImportError:
     HAS_TRT = False
 
 
-def qdq_model(zero_type=TensorProto.INT8, zero=0, scale_type=TensorProto.FLOAT, opset=17, domain=""):
-    """images -> Q -> DQ -> Conv: the smallest explicitly quantized graph."""
+def qdq_model(zero_type=TensorProto.INT8, zero=0, scale_type=TensorProto.FLOAT, opset=17, domain="", dq_zero=True):
+    """images -> Q -> DQ -> Conv: the smallest explicitly quantized graph (``dq_zero=False``: DQ without its
+    optional zero point, which ONNX allows and TensorRT 8.5's parser refuses)."""
     scale = numpy_helper.from_array(np.array(0.02, dtype=helper.tensor_dtype_to_np_dtype(scale_type)), "s")
     zp = numpy_helper.from_array(np.array(zero, dtype=helper.tensor_dtype_to_np_dtype(zero_type)), "z")
     w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
     nodes = [
         helper.make_node("QuantizeLinear", ["images", "s", "z"], ["q"], name="q0", domain=domain),
-        helper.make_node("DequantizeLinear", ["q", "s", "z"], ["dq"], name="dq0", domain=domain),
+        helper.make_node("DequantizeLinear", ["q", "s", "z"] if dq_zero else ["q", "s"], ["dq"], name="dq0",
+                         domain=domain),
         helper.make_node("Conv", ["dq", "w"], ["output0"], name="conv"),
     ]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
@@ -52,6 +54,7 @@ def test_clean_qdq_model_passes_and_is_detected():
     (dict(scale_type=TensorProto.FLOAT16), "8.5.2", "FP32 scales"),
     (dict(opset=19), "8.5.2", "opset 19"),
     (dict(domain="com.microsoft"), "10.3", "non-standard domain"),
+    (dict(dq_zero=False), "8.5.2", "dq0: DequantizeLinear without a zero point (2 inputs); TensorRT 8.5.2's parser"),
 ])
 def test_qdq_problems(kwargs, version, fragment):
     problems = qdq_problems(qdq_model(**kwargs), version)
@@ -60,6 +63,21 @@ def test_qdq_problems(kwargs, version, fragment):
 
 def test_fp16_scales_and_opset19_are_fine_on_trt10():
     assert qdq_problems(qdq_model(scale_type=TensorProto.FLOAT16, opset=19), "10.3.0") == []
+    assert qdq_problems(qdq_model(dq_zero=False), "10.3.0") == []  # TensorRT 10's parser takes 2-input DQ
+
+
+def test_two_input_dequantize_is_refused_in_edgekits_own_line(tmp_path):
+    from edgekit.runtime.tensorrt.plan import ModelFacts
+    from edgekit.runtime.tensorrt.qdq import check_buildable
+
+    model = qdq_model(dq_zero=False)
+    with pytest.raises(EdgekitError) as err:
+        check_buildable(model, ModelFacts(qdq=True, float_type="fp32", static_batch=1), "8.5.2.2", "m.onnx")
+    assert "\n" not in str(err.value) and "DequantizeLinear without a zero point" in str(err.value)
+    assert "edgekit quantize" in str(err.value)
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    result = invoke(["inspect", tmp_path / "m.onnx", "--json"])
+    assert result.exit_code == 0 and "DequantizeLinear without a zero point" in result.output
 
 
 # --- engine files: checked against their manifest and this device before TensorRT reads them ------------------
@@ -242,6 +260,28 @@ def test_timing_cache_survives_a_bad_file_and_merges_on_save(tmp_path, capsys):
     config2 = FakeConfig()
     second.attach(config2)
     assert second.loaded and config2.cache.entries == {"conv1", "conv2"}
+
+
+def test_timing_cache_tensorrt_rejects_with_none_is_one_warning_and_an_empty_cache(tmp_path, capsys):
+    """TensorRT 8.5 on Hopper: create_timing_cache logs a Myelin error and returns None (no exception)."""
+    pytest.importorskip("fcntl")
+    from edgekit.runtime.tensorrt.timing_cache import TimingCacheFile
+
+    class RejectingConfig(FakeConfig):
+        def create_timing_cache(self, data):
+            return None if data else FakeCache(data, self.device)
+
+    path = tmp_path / "timing.cache"
+    path.write_bytes(b"tc:H100:from_an_earlier_build")
+    config = RejectingConfig()
+    cache = TimingCacheFile(path)
+    cache.attach(config)
+    assert not cache.loaded and config.cache is not None and config.cache.entries == set()
+    config.cache.entries.add("conv1")
+    cache.save(config)  # the file on disk is still unreadable: replaced by this build's, no second warning
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "rejected by this TensorRT" in err and "building without it" in err
+    assert path.read_bytes() == b"tc:H100:conv1"
 
 
 def test_timing_cache_from_another_device_is_replaced_not_merged(tmp_path, capsys):

@@ -54,3 +54,24 @@ def test_eval_compare_report_work_without_torch(synthetic_model, tmp_path):
     out = run_blocked("report", results, "--markdown", tmp_path / "r.md")
     assert out.returncode == 0, out.stderr
     assert "synthetic-yolov8n-160" in (tmp_path / "r.md").read_text()
+
+
+# The device runtime sits below everything that measures or serves: it may import vision (preprocessing, image
+# files), manifest, errors and log, never bench, eval, camera, serve, report, host or the commands.
+UPPER = ("edgekit.bench", "edgekit.eval", "edgekit.camera", "edgekit.serve", "edgekit.report", "edgekit.host",
+         "edgekit.commands", "edgekit.cli", "edgekit.video")
+
+
+def test_runtime_never_imports_the_layers_above_it():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = []
+    for path in sorted((root / "edgekit" / "runtime").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += ["%s imports %s" % (path.relative_to(root), n) for n in names
+                      if any(n == u or n.startswith(u + ".") for u in UPPER)]
+    assert found == []

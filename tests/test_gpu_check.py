@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.gpu_assets import load_assets
+from tests.gpu_assets import ENGINES, load_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,10 +18,11 @@ def make_assets(folder: Path) -> Path:
 
     (folder / "val").mkdir(parents=True)
     (folder / "calib").mkdir()
-    files = {"m.onnx": b"onnx", "m-int8-qdq.onnx": b"qdq", "val/a.jpg": b"jpg", "calib/b.jpg": b"jpg"}
+    files = {"m.onnx": b"onnx", "m-int8-qdq.onnx": b"qdq", "m-lb320x240-nms.onnx": b"nms", "val/a.jpg": b"jpg",
+             "calib/b.jpg": b"jpg"}
     for rel, data in files.items():
         (folder / rel).write_bytes(data)
-    doc = {"model": "m.onnx", "qdq": "m-int8-qdq.onnx", "val": "val", "calib": "calib",
+    doc = {"model": "m.onnx", "qdq": "m-int8-qdq.onnx", "nms": "m-lb320x240-nms.onnx", "val": "val", "calib": "calib",
            "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}}
     (folder / "assets.json").write_text(json.dumps(doc))
     return folder
@@ -30,8 +31,13 @@ def make_assets(folder: Path) -> Path:
 def test_assets_are_found_and_each_missing_piece_is_one_line(tmp_path):
     assets, lines = load_assets(make_assets(tmp_path / "a"))
     assert lines == [] and assets.onnx_for("qdq").name == "m-int8-qdq.onnx"
+    assert assets.onnx_for("nms").name == "m-lb320x240-nms.onnx" and assets.onnx_for("fp16") == assets.model
     args = assets.build_args("int8", tmp_path / "work")
     assert args[:3] == ["build", str(assets.model), "--int8"] and "--if-changed" in args and "--fast-build" in args
+    assert args[args.index("--calib-batches") + 1] == "8"  # few batches: the INT8 build is the slowest
+    for key in ENGINES:  # no shared timing cache (TensorRT 8.5/Hopper failed to reload one)
+        assert "--timing-cache" not in assets.build_args(key, tmp_path / "work")
+    assert assets.build_args("nms", tmp_path / "work")[1:3] == [str(assets.nms), "--fp16"]
     (tmp_path / "a" / "val" / "a.jpg").unlink()
     (tmp_path / "a" / "m.onnx").write_bytes(b"other")
     _, lines = load_assets(tmp_path / "a")
@@ -39,6 +45,9 @@ def test_assets_are_found_and_each_missing_piece_is_one_line(tmp_path):
     assert "make gpu-assets" in load_assets(tmp_path / "nowhere")[1][0]
     (tmp_path / "a" / "assets.json").write_text("{")
     assert "unreadable" in load_assets(tmp_path / "a")[1][0]
+    (tmp_path / "a" / "assets.json").write_text(json.dumps({"model": "m.onnx", "qdq": "q.onnx", "val": "v",
+                                                            "calib": "c"}))
+    assert "no 'nms' entry" in load_assets(tmp_path / "a")[1][0]  # assets from before the NMS model
 
 
 def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tmp_path):
@@ -53,13 +62,20 @@ def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tm
     assert any(line.startswith("missing: no GPU assets at") for line in lines), proc.stdout
     if shutil.which("nvidia-smi") is None:
         assert any(line.startswith("missing: NVIDIA driver") for line in lines), proc.stdout
-    assert sum(line.startswith("[skip] build-") for line in lines) == 3
-    assert any(line.startswith("[ok] tests") for line in lines) and any("SKIPPED" in line for line in lines)
+    assert sum(line.startswith("[skip] build-") for line in lines) == 4
+    assert any(line.startswith("[ok] tests-fp16") for line in lines) and any("SKIPPED" in line for line in lines)
     doc = json.loads((out / "results.json").read_text())
-    assert [s["name"] for s in doc["steps"]] == ["probe", "build-fp16", "build-int8", "build-qdq", "tests"]
+    # most informative first, each engine's tests right after its build
+    assert [s["name"] for s in doc["steps"]] == ["probe", "build-fp16", "tests-fp16", "build-qdq", "tests-qdq",
+                                                 "build-nms", "tests-nms", "build-int8", "tests-int8"]
     assert doc["device"]["python"] and doc["tests"] and all(t["outcome"] == "skipped" for t in doc["tests"])
-    assert all(isinstance(t["seconds"], float) for t in doc["tests"]) and doc["summary"]["tests"] == {"skipped": 9}
-    assert "===== tests" in (out / "gpu-check.log").read_text()
+    assert all(isinstance(t["seconds"], float) for t in doc["tests"]) and doc["summary"]["tests"] == {"skipped": 14}
+    assert all(isinstance(s["seconds"], float) for s in doc["steps"])
+    names = {t["test"] for t in doc["tests"]}
+    assert len(names) == 14 and all(n.split("_")[1] in ENGINES for n in names)  # every gpu test in one engine's step
+    assert "===== tests-int8" in (out / "gpu-check.log").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "Not proven in this run:" in summary and "- FP16: build-fp16 skipped" in summary
 
 
 def test_a_step_that_hangs_is_killed_at_its_timeout_and_the_next_one_runs(tmp_path):
@@ -78,3 +94,76 @@ def test_a_step_that_hangs_is_killed_at_its_timeout_and_the_next_one_runs(tmp_pa
     assert check.step("late", ["true"], 10, skip="out of pieces")["status"] == "skipped"
     doc = json.loads((tmp_path / "results.json").read_text())
     assert [s["status"] for s in doc["steps"]] == ["timed out", "failed", "ok", "skipped"]
+
+
+def run_check(tmp_path, *args, **env):
+    base = dict(os.environ, EDGEKIT_GPU_ASSETS=str(tmp_path / "no-assets"), EDGEKIT_GPU_WORK=str(tmp_path / "work"),
+                EDGEKIT_KIT=str(tmp_path / "no-kit"),
+                PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    for name in ("EDGEKIT_GPU_RESULTS", "EDGEKIT_PYTHON", "PY39"):
+        base.pop(name, None)
+    base.update(env)
+    return subprocess.run(["bash", str(ROOT / "jetson" / "gpu-check.sh")] + [str(a) for a in args], env=base,
+                          capture_output=True, text=True, timeout=240)
+
+
+def test_a_python_that_cannot_start_is_refused_in_one_line(tmp_path):
+    """On the GPU machine the system python3 dies under the kit's PYTHONHOME: say so, never a Python traceback."""
+    proc = run_check(tmp_path, "--out", tmp_path / "r", EDGEKIT_PYTHON=str(tmp_path / "nowhere" / "python3"))
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("gpu-check: EDGEKIT_PYTHON=") and "cannot start" in line and "No such file" in line
+    # no EDGEKIT_PYTHON: $PY39 first (the kit's env.sh exports it), then python3; here both die at start-up
+    proc = run_check(tmp_path, "--out", tmp_path / "r", PY39=str(tmp_path / "nowhere" / "python3.9"),
+                     PYTHONHOME=str(tmp_path / "no-such-home"), PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin")
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("gpu-check: no Python 3.8+ starts here") and "python3.9" in line and "python3:" in line
+    assert "PYTHONHOME=%s" % (tmp_path / "no-such-home") in line and not (tmp_path / "r").exists()
+
+
+def test_the_kits_python_is_found_by_itself(tmp_path):
+    """No EDGEKIT_PYTHON, no PY39: the kit unpacked at $EDGEKIT_KIT is sourced and its Python used."""
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "env.sh").write_text("export PY39=%s EDGEKIT_FOUND_KIT=yes\n" % sys.executable)
+    proc = run_check(tmp_path, "--out", tmp_path / "r", "--budget", 100, EDGEKIT_KIT=str(kit))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert doc["python_executable"] == sys.executable
+
+
+def test_resume_skips_engines_proven_earlier_and_carries_their_results(tmp_path):
+    """A later GPU session continues: engines whose tests passed in the earlier run's results are not built or
+    tested again, and their records come along into the new results and summary."""
+    earlier = tmp_path / "earlier"
+    (earlier / "records").mkdir(parents=True)
+    steps = [{"name": "probe", "status": "ok", "seconds": 0.3},
+             {"name": "build-fp16", "status": "ok", "seconds": 95.0},
+             {"name": "tests-fp16", "status": "ok", "seconds": 30.0},
+             {"name": "build-qdq", "status": "timed out", "seconds": 200.0}]
+    (earlier / "results.json").write_text(json.dumps({"kind": "edgekit-gpu-check", "started_at": "2026-12-01T10:00:00Z",
+                                                      "steps": steps}))
+    bench = {"results": [{"name": "m-fp16", "backend": "tensorrt", "precision": "fp16", "fps": 2500.0,
+                          "config": {"cuda_graph": False},
+                          "stages": {k: {"median": 0.1, "p99": 0.2} for k in ("h2d", "compute", "d2h", "e2e")}}]}
+    (earlier / "records" / "bench-fp16.json").write_text(json.dumps(bench))
+    (earlier / "records" / "manifest-fp16.json").write_text(json.dumps({"build_seconds": {"total": 93.5}}))
+    (earlier / "records" / "bench-qdq.json").write_text("{}")  # not passed there: not carried
+    (earlier / "junit-fp16.xml").write_text('<testsuite><testcase name="test_fp16_engine_matches_onnxruntime" '
+                                            'time="3.5"/></testsuite>')
+    out = tmp_path / "now"
+    proc = run_check(tmp_path, "--out", out, "--budget", 100, "--resume", earlier, EDGEKIT_PYTHON=sys.executable)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "[ok] build-fp16: passed in the earlier run of 2026-12-01T10:00:00Z" in proc.stdout
+    doc = json.loads((out / "results.json").read_text())
+    by_name = {s["name"]: s for s in doc["steps"]}
+    assert by_name["build-fp16"]["carried_from"] == "2026-12-01T10:00:00Z" and by_name["build-fp16"]["seconds"] == 95
+    assert by_name["build-qdq"]["status"] == "skipped" and "carried_from" not in by_name["build-qdq"]
+    assert set(doc["records"]) == {"bench-fp16", "manifest-fp16"} and doc["resumed_from"] == "2026-12-01T10:00:00Z"
+    assert {"test": "test_fp16_engine_matches_onnxruntime", "outcome": "passed", "seconds": 3.5,
+            "message": ""} in doc["tests"]
+    row = [ln for ln in (out / "summary.md").read_text().splitlines() if ln.startswith("| FP16 |")]
+    assert row == ["| FP16 | 94 | 0.100 | 0.100 | 0.100 | 0.100 | 0.200 | 2500.0 | - | - |"]
+    proc = run_check(tmp_path, "--out", out, "--resume", tmp_path / "nothing-here", EDGEKIT_PYTHON=sys.executable)
+    assert proc.returncode != 0 and "--resume" in proc.stderr and "Traceback" not in proc.stderr

@@ -13,7 +13,7 @@ import pytest
 from helpers import assert_user_error, invoke
 
 from edgekit.errors import EdgekitError
-from edgekit.host.graph import NMS_OUTPUTS, XYWH_TO_XYXY, add_efficient_nms, add_preprocessing
+from edgekit.host.graph import NMS_OUTPUTS, add_efficient_nms, add_preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,70 @@ def test_nms_node_attributes_and_outputs(float_proto):
                        "det_boxes": (onnx.TensorProto.FLOAT, [1, 50, 4]),
                        "det_scores": (onnx.TensorProto.FLOAT, [1, 50]),
                        "det_classes": (onnx.TensorProto.INT32, [1, 50])}
-    # boxes reach the plugin as corners: centre-size converted by one MatMul with the constant matrix
+    # boxes reach the plugin as corners computed pointwise, scores with one label per anchor; no MatMul
+    # (TensorRT 8.5 without cuBLAS tactics may have no kernel for it)
     producers = {o: n for n in proto.graph.node for o in n.output}
-    matmul = producers[nms.input[0]]
-    assert matmul.op_type == "MatMul"
-    weights = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
-    np.testing.assert_array_equal(weights[matmul.input[1]], XYWH_TO_XYXY)
-    assert producers[nms.input[1]].op_type == "Split"
+    assert producers[nms.input[0]].op_type == "Concat" and producers[nms.input[1]].op_type == "Where"
+    assert "MatMul" not in {n.op_type for n in proto.graph.node}
+
+
+def plugin_inputs(proto, tmp_path):
+    """The NMS graph cut just before EfficientNMS_TRT (what ONNX Runtime can run): (boxes, scores) outputs."""
+    (nms,) = [n for n in proto.graph.node if n.op_type == "EfficientNMS_TRT"]
+    cut = onnx.helper.make_model(
+        onnx.helper.make_graph([n for n in proto.graph.node if n is not nms], "cut", list(proto.graph.input),
+                               [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                                for name in nms.input], list(proto.graph.initializer)),
+        opset_imports=[o for o in proto.opset_import if o.domain != "TRT"])
+    cut.ir_version = proto.ir_version
+    path = tmp_path / "cut.onnx"
+    onnx.save(cut, str(path))
+    return path
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_what_the_plugin_gets_is_the_host_decode_corners_and_best_class(float_proto, synthetic_model, tmp_path,
+                                                                        opset):
+    """On the CPU, the graph up to the plugin: boxes are the host decode's corners, and each anchor keeps only
+    its best class score (the host NMS's single label), also where two classes pass conf on one anchor."""
+    import onnxruntime as ort
+
+    from edgekit.bench.frames import load_frames
+    from edgekit.vision.postprocess import decode
+    from edgekit.vision.preprocess import preprocess
+
+    src = float_proto
+    if opset == 18:  # ReduceMax takes axes as an input from opset 18 on: the surgery writes what the opset wants
+        src = onnx.version_converter.convert_version(float_proto, 18)
+    proto = add_efficient_nms(src, conf=0.25, iou=0.7, max_det=100)
+    cut = ort.InferenceSession(str(plugin_inputs(proto, tmp_path)), providers=["CPUExecutionProvider"])
+    full = ort.InferenceSession(synthetic_model[2].read_bytes(), providers=["CPUExecutionProvider"])
+    frames = load_frames(synthetic_model[0].parent / "images" / "val", limit=4)
+    blob, _ = preprocess(frames[:1], (160, 160))
+    (raw,) = full.run(None, {"images": blob})
+    boxes, scores = cut.run(None, {"images": blob})
+    xyxy, best, cls = decode(raw[0], conf=-1.0)  # every anchor, its best class
+    np.testing.assert_allclose(boxes[0], xyxy, atol=1e-4)
+    assert ((scores[0] > 0).sum(1) <= 1).all()  # one label per anchor
+    np.testing.assert_allclose(scores[0].max(1), best, rtol=1e-6)
+    np.testing.assert_array_equal(scores[0].argmax(1), cls)
+    # an anchor whose two classes both pass conf: the plugin sees only the better one
+    two = np.zeros((1, 7, 525), np.float32)
+    two[0, :4, 0] = [80, 80, 20, 20]
+    two[0, 4:, 0] = [0.6, 0.9, 0.1]
+    gs_model = add_efficient_nms(_identity_head(two.shape), conf=0.25, iou=0.7, max_det=10)
+    cut = ort.InferenceSession(str(plugin_inputs(gs_model, tmp_path)), providers=["CPUExecutionProvider"])
+    boxes, scores = cut.run(None, {"raw": two})
+    np.testing.assert_allclose(boxes[0, 0], [70, 70, 90, 90])
+    np.testing.assert_allclose(scores[0, 0], [0, 0.9, 0], rtol=1e-6)
+
+
+def _identity_head(shape):
+    """A model whose output is its input: YOLOv8's raw head shape, filled in by the test."""
+    inp = onnx.helper.make_tensor_value_info("raw", onnx.TensorProto.FLOAT, list(shape))
+    out = onnx.helper.make_tensor_value_info("output0", onnx.TensorProto.FLOAT, list(shape))
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["raw"], ["output0"])], "head", [inp], [out])
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
 
 
 def test_nms_leaves_the_rest_of_the_graph_untouched(float_proto):
@@ -60,8 +117,8 @@ def test_nms_leaves_the_rest_of_the_graph_untouched(float_proto):
     old_init = {i.name: i.SerializeToString() for i in float_proto.graph.initializer}
     new_init = {i.name: i.SerializeToString() for i in proto.graph.initializer}
     assert all(new_init[k] == v for k, v in old_init.items())
-    assert {n.op_type for n in after.values() if n.name not in before} == {"Transpose", "Split", "MatMul",
-                                                                         "EfficientNMS_TRT"}
+    assert {n.op_type for n in after.values() if n.name not in before} == {
+        "Transpose", "Slice", "Mul", "Sub", "Add", "Concat", "ReduceMax", "Equal", "Where", "EfficientNMS_TRT"}
     assert proto.graph.input[0].SerializeToString() == float_proto.graph.input[0].SerializeToString()
     assert {p.key: p.value for p in proto.metadata_props} == {p.key: p.value for p in float_proto.metadata_props}
 
@@ -128,6 +185,26 @@ def test_export_options_manifest_and_name(synthetic_model, tmp_path):
     assert manifest["inputs"] == [{"name": "images", "shape": [1, 240, 320, 3], "dtype": "uint8"}]
     assert [o["name"] for o in manifest["outputs"]] == list(NMS_OUTPUTS)
     assert manifest["imgsz"] == [160, 160]
+
+
+def test_graph_preprocess_dynamic_export_gets_an_nhwc_profile(synthetic_model, tmp_path):
+    """export --graph-preprocess --dynamic takes uint8 [B, H, W, 3]: edgekit build's profile is made from that
+    shape (it used to be NCHW [1, 3, h, w], which TensorRT refused with a misleading message)."""
+    from edgekit.runtime.modelinfo import graph_inputs
+    from edgekit.runtime.tensorrt.plan import BuildRequest
+    from edgekit.runtime.tensorrt.prepare import prepare
+    from edgekit.runtime.tensorrt.shapes import profile_shapes
+
+    result = invoke(["export", "--weights", synthetic_model[1], "--imgsz", 160, "--out", tmp_path,
+                     "--graph-preprocess", "--dynamic"])
+    assert result.exit_code == 0, result.output
+    (path,) = tmp_path.glob("*.onnx")
+    prepared = prepare(path, BuildRequest(precision="fp16", batch=4))
+    dims = graph_inputs(prepared.proto)[0].type.tensor_type.shape.dim
+    shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in dims)  # as TensorRT reads it
+    assert shape[0] == -1 and shape[3] == 3 and prepared.options["layout"] == "nhwc"
+    lo, opt, hi = profile_shapes(shape, prepared.options["imgsz"], 4, prepared.options["layout"] == "nhwc")
+    assert lo == (1, 160, 160, 3) and opt == hi == (4, 160, 160, 3)
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -9,13 +9,15 @@ import sys
 import time
 
 import pytest
-from helpers import invoke
-from serve_helpers import ROOT, Server
 
-from edgekit.report.render import COLUMNS
-
+# the serve extra: without it (e.g. `pytest -m gpu tests/` on a device) this file skips, not stops collection
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
+
+from helpers import invoke  # noqa: E402
+from serve_helpers import ROOT, Server  # noqa: E402 - imports httpx
+
+from edgekit.report.render import COLUMNS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,30 @@
 TensorRT + pycuda + a CUDA GPU (CI) or without the host-built assets, and run on the device machine or a Jetson
 through ``jetson/gpu-check.sh`` (or ``pytest -m gpu`` with ``EDGEKIT_GPU_ASSETS`` set).
 
-No torch here: the trained YOLOv8n ONNX, its Q/DQ twin and the frames come from ``make gpu-assets`` on the host
-(``tests/gpu_assets.py``). Each engine (FP16, calibrated INT8, Q/DQ INT8) is built once per session with
-``--fast-build --if-changed`` into ``EDGEKIT_GPU_WORK``, so a second run on the same machine reuses it, and
-with ``EDGEKIT_GPU_NO_BUILD=1`` (set by the check, whose own steps built them) a missing engine is a skip, not
-a second build. Results that are reported rather than asserted (INT8 agreement, bench rows) are written as
-JSON into ``EDGEKIT_GPU_RESULTS`` when it is set. The full-size YOLOv8m build is marked ``gpu_full`` instead:
-one build per test, select one per call with ``-k``.
+No torch here: the trained YOLOv8n ONNX, its Q/DQ twin, its letterbox + NMS twin and the frames come from
+``make gpu-assets`` on the host (``tests/gpu_assets.py``). Tests are named by the engine they need
+(``test_fp16_``, ``test_qdq_``, ``test_nms_``, ``test_int8_``), so the check runs them engine by engine, most
+informative first (``-k test_fp16_``). Each engine is built once per session with ``--fast-build --if-changed``
+into ``EDGEKIT_GPU_WORK``, so a second run on the same machine reuses it, and with ``EDGEKIT_GPU_NO_BUILD=1``
+(set by the check, whose own steps built them) a missing engine is a skip, not a second build.
+
+Agreement with ONNX Runtime is asserted with tolerances a correct engine meets on 32 frames of a weakly trained
+160 px model (a box whose score sits at the threshold may flip in FP16), and the numbers themselves are written
+as JSON into ``EDGEKIT_GPU_RESULTS`` when it is set (the check's summary table reads them). The full-size
+YOLOv8m build is marked ``gpu_full`` instead: one build per test, select one per call with ``-k``.
 """
 
 import json
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError
-from tests.gpu_assets import load_assets, results_dir, work_dir
+from tests.gpu_assets import PRECISION, load_assets, results_dir, work_dir
 from tests.helpers import assert_user_error, invoke
 
 pytestmark = pytest.mark.gpu
@@ -40,8 +46,7 @@ def engine_for(assets, key):
 
     work = work_dir()
     if os.environ.get("EDGEKIT_GPU_NO_BUILD"):
-        found = find_current_engine(work, sha256_file(assets.onnx_for(key)), "fp16" if key == "fp16" else "int8",
-                                    device_facts())
+        found = find_current_engine(work, sha256_file(assets.onnx_for(key)), PRECISION[key], device_facts())
         if found is None:
             pytest.skip("no %s engine in %s: its build step failed or ran out of time (see the check's log)"
                         % (key, work))
@@ -51,25 +56,28 @@ def engine_for(assets, key):
     return next(p for p in reversed(result.output.split()) if p.endswith(".engine"))
 
 
+# a correct engine against ONNX Runtime (FP32) on 32 frames: boxes near the threshold may come and go
+AGREE = {"match_rate": 0.90, "mean_iou": 0.90, "class_agreement": 0.95}
+
+
 @pytest.fixture(scope="session")
 def fp16(assets):
-    return _path(engine_for(assets, "fp16"))
-
-
-@pytest.fixture(scope="session")
-def int8(assets):
-    return _path(engine_for(assets, "int8"))
+    return Path(engine_for(assets, "fp16"))
 
 
 @pytest.fixture(scope="session")
 def qdq(assets):
-    return _path(engine_for(assets, "qdq"))
+    return Path(engine_for(assets, "qdq"))
 
 
-def _path(p):
-    from pathlib import Path
+@pytest.fixture(scope="session")
+def nms(assets):
+    return Path(engine_for(assets, "nms"))
 
-    return Path(p)
+
+@pytest.fixture(scope="session")
+def int8(assets):
+    return Path(engine_for(assets, "int8"))
 
 
 def manifest_of(engine):
@@ -96,74 +104,97 @@ def agreement(assets, engine, cuda_graph=False):
     return result
 
 
-def test_fp16_engine_matches_onnxruntime(assets, fp16):
-    result = agreement(assets, fp16)
-    det = result["detections"]
-    report("agreement-fp16", result)
-    assert manifest_of(fp16)["build_speed"]["fast_build"] is True
-    assert det["a"] > 0 and det["match_rate"] >= 0.95, det
-    assert det["mean_iou"] > 0.9 and det["class_agreement"] >= 0.98, det
+def assert_agrees(det, limits=AGREE):
+    """Each agreement figure at or above its floor, all of them named in the message when one is not."""
+    low = {k: det.get(k) for k, floor in limits.items() if det.get(k) is None or det[k] < floor}
+    assert det["a"] > 0 and not low, "below %s: %s (all: %s)" % (limits, low, det)
 
 
-def test_calibrated_int8_engine_agreement_is_reported(assets, int8):
-    manifest = manifest_of(int8)
-    assert manifest["precision"] == "int8" and manifest["quantization"] == "calibrated"
-    assert manifest["calibration"]["fed"] == manifest["calibration"]["batches"] > 0 or \
-        manifest["calibration"]["from_cache"]
-    result = agreement(assets, int8)
-    report("agreement-int8", result)
-    assert result["detections"]["a"] > 0
-
-
-def test_qdq_engine_builds_without_calibration_images(assets, qdq):
-    manifest = manifest_of(qdq)
-    assert manifest["quantization"] == "qdq" and manifest["calibration"] is None and manifest["precision"] == "int8"
-    result = agreement(assets, qdq)
-    report("agreement-int8-qdq", result)
-    assert result["detections"]["a"] > 0
-
-
-def test_calibration_table_is_reused_without_rebuilding(assets, int8):
-    """The table the INT8 build wrote is found again under the same key and read as reused: what a second INT8
-    build of this ONNX, size and image set would do (checked without spending minutes on that build)."""
-    from edgekit.runtime.tensorrt.calib import CalibrationCache, CalibrationFeed, CalibrationSet, cache_key
-
-    calibration = manifest_of(int8)["calibration"]
-    calib = CalibrationSet.from_folder(assets.calib, calibration["batch"], tuple(manifest_of(int8)["imgsz"]))
-    key = cache_key(manifest_of(int8)["onnx_sha256"], calib)
-    assert key == calibration["cache_key"]
-    feed = CalibrationFeed(calib, CalibrationCache(calibration["cache"], key), None, lambda: None)
-    assert feed.read_cache() and feed.used_cache
-    result = invoke(assets.build_args("int8", work_dir()))  # --if-changed: nothing to build
-    assert result.exit_code == 0 and "up to date" in result.output, result.output
-
-
-def test_bench_engines_beside_the_onnx(assets, fp16, int8, qdq, tmp_path):
-    out = tmp_path / "bench.json"
-    result = invoke(["bench", assets.model, fp16, int8, qdq, "--iterations", 100, "--warmup", 20, "--json", out])
+def bench(assets, key, *models, graph=False):
+    """Bench on the validation frames (what the letterbox engine takes as they are); kept as bench-KEY."""
+    out = Path(tempfile.mkdtemp()) / "bench.json"
+    args = ["bench", *models, "--source", assets.val, "--iterations", 200, "--warmup", 50, "--json", out]
+    result = invoke(args + (["--cuda-graph"] if graph else []))
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
-    report("bench", doc)
+    report("bench-%s%s" % (key, "-graph" if graph else ""), doc)
     rows = [r for r in doc["results"] if r["backend"] == "tensorrt"]
-    assert [r["precision"] for r in rows] == ["fp16", "int8", "int8"]
-    assert all({"h2d", "compute", "d2h", "e2e"} <= set(r["stages"]) for r in rows)
+    assert rows and all({"h2d", "compute", "d2h", "e2e"} <= set(r["stages"]) for r in rows)
+    return rows
 
 
-def test_cuda_graph_replays_the_same_work(assets, fp16, tmp_path):
+def layer_precisions(engine):
+    result = invoke(["inspect", engine, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output[result.output.index("{"):])
+    assert doc["tensors"][0]["mode"] == "input", doc.get("note")
+    return {(layer.get("precision") or "").upper() for layer in doc["layers"]}
+
+
+# --- FP16: the main path ---------------------------------------------------------------------------------------
+def test_fp16_engine_matches_onnxruntime(assets, fp16):
+    report("manifest-fp16", manifest_of(fp16))
+    result = agreement(assets, fp16)
+    report("agreement-fp16", result)
+    assert manifest_of(fp16)["build_speed"]["fast_build"] is True
+    assert_agrees(result["detections"])
+
+
+def test_fp16_bench_beside_onnxruntime_with_and_without_cuda_graph(assets, fp16):
+    from edgekit.runtime.tensorrt.cuda import cuda_python_missing
+
+    (row,) = bench(assets, "fp16", assets.model, fp16)
+    assert row["precision"] == "fp16"
+    missing = cuda_python_missing()
+    if missing:
+        pytest.skip(missing)
+    (graph,) = bench(assets, "fp16", fp16, graph=True)
+    assert graph["config"]["cuda_graph"] is True
+
+
+def test_fp16_cuda_graph_replays_the_same_work(assets, fp16):
     from edgekit.runtime.tensorrt.cuda import cuda_python_missing
 
     missing = cuda_python_missing()
     if missing:
         pytest.skip(missing)
-    plain, graph = agreement(assets, fp16), agreement(assets, fp16, cuda_graph=True)
-    assert graph["detections"] == plain["detections"]
-    out = tmp_path / "bench-graph.json"
-    result = invoke(["bench", fp16, "--cuda-graph", "--iterations", 100, "--warmup", 20, "--json", out])
-    assert result.exit_code == 0, result.output
-    report("bench-cuda-graph", json.loads(out.read_text()))
+    plain, graph = agreement(assets, fp16)["detections"], agreement(assets, fp16, cuda_graph=True)["detections"]
+    report("graph-vs-plain-fp16", {"plain": plain, "graph": graph})
+    assert_agrees(graph)
+    assert abs(graph["b"] - plain["b"]) <= max(1, 0.02 * plain["b"]), (plain, graph)
 
 
-def test_engine_for_another_gpu_is_refused_before_loading(fp16, tmp_path):
+def test_fp16_two_runners_on_two_threads_keep_their_own_log(assets, fp16):
+    """One process-wide TensorRT logger, two engines in use at once from two threads (the camera loop's case)."""
+    import threading
+
+    from edgekit.bench.frames import load_frames
+    from edgekit.runtime import open_runner
+    from edgekit.vision.pipeline import Pipeline
+
+    frame = load_frames(assets.val, limit=1)[0]
+    counts, errors = [], []
+
+    def run():
+        try:
+            with open_runner(fp16) as runner:
+                pipe = Pipeline(runner)
+                for _ in range(20):
+                    blob, boxes = pipe.preprocess([frame])
+                    counts.append(len(pipe.postprocess(runner.infer(blob), boxes)[0]))
+                errors.extend(runner.logs.errors)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(counts) == 40 and len(set(counts)) == 1, (errors, set(counts))
+
+
+def test_fp16_engine_for_another_gpu_is_refused_before_loading(fp16, tmp_path):
     copy = tmp_path / fp16.name
     shutil.copy(fp16, copy)
     manifest = manifest_of(fp16)
@@ -173,7 +204,7 @@ def test_engine_for_another_gpu_is_refused_before_loading(fp16, tmp_path):
                       "rebuild it on this device")
 
 
-def test_truncated_or_foreign_engine_is_one_line(fp16, tmp_path):
+def test_fp16_truncated_or_foreign_engine_is_one_line(fp16, tmp_path):
     from edgekit.runtime.tensorrt.runner import TensorRTRunner
 
     cut = tmp_path / fp16.name
@@ -188,10 +219,94 @@ def test_truncated_or_foreign_engine_is_one_line(fp16, tmp_path):
         TensorRTRunner(junk)
 
 
-def test_inspect_shows_layer_precisions(fp16, int8):
-    for engine, precision in ((fp16, "FP16"), (int8, "INT8")):
-        result = invoke(["inspect", engine, "--json"])
-        assert result.exit_code == 0, result.output
-        doc = json.loads(result.output[result.output.index("{"):])
-        assert doc["tensors"][0]["mode"] == "input", doc.get("note")
-        assert any(precision in (layer.get("precision") or "").upper() for layer in doc["layers"]), doc["layers"][:5]
+def test_fp16_inspect_shows_layer_precisions(fp16):
+    assert any("FP16" in p for p in layer_precisions(fp16))
+
+
+# --- INT8 from edgekit quantize's Q/DQ model: no calibration images on the device --------------------------------
+def test_qdq_engine_builds_without_calibration_images(assets, qdq):
+    manifest = manifest_of(qdq)
+    report("manifest-qdq", manifest)
+    assert manifest["quantization"] == "qdq" and manifest["calibration"] is None and manifest["precision"] == "int8"
+    result = agreement(assets, qdq)
+    report("agreement-qdq", result)
+    assert result["detections"]["a"] > 0 and result["detections"]["b"] > 0, result["detections"]
+
+
+def test_qdq_bench_and_int8_layers(assets, qdq):
+    (row,) = bench(assets, "qdq", qdq)
+    assert row["precision"] == "int8"
+    assert any("INT8" in p for p in layer_precisions(qdq))
+
+
+# --- uint8 frames letterboxed in the graph, EfficientNMS_TRT: the boxes of the host NMS -----------------------
+def test_nms_engine_finds_the_host_nms_boxes(assets, nms):
+    """The NMS engine takes the val frames as they are (uint8 320x240) and returns boxes in frame coordinates;
+    they match what the float model + host letterbox + host NMS find on ONNX Runtime (one label per box on
+    both sides: the graph keeps each anchor's best class before the plugin)."""
+    from edgekit.bench.frames import load_frames
+    from edgekit.eval.compare import match
+    from edgekit.runtime import open_runner
+    from edgekit.vision.pipeline import Pipeline
+
+    manifest = manifest_of(nms)
+    report("manifest-nms", manifest)
+    assert manifest["nms"]["in_graph"] and manifest["nms"]["multi_label"] is False
+    n_a = n_b = matched = same = 0
+    ious = []
+    with open_runner(assets.model, "onnxruntime") as ref, open_runner(nms) as trt:
+        a, b = Pipeline(ref), Pipeline(trt)
+        assert b.nms and b.format.kind == "uint8-letterbox" and trt.input_dtype == np.uint8
+        for frame in load_frames(assets.val, limit=32):
+            blob, boxes = a.preprocess([frame])
+            da = a.postprocess(ref.infer(blob), boxes)[0]
+            blob, boxes = b.preprocess([frame])
+            db = b.postprocess(trt.infer(blob), boxes)[0]
+            pairs = match(da, db, 0.5)
+            n_a, n_b, matched = n_a + len(da), n_b + len(db), matched + len(pairs)
+            same += sum(int(da.class_id[i] == db.class_id[j]) for i, j, _ in pairs)
+            ious += [iou for _, _, iou in pairs]
+    det = {"a": n_a, "b": n_b, "matched": matched, "match_rate": round(matched / max(n_a, n_b, 1), 5),
+           "class_agreement": round(same / matched, 5) if matched else None,
+           "mean_iou": round(float(np.mean(ious)), 5) if ious else None}
+    report("agreement-nms", {"a": str(assets.model), "b": str(nms), "frames": 32, "detections": det})
+    assert_agrees(det)
+
+
+def test_nms_bench(assets, nms):
+    (row,) = bench(assets, "nms", nms)
+    assert row["input_format"].startswith("uint8") and row["trt_nms"] is True
+
+
+# --- INT8 calibrated on the device (the slowest build: calibration runs first) ---------------------------------
+def test_int8_calibrated_engine_agreement_is_reported(assets, int8):
+    manifest = manifest_of(int8)
+    report("manifest-int8", manifest)
+    assert manifest["precision"] == "int8" and manifest["quantization"] == "calibrated"
+    assert manifest["calibration"]["fed"] == manifest["calibration"]["batches"] > 0 or \
+        manifest["calibration"]["from_cache"]
+    result = agreement(assets, int8)
+    report("agreement-int8", result)
+    assert result["detections"]["a"] > 0 and result["detections"]["b"] > 0, result["detections"]
+
+
+def test_int8_calibration_table_is_reused_without_rebuilding(assets, int8):
+    """The table the INT8 build wrote is found again under the same key and read as reused: what a second INT8
+    build of this ONNX, size and image set would do (checked without spending minutes on that build)."""
+    from edgekit.runtime.tensorrt.calib import CalibrationCache, CalibrationFeed, CalibrationSet, cache_key
+
+    calibration = manifest_of(int8)["calibration"]
+    calib = CalibrationSet.from_folder(assets.calib, calibration["batch"], tuple(manifest_of(int8)["imgsz"]),
+                                       calibration["batches"])
+    key = cache_key(manifest_of(int8)["onnx_sha256"], calib)
+    assert key == calibration["cache_key"]
+    feed = CalibrationFeed(calib, CalibrationCache(calibration["cache"], key), None, lambda: None)
+    assert feed.read_cache() and feed.used_cache
+    result = invoke(assets.build_args("int8", work_dir()))  # --if-changed: nothing to build
+    assert result.exit_code == 0 and "up to date" in result.output, result.output
+
+
+def test_int8_bench_and_int8_layers(assets, int8):
+    (row,) = bench(assets, "int8", int8)
+    assert row["precision"] == "int8"
+    assert any("INT8" in p for p in layer_precisions(int8))

@@ -22,8 +22,8 @@ def test_full_size_yolov8m_engine_builds_and_benches(precision, tmp_path):
         pytest.skip("; ".join(missing) or "no yolov8m-640.onnx in the GPU assets: make gpu-assets ARGS=--full")
     args = ["--fp16"] if precision == "fp16" else ["--int8", "--calib", found.calib]
     work = work_dir() / "full"
-    result = invoke(["build", found.full, "--out", work, "--timing-cache", work / "timing.cache", "--if-changed"]
-                    + args)
+    # no shared timing cache: on TensorRT 8.5/Hopper one build's cache failed to load in the next (Myelin error)
+    result = invoke(["build", found.full, "--out", work, "--if-changed"] + args)
     assert result.exit_code == 0, result.output
     engine = next(p for p in reversed(result.output.split()) if p.endswith(".engine"))
     out = tmp_path / "bench.json"

@@ -35,6 +35,7 @@ USED = {
     "ITimingCache": ["combine", "serialize"],
     "OnnxParser": ["parse_from_file", "num_errors", "get_error"],
     "INetworkDefinition": ["get_input"],
+    "ITensor": ["shape", "name"],
     "IOptimizationProfile": ["set_shape"],
     "Runtime": ["deserialize_cuda_engine", "DLA_core", "num_DLA_cores"],
     "ICudaEngine": ["num_io_tensors", "get_tensor_name", "get_tensor_mode", "get_tensor_shape", "get_tensor_dtype",
@@ -107,7 +108,7 @@ def test_build_speed_names_exist_where_edgekit_expects_them():
     assert "ignore_mismatch" in (trt.ITimingCache.combine.__doc__ or "")
 
 
-def test_dtype_table_and_logger_without_a_gpu():
+def test_dtype_table_and_the_process_logger_without_a_gpu():
     import numpy as np
 
     from edgekit.runtime.tensorrt import trtlib
@@ -115,13 +116,18 @@ def test_dtype_table_and_logger_without_a_gpu():
     assert trtlib.numpy_dtype(trt.DataType.HALF) == np.float16
     assert trtlib.numpy_dtype(trt.DataType.FLOAT) == np.float32
     assert trtlib.numpy_dtype(trt.DataType.BOOL) == np.bool_  # trt.nptype breaks here on TensorRT 8.5 + numpy 1.24
-    logger = trtlib.CapturingLogger()
-    logger.log(trt.ILogger.Severity.ERROR, "1: [stdArchiveReader.cpp] Magic tag does not match")
-    assert "Magic tag" in logger.first_error("x")
-    since = logger.mark()
-    logger.log(trt.ILogger.Severity.WARNING, "INT64 weights cast down to INT32")
-    logger.log(trt.ILogger.Severity.INTERNAL_ERROR, "2: [builder.cpp] Assertion failed")
-    assert logger.first_error("x", since) == "2: [builder.cpp] Assertion failed" and len(logger.warnings) == 1
+    logger = trtlib.process_logger()
+    assert logger is trtlib.process_logger() and isinstance(logger, trt.ILogger)  # one per process
+    capture = trtlib.LogCapture()
+    with capture.active():
+        logger.log(trt.ILogger.Severity.ERROR, "1: [stdArchiveReader.cpp] Magic tag does not match")
+        assert "Magic tag" in capture.first_error("x")
+        since = capture.mark()
+        logger.log(trt.ILogger.Severity.WARNING, "INT64 weights cast down to INT32")
+        logger.log(trt.ILogger.Severity.INTERNAL_ERROR, "2: [builder.cpp] Assertion failed")
+    logger.log(trt.ILogger.Severity.ERROR, "after the build: not this capture's")
+    assert capture.first_error("x", since) == "2: [builder.cpp] Assertion failed" and len(capture.warnings) == 1
+    assert len(capture.errors) == 2
 
 
 def test_no_gpu_is_one_line_naming_tensorrts_reason():
@@ -130,9 +136,9 @@ def test_no_gpu_is_one_line_naming_tensorrts_reason():
     from edgekit.errors import EdgekitError
     from edgekit.runtime.tensorrt import trtlib
 
-    logger = trtlib.CapturingLogger()
     try:
-        builder = trtlib.builder(logger)
+        with trtlib.LogCapture().active():
+            builder = trtlib.builder()
     except EdgekitError as exc:
         assert "\n" not in str(exc) and "CUDA" in str(exc) and "--backend onnxruntime" in str(exc)
         return

@@ -155,6 +155,19 @@ def test_graph_instantiate_failure_destroys_the_graph_and_free_destroys_both(mon
     assert drv.launched == 1 and drv.destroyed == ["exec", "graph"]
 
 
+def test_only_a_failed_capture_gets_the_capture_hint(monkeypatch):
+    drv = FakeGraphDriver(end_error=901)
+    monkeypatch.setattr(cuda, "_cuda_python_driver", lambda: drv)
+    with pytest.raises(EdgekitError) as err:
+        cuda.CudaGraph(types.SimpleNamespace(handle=7), lambda s: None)
+    assert "ending CUDA graph capture: 901" in str(err.value) and "cannot be captured" in str(err.value)
+    drv = FakeGraphDriver(instantiate_error=2)
+    monkeypatch.setattr(cuda, "_cuda_python_driver", lambda: drv)
+    with pytest.raises(EdgekitError) as err:
+        cuda.CudaGraph(types.SimpleNamespace(handle=7), lambda s: None)
+    assert str(err.value) == "CUDA error while instantiating the CUDA graph: 2"
+
+
 # --- the INT8 calibrator's callbacks: never raise into TensorRT, read the table once -------------------------
 @pytest.fixture
 def calib_set(tmp_path):
@@ -200,6 +213,64 @@ def test_calibrator_callbacks_keep_errors_instead_of_raising(calib_set, tmp_path
     feed, _ = feed_for(calib_set, CalibrationCache(blocked / "t.calib", "k"))  # its folder is a file
     feed.write_cache(b"table")
     assert "cannot write calibration table" in str(feed.error)
+
+
+def test_an_empty_calibration_table_is_not_reused(calib_set, tmp_path, capsys):
+    cache = CalibrationCache(tmp_path / "t.calib", "key1")
+    cache.write(b"")  # e.g. a calibration that wrote nothing
+    feed, _ = feed_for(calib_set, cache)
+    assert feed.read_cache() is None and not feed.used_cache
+    assert "is empty: calibrating again" in capsys.readouterr().err
+    assert feed.next_batch() == [1234]
+
+    class EmptyRead(CalibrationCache):  # whatever the file said, an empty table is no table
+        def read(self):
+            return b""
+
+    feed, _ = feed_for(calib_set, EmptyRead(tmp_path / "u.calib", "key1"))
+    assert feed.read_cache() is None and not feed.used_cache
+
+
+# --- one process-wide TensorRT logger, each line routed to the build or runner that asked ----------------------
+def test_log_lines_go_to_the_keeper_of_the_thread_that_called_tensorrt():
+    import threading
+
+    from edgekit.runtime.tensorrt.logkeeper import LogRouter
+
+    router = LogRouter()
+    build, runner = LogKeeper(), LogKeeper()
+    router.route(ERROR, "before anyone asked")
+    assert router.orphans.errors == ["before anyone asked"]
+    with router.to(build):
+        router.route(ERROR, "build: parser error")
+        seen = []
+
+        def camera_thread():  # another thread with its own runner: its lines never reach the build's
+            with router.to(runner):
+                router.route(ERROR, "runner: enqueue failed")
+                seen.append(router.current() is runner)
+
+        t = threading.Thread(target=camera_thread)
+        t.start()
+        t.join()
+        worker = threading.Thread(target=lambda: router.route(WARNING, "tensorrt worker thread"))
+        worker.start()  # a thread of TensorRT's own: the most recent keeper still open
+        worker.join()
+        with router.to(runner):  # nested: the inner one takes the lines, the outer one gets them back after
+            router.route(WARNING, "runner warning")
+        router.route(WARNING, "build warning")
+    assert build.errors == ["build: parser error"] and runner.errors == ["runner: enqueue failed"] and seen == [True]
+    assert build.warnings == ["tensorrt worker thread", "build warning"] and runner.warnings == ["runner warning"]
+    assert router.current() is router.orphans  # nothing left registered
+
+
+def test_log_keeper_keeps_a_bounded_number_of_lines():
+    from edgekit.runtime.tensorrt.logkeeper import KEEP
+
+    log = LogKeeper()
+    for i in range(KEEP + 5):
+        log.add(WARNING, "w%d" % i)
+    assert len(log.warnings) == KEEP and log.dropped == 5 and log.warnings[0] == "w0"
 
 
 # --- which TensorRT error a failed build reports --------------------------------------------------------------
@@ -277,6 +348,45 @@ def test_batch_above_the_profile_max_is_one_line():
     assert "batch of 8" in str(err.value) and "edgekit build engines/m.onnx --batch 8" in str(err.value)
     with pytest.raises(EdgekitError, match="input dimension 2"):
         check_profile((1, 3, 640, 640), (-1, 3, -1, -1), (4, 3, 320, 320), "m.engine")
+
+
+# --- optimization profiles from the input's own shape (NCHW float or NHWC uint8 pixels) -----------------------
+@pytest.mark.parametrize("shape, batch, nhwc, expected", [
+    ((-1, 3, 320, 320), 4, False, ((1, 3, 320, 320), (4, 3, 320, 320), (4, 3, 320, 320))),
+    ((-1, 3, -1, -1), 1, False, ((1, 3, 256, 320), (1, 3, 256, 320), (1, 3, 256, 320))),
+    # edgekit export --graph-preprocess --dynamic: uint8 [B, H, W, 3]; an NCHW profile here is what TensorRT refused
+    ((-1, -1, -1, 3), 2, True, ((1, 256, 320, 3), (2, 256, 320, 3), (2, 256, 320, 3))),
+    ((-1, 240, 320, 3), 8, True, ((1, 240, 320, 3), (8, 240, 320, 3), (8, 240, 320, 3))),
+])
+def test_profile_from_the_inputs_own_shape(shape, batch, nhwc, expected):
+    from edgekit.runtime.tensorrt.shapes import profile_shapes
+
+    assert profile_shapes(shape, (256, 320), batch, nhwc) == expected
+
+
+def test_profile_refuses_what_it_cannot_fill():
+    from edgekit.runtime.tensorrt.shapes import profile_shapes
+
+    with pytest.raises(EdgekitError, match="dimension 1"):
+        profile_shapes((1, -1, 320, 320), (320, 320))
+    with pytest.raises(EdgekitError, match="4-D"):
+        profile_shapes((-1, 3, 320), (320, 320))
+
+
+def test_layout_of_a_graph_preprocess_dynamic_export_is_nhwc():
+    from onnx import TensorProto, helper
+
+    from edgekit.runtime.tensorrt.prepare import input_layout, input_size
+
+    def model(elem, dims):
+        inp = helper.make_tensor_value_info("images", elem, dims)
+        out = helper.make_tensor_value_info("out", elem, dims)
+        return helper.make_model(helper.make_graph([helper.make_node("Identity", ["images"], ["out"])], "g", [inp],
+                                                   [out]))
+
+    pixels = model(TensorProto.UINT8, ["batch", "height", "width", 3])
+    assert input_layout(pixels) == "nhwc" and input_size(pixels, {"imgsz": [256, 320]}) == (256, 320)
+    assert input_layout(model(TensorProto.FLOAT, ["batch", 3, "h", "w"])) == "nchw"
 
 
 # --- inspect shows the manifest whatever stops TensorRT from reading the engine -------------------------------

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Tuple
 
 import cv2
 import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.log import warn
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from edgekit.vision.images import IMAGE_SUFFIXES, undecodable_note
 
 
 def synthetic_frames(count: int = 8, shape: Tuple[int, int] = (720, 1280), seed: int = 0) -> List[np.ndarray]:
@@ -31,21 +30,6 @@ def synthetic_frames(count: int = 8, shape: Tuple[int, int] = (720, 1280), seed:
                 cv2.circle(frame, (x + s // 2, y + s // 2), s // 2, c, -1)
         frames.append(frame)
     return frames
-
-
-def decodable(files: Sequence[Path]) -> Tuple[List[Path], List[Path]]:
-    """Split image files into (decodable, undecodable), decoding each at 1/8 size in gray (JPEG decoders skip
-    most of the work): enough to find files that are not images at all before a long job starts."""
-    good, bad = [], []
-    for path in files:
-        (good if cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None else bad).append(path)
-    return good, bad
-
-
-def undecodable_note(bad: Sequence[Path], total: int) -> str:
-    """'2 of 40 images cannot be decoded and are skipped: a.jpg, b.png' (the first three named)."""
-    names = ", ".join(p.name for p in bad[:3]) + (", ..." if len(bad) > 3 else "")
-    return "%d of %d images cannot be decoded and are skipped: %s" % (len(bad), total, names)
 
 
 def load_frames(source, limit: int = 32) -> List[np.ndarray]:

@@ -15,9 +15,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from edgekit.bench.frames import IMAGE_SUFFIXES
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
+from edgekit.vision.images import IMAGE_SUFFIXES
 
 
 @dataclass

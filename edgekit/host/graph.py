@@ -11,7 +11,8 @@ host blob). On TensorRT that work runs on the GPU and the host->device copy is a
 
 ``add_efficient_nms``: YOLOv8's ``[B, 4+nc, N]`` output goes through ``EfficientNMS_TRT`` (boxes converted
 from centre-size to corners in the graph, so ``box_coding`` is 0 and the boxes out are corners, as mmyolo's
-and TensorRT-YOLO's exporters do), and the graph returns ``num_dets [B,1] int32``, ``det_boxes [B,K,4]``,
+and TensorRT-YOLO's exporters do; each anchor keeps only its best class, as the host NMS does), and the graph
+returns ``num_dets [B,1] int32``, ``det_boxes [B,K,4]``,
 ``det_scores [B,K]``, ``det_classes [B,K] int32``. Only TensorRT runs it; the rest of the graph is untouched.
 
 ``edgekit export`` calls ``apply_graph_options`` with the ``GraphOptions`` its flags ask for, and records
@@ -27,12 +28,11 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
+from edgekit.runtime.tensorrt.qdq import opset
 from edgekit.vision.preprocess import PAD_VALUE  # ultralytics' LetterBox gray
 
 NMS_OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes")
 NMS_DOMAIN = "TRT"  # a custom domain: onnx.checker skips its schema, TensorRT's parser finds the plugin by op name
-# centre-size -> corners as one MatMul: [xc, yc, w, h] @ M = [x1, y1, x2, y2]
-XYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]], np.float32)
 
 
 @dataclass
@@ -103,7 +103,9 @@ def graph_manifest(options: GraphOptions, imgsz: int) -> Dict[str, Any]:
     nms: Dict[str, Any] = {"in_graph": options.nms}
     if options.nms:
         nms.update(plugin="EfficientNMS_TRT", conf=options.conf, iou=options.iou, max_det=options.max_det,
-                   class_agnostic=False, outputs=list(NMS_OUTPUTS), box_format="xyxy",
+                   class_agnostic=False, multi_label=False, outputs=list(NMS_OUTPUTS), box_format="xyxy",
+                   before_plugin=["xywh->xyxy pointwise (Slice, Mul, Sub, Add, Concat)",
+                                  "best class per anchor (ReduceMax, Equal, Where)"],
                    attributes=nms_attributes(options.conf, options.iou, options.max_det))
     return {"preprocess": pre, "nms": nms}
 
@@ -187,7 +189,17 @@ def _foldable_conv(gs, image):
 
 
 def add_efficient_nms(proto, conf: float, iou: float, max_det: int):
-    """Append EfficientNMS_TRT to YOLOv8's ``[B, 4+nc, N]`` output (class-aware, scores as they are)."""
+    """Append EfficientNMS_TRT to YOLOv8's ``[B, 4+nc, N]`` output (class-aware, one label per box).
+
+    Two steps before the plugin, both pointwise so TensorRT fuses them (no MatMul: with edgekit's default tactic
+    sources TensorRT 8.5 may have no kernel for one, NVIDIA/TensorRT#1928):
+
+    - corners: ``x1y1 = xy - wh/2``, ``x2y2 = xy + wh/2`` (Slice, Mul, Sub, Add, Concat);
+    - one label per anchor: every class score but the anchor's best is set to 0 (ReduceMax, Equal, Where). The
+      plugin scores every (anchor, class) pair at or above its threshold, so without this an anchor with two
+      classes above conf gives two boxes; edgekit's host NMS (and ultralytics' predict) keep each anchor's best
+      class. Exact ties keep both classes (float scores almost never tie).
+    """
     gs = lazy_import("onnx_graphsurgeon")
     graph = gs.import_onnx(proto)
     (raw,) = graph.outputs
@@ -196,26 +208,41 @@ def add_efficient_nms(proto, conf: float, iou: float, max_det: int):
     if not isinstance(nc, int) or nc < 1:
         raise ValueError("expected YOLOv8's [B, 4+nc, N] output, got %s" % (raw.shape,))
 
-    def node(kind, inputs, outputs, attrs=None, domain=None):
-        n = gs.Node(kind, name="nms/" + kind, attrs=attrs or {}, inputs=inputs, outputs=outputs)
-        if domain:
-            n.domain = domain
-        graph.nodes.append(n)
-        return outputs
+    def node(kind, inputs, shape, attrs=None, dtype=np.float32, out=None):
+        out = out or gs.Variable("nms_%s_%d" % (kind.lower(), len(graph.nodes)), dtype, shape)
+        graph.nodes.append(gs.Node(kind, name="nms/%s_%d" % (kind, len(graph.nodes)), attrs=attrs or {},
+                                   inputs=inputs, outputs=[out]))
+        return out
 
-    (anchors_last,) = node("Transpose", [raw], [gs.Variable("nms_in", np.float32, [batch, anchors, channels])],
-                           {"perm": [0, 2, 1]})
-    xywh = gs.Variable("nms_xywh", np.float32, [batch, anchors, 4])
-    scores = gs.Variable("nms_scores", np.float32, [batch, anchors, nc])
-    node("Split", [anchors_last, gs.Constant("nms_split", np.array([4, nc], np.int64))], [xywh, scores],
-         {"axis": 2})
-    (xyxy,) = node("MatMul", [xywh, gs.Constant("xywh_to_xyxy", XYWH_TO_XYXY)],
-                   [gs.Variable("nms_boxes", np.float32, [batch, anchors, 4])])
+    def const(name, values, dtype=np.int64):
+        return gs.Constant("nms_" + name, np.array(values, dtype))
+
+    anchors_last = node("Transpose", [raw], [batch, anchors, channels], {"perm": [0, 2, 1]})
+
+    def channel_slice(start, end, name):  # [B, N, start:end] of the anchors-last tensor
+        return node("Slice", [anchors_last, const(name + "_start", [start]), const(name + "_end", [end]),
+                              const(name + "_axis", [2])], [batch, anchors, end - start])
+
+    xy, wh, scores = channel_slice(0, 2, "xy"), channel_slice(2, 4, "wh"), channel_slice(4, channels, "cls")
+    half = node("Mul", [wh, const("half", [[[0.5]]], np.float32)], [batch, anchors, 2])
+    corners = [node("Sub", [xy, half], [batch, anchors, 2]), node("Add", [xy, half], [batch, anchors, 2])]
+    boxes = node("Concat", corners, [batch, anchors, 4], {"axis": 2},
+                 out=gs.Variable("nms_boxes", np.float32, [batch, anchors, 4]))
+    if opset(proto) >= 18:  # ReduceMax takes its axes as an input from opset 18 on
+        best = node("ReduceMax", [scores, const("cls_axis_max", [2])], [batch, anchors, 1], {"keepdims": 1})
+    else:
+        best = node("ReduceMax", [scores], [batch, anchors, 1], {"axes": [2], "keepdims": 1})
+    is_best = node("Equal", [scores, best], [batch, anchors, nc], dtype=np.bool_)
+    single = node("Where", [is_best, scores, const("zero", [[[0.0]]], np.float32)], [batch, anchors, nc],
+                  out=gs.Variable("nms_scores", np.float32, [batch, anchors, nc]))
     outputs = [gs.Variable(NMS_OUTPUTS[0], np.int32, [batch, 1]),
                gs.Variable(NMS_OUTPUTS[1], np.float32, [batch, max_det, 4]),
                gs.Variable(NMS_OUTPUTS[2], np.float32, [batch, max_det]),
                gs.Variable(NMS_OUTPUTS[3], np.int32, [batch, max_det])]
-    node("EfficientNMS_TRT", [xyxy, scores], outputs, nms_attributes(conf, iou, max_det), domain=NMS_DOMAIN)
+    plugin = gs.Node("EfficientNMS_TRT", name="nms/EfficientNMS_TRT", attrs=nms_attributes(conf, iou, max_det),
+                     inputs=[boxes, single], outputs=outputs)
+    plugin.domain = NMS_DOMAIN
+    graph.nodes.append(plugin)
     graph.outputs = outputs
     graph.cleanup().toposort()
     model = _export(gs, graph, proto)

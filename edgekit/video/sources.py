@@ -14,8 +14,8 @@ from typing import List, Optional
 import cv2
 import numpy as np
 
-from edgekit.bench.frames import IMAGE_SUFFIXES
 from edgekit.video.uri import SourceOptions, SourceSpec, csi_pipeline, rtsp_pipeline
+from edgekit.vision.images import IMAGE_SUFFIXES
 
 
 class SourceError(Exception):

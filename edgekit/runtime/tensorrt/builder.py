@@ -25,6 +25,7 @@ from edgekit.runtime.tensorrt.plan import BuildPlan, BuildRequest, Caps, engine_
 from edgekit.runtime.tensorrt.prepare import Prepared
 from edgekit.runtime.tensorrt.progress import build_display
 from edgekit.runtime.tensorrt.qdq import check_buildable
+from edgekit.runtime.tensorrt.shapes import profile_shapes
 from edgekit.runtime.tensorrt.speed import HEURISTIC_FLAG, SpeedPlan, SpeedRequest, plan_speed
 from edgekit.runtime.tensorrt.timing_cache import TimingCacheFile
 
@@ -48,7 +49,7 @@ def device_facts(gpu: int = 0) -> Dict[str, str]:
     return {"tensorrt": trtlib.version(), "sm": ctx.sm, "gpu": ctx.name}
 
 
-def network_from_onnx(builder: trt.Builder, logger: trtlib.CapturingLogger, path: Path, plan: BuildPlan):
+def network_from_onnx(builder: trt.Builder, logs: trtlib.LogCapture, path: Path, plan: BuildPlan):
     flags = 0
     explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
     if explicit is not None and trtlib.major() < 10:  # the only mode from TensorRT 10 on
@@ -56,16 +57,16 @@ def network_from_onnx(builder: trt.Builder, logger: trtlib.CapturingLogger, path
     if plan.strongly_typed:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
+    parser = trtlib.onnx_parser(network)
     if not parser.parse_from_file(str(path)):
         errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
         raise EdgekitError("TensorRT %s cannot parse %s: %s" % (
-            trtlib.version(), path.name, (errors[0] if errors else logger.first_error("parser failed"))[:300]))
+            trtlib.version(), path.name, (errors[0] if errors else logs.first_error("parser failed"))[:300]))
     return network, parser  # the parser owns weights the network points at: keep it alive until the build
 
 
 def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, speed: SpeedPlan,
-                     options: Dict[str, Any]) -> Any:
+                     options: Dict[str, Any], logs: trtlib.LogCapture) -> Any:
     config = builder.create_builder_config()
     if options.get("workspace"):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options["workspace"]) << 20)
@@ -89,12 +90,18 @@ def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, speed:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = plan.dla_core
     inp = network.get_input(0)
-    if any(d < 0 for d in inp.shape):
+    shape = trtlib.dims(inp.shape)
+    if any(d < 0 for d in shape):
+        # from the input's own shape: NCHW float, or NHWC uint8 pixels (edgekit export --graph-preprocess)
+        lo, opt, hi = profile_shapes(shape, options["imgsz"], options.get("batch") or 1,
+                                     options.get("layout") == "nhwc")
         profile = builder.create_optimization_profile()
-        h, w = options["imgsz"]
-        b = options.get("batch") or 1
-        profile.set_shape(inp.name, trt.Dims([1, 3, h, w]), trt.Dims([b, 3, h, w]), trt.Dims([b, 3, h, w]))
-        config.add_optimization_profile(profile)
+        since = logs.mark()
+        profile.set_shape(inp.name, trt.Dims(list(lo)), trt.Dims(list(opt)), trt.Dims(list(hi)))
+        if config.add_optimization_profile(profile) < 0:  # TensorRT logs why and returns -1
+            raise EdgekitError("TensorRT refused the optimization profile min %s opt %s max %s for input %s %s: %s"
+                               % (list(lo), list(opt), list(hi), inp.name, list(shape),
+                                  logs.first_error("no reason given", since)))
         if plan.quantization == "calibrated":
             config.set_calibration_profile(profile)
     return config
@@ -112,10 +119,10 @@ def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines"
     trtlib.check_bindings()
     t_start = time.perf_counter()
     gpu_ctx = CudaContext(gpu)
-    logger = trtlib.CapturingLogger(verbose)  # held here: it must outlive every TensorRT object that logs to it
+    logs = trtlib.LogCapture(verbose)  # TensorRT's lines during this build (one process-wide logger routes them)
     try:
-        with gpu_ctx.current():
-            target, seconds = _build(prepared, request, out, name, timing_cache, calib_cache, gpu_ctx, logger,
+        with logs.active(), gpu_ctx.current():
+            target, seconds = _build(prepared, request, out, name, timing_cache, calib_cache, gpu_ctx, logs,
                                      command, speed or SpeedRequest(), t_start)
     finally:
         gpu_ctx.release()
@@ -124,11 +131,11 @@ def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines"
 
 
 def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[str], timing_cache: Optional[str],
-           calib_cache: Optional[str], gpu_ctx: CudaContext, logger: trtlib.CapturingLogger, command: Optional[str],
+           calib_cache: Optional[str], gpu_ctx: CudaContext, logs: trtlib.LogCapture, command: Optional[str],
            speed_request: SpeedRequest, t_start: float) -> Tuple[Path, Dict[str, float]]:
     onnx_path, facts = prepared.onnx_path, prepared.facts
     seconds: Dict[str, float] = {}
-    builder = trtlib.builder(logger)
+    builder = trtlib.builder()
     caps = caps_of(builder, gpu_ctx)
     plan = plan_build(request, caps, facts)  # every refusal happens here, before the slow part
     speed = plan_speed(speed_request, caps)
@@ -140,8 +147,8 @@ def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[s
     try:
         t0 = time.perf_counter()
         with phase("parsing %s with TensorRT %s" % (onnx_path.name, caps.tensorrt)):
-            network, parser = network_from_onnx(builder, logger, onnx_path, plan)
-            config = config_from_plan(builder, network, plan, speed, prepared.options)
+            network, parser = network_from_onnx(builder, logs, onnx_path, plan)
+            config = config_from_plan(builder, network, plan, speed, prepared.options, logs)
         seconds["parse"] = time.perf_counter() - t0
         cache = TimingCacheFile(timing_cache) if timing_cache else None
         if cache:
@@ -149,7 +156,7 @@ def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[s
         if calibrator is not None:
             config.int8_calibrator = calibrator.trt
         t0 = time.perf_counter()
-        since = logger.mark()  # errors before this (a timing cache TensorRT could not load) did not stop anything
+        since = logs.mark()  # errors before this (a timing cache TensorRT could not load) did not stop anything
         with phase("building %s engine (%s)" % (plan.label, flags_text(plan.flags))):
             with build_display(config, "%s %s on %s" % (onnx_path.name, plan.label, caps.gpu)) as progress:
                 if calibrator is not None:
@@ -160,7 +167,7 @@ def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[s
             calibrator.check()
         if serialized is None:
             raise EdgekitError("TensorRT could not build %s: %s" % (
-                onnx_path.name, logger.first_error("no error message (rerun with --verbose)", since)))
+                onnx_path.name, logs.first_error("no error message (rerun with --verbose)", since)))
         if cache:
             cache.save(config)
         with atomic_path(target) as tmp:
@@ -170,7 +177,7 @@ def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[s
             doc = engine_manifest(
                 target=target, engine_file=tmp, sha256=sha256_file(tmp), prepared=prepared, plan=plan,
                 caps=caps, calibration=calibrator.summary() if calibrator else None, seconds=seconds,
-                timing_cache=timing_cache, command=command, warnings=len(logger.warnings),
+                timing_cache=timing_cache, command=command, warnings=len(logs.warnings),
                 build_speed=dict(speed.record(speed_request), notes=speed.notes))
             write_json_atomic(str(target) + ".json", doc)
         del serialized, config, parser, network  # TensorRT objects in reverse order of creation

@@ -18,11 +18,11 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from edgekit.bench.frames import IMAGE_SUFFIXES, decodable, undecodable_note
 from edgekit.errors import EdgekitError
 from edgekit.log import info, warn
 from edgekit.manifest import atomic_path, write_json_atomic
 from edgekit.vision import preprocess
+from edgekit.vision.images import IMAGE_SUFFIXES, decodable, undecodable_note
 
 # bump when edgekit.vision.preprocess changes what it feeds the network
 PREPROCESS_ID = "letterbox-center-pad114-rgb-div255-nchw-v1"
@@ -141,7 +141,11 @@ class CalibrationCache:
             warn("calibration cache %s was made for another model, size or image set: calibrating again"
                  % self.path)
             return None
-        return self.path.read_bytes()
+        data = self.path.read_bytes()
+        if not data:  # an interrupted write or a calibration that wrote nothing: no table, never "reused"
+            warn("calibration cache %s is empty: calibrating again" % self.path)
+            return None
+        return data
 
     def write(self, data: bytes) -> None:
         with atomic_path(self.path) as tmp:
@@ -206,6 +210,8 @@ class CalibrationFeed:
             self.error = EdgekitError("cannot read calibration table %s (%s): delete it or give another "
                                       "--calib-cache" % (self.cache.path, exc))
             return None
+        if not self._table:
+            self._table = None  # an empty table is no table: TensorRT calibrates
         self.used_cache = self._table is not None
         if self.used_cache:
             info("reusing calibration table %s (same model, size and images)" % self.cache.path)

@@ -153,7 +153,7 @@ class CudaGraph:
             if partial is not None and result[0] == drv.CUresult.CUDA_SUCCESS:
                 drv.cuGraphDestroy(partial)
             raise
-        self._graph = _check(drv, drv.cuStreamEndCapture(self._stream), "ending CUDA graph capture")
+        self._graph = _check(drv, drv.cuStreamEndCapture(self._stream), "ending CUDA graph capture", CAPTURE_HINT)
         try:
             self._exec = _check(drv, drv.cuGraphInstantiateWithFlags(self._graph, 0), "instantiating the CUDA graph")
         except BaseException:
@@ -193,10 +193,15 @@ def _cuda_python_driver() -> Any:
     return drv
 
 
-def _check(drv: Any, result: Any, what: str) -> Any:
-    """cuda-python returns (error, value...) tuples; raise on error, return the value."""
+# only where a capture itself failed: the work queued could not be recorded as a graph (an error launching or
+# instantiating a captured graph is a CUDA fault like any other, and gets no such guess)
+CAPTURE_HINT = ("a TensorRT engine with data-dependent shapes or host-side work cannot be captured; bench without "
+                "--cuda-graph")
+
+
+def _check(drv: Any, result: Any, what: str, hint: Optional[str] = None) -> Any:
+    """cuda-python returns (error, value...) tuples; raise on error (one line), return the value."""
     err, *values = result if isinstance(result, tuple) else (result,)
     if err != drv.CUresult.CUDA_SUCCESS:
-        raise EdgekitError("CUDA error while %s: %s (a TensorRT engine with data-dependent shapes or "
-                           "host-side work cannot be captured; bench without --cuda-graph)" % (what, err))
+        raise EdgekitError("CUDA error while %s: %s%s" % (what, err, " (%s)" % hint if hint else ""))
     return values[0] if len(values) == 1 else (values or None)

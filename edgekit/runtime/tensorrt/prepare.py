@@ -46,7 +46,7 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
         raise EdgekitError("--batch %d: %s has a static batch of %d; re-export with edgekit export --dynamic"
                            % (request.batch, onnx_path.name, facts.static_batch))
     options = {"workspace": check_workspace(workspace), "imgsz": imgsz, "batch": request.batch,
-               "tactic_sources": parse_tactic_sources(tactic_sources, fast_build)}
+               "layout": input_layout(proto), "tactic_sources": parse_tactic_sources(tactic_sources, fast_build)}
     calib = None
     if request.calib is not None:
         if request.precision not in ("int8", "best"):
@@ -60,11 +60,18 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
     return Prepared(onnx_path, proto, facts, manifest, imgsz, options, calib)
 
 
+def input_layout(proto: Any) -> str:
+    """"nhwc" for uint8 pixels (edgekit export --graph-preprocess / --graph-letterbox), else "nchw"."""
+    tensor = graph_inputs(proto)[0].type.tensor_type
+    dims = tensor.shape.dim
+    return "nhwc" if tensor.elem_type == UINT8 and len(dims) == 4 and dims[3].dim_value == 3 else "nchw"
+
+
 def input_size(proto: Any, manifest: Dict[str, Any]) -> Tuple[int, int]:
     """(h, w) of the input: static dims, else the exported imgsz (edgekit manifest or ultralytics metadata)."""
     tensor = graph_inputs(proto)[0].type.tensor_type
     dims = tensor.shape.dim
-    if tensor.elem_type == UINT8 and len(dims) == 4 and dims[3].dim_value == 3:  # --graph-preprocess pixels
+    if input_layout(proto) == "nhwc":  # --graph-preprocess pixels
         size = manifest.get("imgsz") or onnx_metadata(proto, "imgsz") or [dims[1].dim_value, dims[2].dim_value]
         if int(size[0]) > 0 and int(size[1]) > 0:
             return int(size[0]), int(size[1])

@@ -107,15 +107,21 @@ def qdq_problems(proto, tensorrt_version: str) -> List[str]:
             problems.append("%s: scale of ONNX type %d; TensorRT needs float scales" % (where, scale.data_type))
         elif np.any(numpy_helper.to_array(scale) <= 0):
             problems.append("%s: scales must be positive" % where)
-        zero = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        has_zero = len(node.input) > 2 and bool(node.input[2])
+        zero = inits.get(node.input[2]) if has_zero else None
         if zero is not None:
             if zero.data_type != INT8:
                 problems.append("%s: zero point of ONNX type %d; TensorRT takes symmetric INT8 only (int8 zero "
                                 "point 0), as edgekit quantize writes" % (where, zero.data_type))
             elif np.any(numpy_helper.to_array(zero) != 0):
                 problems.append("%s: non-zero zero point; TensorRT takes symmetric INT8 only" % where)
+        elif has_zero:
+            problems.append("%s: zero point is not a constant (TensorRT needs constant zero points)" % where)
         elif node.op_type == "QuantizeLinear":
             problems.append("%s: no zero point, so it quantizes to uint8; TensorRT takes int8" % where)
+        elif version[0] < 10:  # onnx-tensorrt 8.x: "... requires 3 inputs for the DequantizeLinear operator"
+            problems.append("%s: DequantizeLinear without a zero point (2 inputs); TensorRT %s's parser needs all 3 "
+                            "(an int8 zero point 0)" % (where, tensorrt_version))
         if any(a.name == "block_size" and a.i for a in node.attribute) and version[0] < 10:
             problems.append("%s: blocked quantization needs TensorRT >= 10" % where)
         if len(problems) >= 8:

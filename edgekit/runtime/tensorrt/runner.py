@@ -39,16 +39,16 @@ class TensorRTRunner(Runner):
         self.graph: Optional[CudaGraph] = None
         self.events: Optional[Events] = None
         self.use_graph = cuda_graph
-        self.logger = trtlib.CapturingLogger(verbose)
+        self.logs = trtlib.LogCapture(verbose)  # TensorRT's lines while this runner calls it
         try:
-            with self.gpu.current():  # a failed load's frames are cleared there, inside the context
+            with self.logs.active(), self.gpu.current():  # a failed load's frames are cleared inside the context
                 self._load()
         except BaseException:
             self.close()
             raise
 
     def _load(self) -> None:
-        runtime = trtlib.runtime(self.logger)
+        runtime = trtlib.runtime()
         device = {"tensorrt": trtlib.version(), "sm": self.gpu.sm, "gpu": self.gpu.name,
                   "dla_cores": str(getattr(runtime, "num_DLA_cores", 0))}
         manifest = check_engine_file(self.path, device)
@@ -57,13 +57,13 @@ class TensorRTRunner(Runner):
         engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             raise EdgekitError("cannot load %s as a TensorRT %s engine (%s): %s" % (
-                self.path, trtlib.version(), self.logger.first_error("not a TensorRT engine"),
+                self.path, trtlib.version(), self.logs.first_error("not a TensorRT engine"),
                 rebuild_hint(manifest, self.path)))
         self.runtime, self.engine = runtime, engine
         context = engine.create_execution_context()
         if context is None:
             raise EdgekitError("TensorRT could not create an execution context for %s (%s)"
-                               % (self.path.name, self.logger.first_error("out of GPU memory?")))
+                               % (self.path.name, self.logs.first_error("out of GPU memory?")))
         self.context = context
         tensors = trtlib.io_tensors(engine)
         inputs = [t for t in tensors if t[1]]
@@ -109,10 +109,10 @@ class TensorRTRunner(Runner):
     def _set_input_shape(self, shape) -> None:
         if not self.context.set_input_shape(self.input_name, trt.Dims(list(shape))):
             raise EdgekitError("TensorRT refused input shape %s for %s (%s)" % (
-                list(shape), self.path.name, self.logger.first_error("outside the engine's optimization profile")))
+                list(shape), self.path.name, self.logs.first_error("outside the engine's optimization profile")))
 
     def _infer(self, batch: np.ndarray) -> List[np.ndarray]:
-        with self.gpu.current():
+        with self.logs.active(), self.gpu.current():
             return self._run(batch)
 
     def _run(self, batch: np.ndarray) -> List[np.ndarray]:
@@ -158,13 +158,14 @@ class TensorRTRunner(Runner):
     def _enqueue(self, stream) -> None:
         if not self.context.execute_async_v3(stream.handle):
             raise EdgekitError("TensorRT failed to run %s: %s"
-                               % (self.path.name, self.logger.first_error("execute_async_v3 returned False")))
+                               % (self.path.name, self.logs.first_error("execute_async_v3 returned False")))
 
     def close(self) -> None:
         gpu = getattr(self, "gpu", None)
         if gpu is None or gpu.context is None:
             return
-        with gpu.current():  # everything goes while the context is current, the graph and buffers first
+        logs = getattr(self, "logs", None) or trtlib.LogCapture()
+        with logs.active(), gpu.current():  # everything goes while the context is current, graph and buffers first
             if self.graph is not None:
                 self.graph.free()
                 self.graph = None

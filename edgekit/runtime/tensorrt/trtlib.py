@@ -1,4 +1,4 @@
-"""TensorRT glue shared by the builder and the runner: import check, logger, dtype table, device facts.
+"""TensorRT glue shared by the builder and the runner: import check, the process-wide logger, dtype table.
 
 Import this module only after ``edgekit.lazy.lazy_import("tensorrt")`` succeeded (the CLI and loaders do):
 it imports tensorrt at the top so mypy checks every call against ``tensorrt-stubs``.
@@ -8,13 +8,14 @@ Only the name-based tensor API (TensorRT >= 8.5) is used: no binding indices, no
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import tensorrt as trt
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.tensorrt.logkeeper import ERROR, WARNING, LogKeeper
+from edgekit.runtime.tensorrt.logkeeper import ERROR, OTHER, WARNING, LogKeeper, LogRouter
 
 # trt.nptype() uses np.bool, gone in numpy >= 1.24 (TensorRT 8.5 breaks there): our own table, by enum name
 _DTYPES: Dict[str, np.dtype] = {
@@ -52,13 +53,45 @@ def major() -> int:
     return int(version().split(".")[0])
 
 
-class CapturingLogger(trt.ILogger):
-    """TensorRT's log, kept (``logkeeper.LogKeeper``): errors make the one-line message, verbose on demand."""
+class _ProcessLogger(trt.ILogger):
+    """The one ``trt.ILogger`` of this process; each line goes where ``ROUTER`` says (``logkeeper``)."""
+
+    def __init__(self) -> None:
+        trt.ILogger.__init__(self)
+
+    def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+        if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
+            kind = ERROR
+        elif severity == trt.ILogger.Severity.WARNING:
+            kind = WARNING
+        else:
+            kind = OTHER
+        if ROUTER.route(kind, msg).verbose:
+            print("[TensorRT] %s" % msg, flush=True)
+
+
+ROUTER = LogRouter()
+_PROCESS: Dict[str, Any] = {}  # "logger": the process logger; "plugins": whether the plugin library is initialised
+_START_LOCK = threading.Lock()
+
+
+def process_logger() -> trt.ILogger:
+    """The process-wide TensorRT logger (made once; never freed while TensorRT may still log)."""
+    with _START_LOCK:
+        if "logger" not in _PROCESS:
+            _PROCESS["logger"] = _ProcessLogger()
+        return _PROCESS["logger"]
+
+
+class LogCapture:
+    """One build's or runner's share of TensorRT's log: ``with capture.active():`` around its TensorRT calls;
+    errors make the one-line message, every line is printed with ``verbose``."""
 
     def __init__(self, verbose: bool = False) -> None:
-        trt.ILogger.__init__(self)
-        self.verbose = verbose
-        self.kept = LogKeeper()
+        self.kept = LogKeeper(verbose)
+
+    def active(self) -> Any:
+        return ROUTER.to(self.kept)
 
     @property
     def errors(self) -> List[str]:
@@ -68,14 +101,6 @@ class CapturingLogger(trt.ILogger):
     def warnings(self) -> List[str]:
         return self.kept.warnings
 
-    def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-        if severity in (trt.ILogger.Severity.ERROR, trt.ILogger.Severity.INTERNAL_ERROR):
-            self.kept.add(ERROR, msg)
-        elif severity == trt.ILogger.Severity.WARNING:
-            self.kept.add(WARNING, msg)
-        if self.verbose:
-            print("[TensorRT] %s" % msg, flush=True)
-
     def mark(self) -> int:
         return self.kept.mark()
 
@@ -83,21 +108,31 @@ class CapturingLogger(trt.ILogger):
         return self.kept.first_error(default, since)
 
 
-def builder(logger: CapturingLogger) -> trt.Builder:
-    """A Builder, or one line that says CUDA/TensorRT could not start (no GPU, broken driver)."""
-    return _start(trt.Builder, logger)
+def builder() -> trt.Builder:
+    """A Builder, or one line that says CUDA/TensorRT could not start (no GPU, broken driver). Call it with a
+    ``LogCapture`` active, so the reason lands there."""
+    return _start(trt.Builder)
 
 
-def runtime(logger: CapturingLogger) -> trt.Runtime:
-    return _start(trt.Runtime, logger)
+def runtime() -> trt.Runtime:
+    return _start(trt.Runtime)
 
 
-def _start(factory: Any, logger: CapturingLogger) -> Any:
+def onnx_parser(network: Any) -> trt.OnnxParser:
+    return trt.OnnxParser(network, process_logger())
+
+
+def _start(factory: Any) -> Any:
+    logger = process_logger()
     try:
-        trt.init_libnvinfer_plugins(logger, "")  # EfficientNMS_TRT (edgekit export --trt-nms) and the other plugins
+        with _START_LOCK:
+            if not _PROCESS.get("plugins"):  # once, with the process logger: the library keeps that pointer
+                trt.init_libnvinfer_plugins(logger, "")  # EfficientNMS_TRT (edgekit export --trt-nms) and others
+                _PROCESS["plugins"] = True
         return factory(logger)
     except TypeError as exc:  # pybind: "factory function returned nullptr" when CUDA cannot initialise
-        why = logger.first_error(logger.kept.last_warning("CUDA initialisation failed"))
+        kept = ROUTER.current()
+        why = kept.first_error(kept.last_warning("CUDA initialisation failed"))
         raise EdgekitError("TensorRT could not start on a GPU (%s): this machine needs an NVIDIA GPU and driver; "
                            "use --backend onnxruntime here" % why) from exc
 

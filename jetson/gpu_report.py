@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The GPU check's results as a person reads them: test outcomes from pytest's junit files, bench rows, and the
+"Measured on a GPU" table (summary.md) the README shows.
+
+    python jetson/gpu_report.py RESULTS_DIR_OR_JSON      # print summary.md again from a results.json
+
+Plain Python 3.8+ standard library: it runs on the device, and here on a results.json that came back.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+LABELS = {"fp16": "FP16", "qdq": "INT8 Q/DQ (edgekit quantize)", "nms": "FP16, uint8 input, letterbox + "
+          "EfficientNMS_TRT in the graph", "int8": "INT8 calibrated (entropy, 8 batches)"}
+
+
+def junit_tests(path: Path) -> List[Dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for case in ET.parse(str(path)).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            child = case.find(tag)
+            if child is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = (child.get("message") or "").splitlines()[0][:300] if child.get("message") else ""
+                break
+        rows.append({"test": case.get("name"), "outcome": outcome, "seconds": float(case.get("time") or 0),
+                     "message": message})
+    return rows
+
+
+def bench_rows(records: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """One row per model of every ``bench-*`` record: stage medians and p99s, FPS, CUDA graph or not."""
+    rows = []
+    for name, doc in sorted(records.items()):
+        if not name.startswith("bench") or not isinstance(doc, dict):
+            continue
+        for r in doc.get("results", []):
+            stages = r.get("stages") or {}
+            rows.append({"record": name, "model": r.get("name") or r.get("model"), "backend": r.get("backend"),
+                         "precision": r.get("precision"), "device": r.get("device"),
+                         "input_shape": r.get("input_shape"), "iterations": r.get("iterations"),
+                         "warmup": r.get("warmup"), "source": r.get("source"),
+                         "cuda_graph": bool((r.get("config") or {}).get("cuda_graph")), "fps": r.get("fps"),
+                         "median_ms": {k: (v or {}).get("median") for k, v in stages.items()},
+                         "p99_ms": {k: (v or {}).get("p99") for k, v in stages.items()}})
+    return rows
+
+
+def _ms(value: Optional[float]) -> str:
+    return "-" if value is None else "%.3f" % value
+
+
+def _row(rows: List[Dict[str, Any]], record: str, backend: str) -> Optional[Dict[str, Any]]:
+    return next((r for r in rows if r["record"] == record and r["backend"] == backend), None)
+
+
+def _agreement(doc: Optional[Dict[str, Any]]) -> str:
+    det = (doc or {}).get("detections")
+    if not det:
+        return "-"
+    return "%s of %s matched (rate %s), IoU %s, class %s" % (det.get("matched"), det.get("a"), det.get("match_rate"),
+                                                             det.get("mean_iou"), det.get("class_agreement"))
+
+
+def _why_not(results: Dict[str, Any], key: str) -> str:
+    """Why engine ``key`` has no bench row: its build's or its tests' status and last line."""
+    steps = {s["name"]: s for s in results.get("steps", [])}
+    for name in ("build-" + key, "tests-" + key):
+        step = steps.get(name)
+        if step is None:
+            return "%s not run" % name
+        if step.get("status") != "ok":
+            return "%s %s: %s" % (name, step.get("status"), step.get("reason") or step.get("last_line") or "")
+    return "no bench record (see the log)"
+
+
+def summary_markdown(results: Dict[str, Any]) -> str:
+    """The README's "Measured on a GPU" section, from one check's results."""
+    device = results.get("device") or {}
+    smi = device.get("nvidia_smi") or {}
+    records = results.get("records") or {}
+    rows = results.get("bench") or bench_rows(records)
+    lines = ["## Measured on a GPU: %s, driver %s, TensorRT %s (%s)" % (
+        device.get("gpu") or smi.get("name") or "no GPU", smi.get("driver") or "-", device.get("tensorrt") or "-",
+        results.get("started_at", "")[:10]), ""]
+    lines.append("Trained YOLOv8n (the test suite's synthetic set) at 160x160, batch 1, built with `edgekit build "
+                 "--fast-build`; bench on the validation frames, stage medians in ms (H2D/compute/D2H from CUDA "
+                 "events, e2e = preprocess + inference + postprocess on the host clock). `bash jetson/gpu-check.sh`.")
+    lines += ["", "| engine | build s | H2D | compute | D2H | e2e p50 | e2e p99 | FPS | with CUDA graph: e2e p50, FPS "
+                  "| vs ONNX Runtime (CPU, float) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    cpu = next((r for r in rows if r["backend"] == "onnxruntime"), None)
+    if cpu:
+        m, p = cpu["median_ms"], cpu["p99_ms"]
+        lines.append("| ONNX Runtime, %s | - | - | %s | - | %s | %s | %s | - | reference |" % (
+            cpu.get("device"), _ms(m.get("inference")), _ms(m.get("e2e")), _ms(p.get("e2e")), cpu.get("fps")))
+    not_proven = []
+    for key, label in LABELS.items():
+        manifest = records.get("manifest-%s" % key) or {}
+        row = _row(rows, "bench-%s" % key, "tensorrt")
+        graph = _row(rows, "bench-%s-graph" % key, "tensorrt")
+        if row is None:
+            not_proven.append("- %s: %s" % (label, _why_not(results, key)))
+            continue
+        m, p = row["median_ms"], row["p99_ms"]
+        build_s = (manifest.get("build_seconds") or {}).get("total")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            label, "-" if build_s is None else "%.0f" % build_s, _ms(m.get("h2d")), _ms(m.get("compute")),
+            _ms(m.get("d2h")), _ms(m.get("e2e")), _ms(p.get("e2e")), row.get("fps"),
+            "%s ms, %s" % (_ms(graph["median_ms"].get("e2e")), graph.get("fps")) if graph else "-",
+            _agreement(records.get("agreement-%s" % key))))
+    failed = [t for t in results.get("tests", []) if t.get("outcome") in ("failed", "error")]
+    if not_proven or failed:
+        lines += ["", "Not proven in this run:"] + not_proven + [
+            "- test %s %s: %s" % (t["test"], t["outcome"], t.get("message")) for t in failed]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python jetson/gpu_report.py RESULTS_DIR_OR_JSON", file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    path = path / "results.json" if path.is_dir() else path
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print("gpu_report: cannot read %s (%s)" % (path, exc), file=sys.stderr)
+        return 2
+    print(summary_markdown(results), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
