@@ -43,7 +43,7 @@ from jetson.gpu_report import bench_rows, junit_tests, summary_markdown  # noqa:
 from tests.gpu_assets import ENGINES, RESULTS_ENV, WORK_ENV, load_assets, work_dir  # noqa: E402
 
 TIMEOUTS = {"probe": 60, "tests": 150}
-TESTS_RESERVE = 45  # seconds each build leaves for its own tests step, whatever it takes
+TESTS_RESERVE = 60  # seconds each build leaves for its own tests step, whatever it takes
 
 
 class Check:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 LABELS = {"fp16": "FP16", "qdq": "INT8 Q/DQ (edgekit quantize)", "nms": "FP16, uint8 input, letterbox + "
-          "EfficientNMS_TRT in the graph", "int8": "INT8 calibrated (entropy, 8 batches)"}
+          "EfficientNMS_TRT in the graph", "int8": "INT8 calibrated (entropy)"}
 
 
 def junit_tests(path: Path) -> List[Dict[str, Any]]:
@@ -111,6 +111,9 @@ def summary_markdown(results: Dict[str, Any]) -> str:
             continue
         m, p = row["median_ms"], row["p99_ms"]
         build_s = (manifest.get("build_seconds") or {}).get("total")
+        calibration = manifest.get("calibration") or {}
+        if calibration.get("batches"):
+            label += ", %d batches of %d" % (calibration["batches"], calibration.get("batch") or 1)
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             label, "-" if build_s is None else "%.0f" % build_s, _ms(m.get("h2d")), _ms(m.get("compute")),
             _ms(m.get("d2h")), _ms(m.get("e2e")), _ms(p.get("e2e")), row.get("fps"),
