@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import warnings
 from types import ModuleType
 
 from edgekit.errors import EdgekitError
@@ -49,7 +51,15 @@ def require_tensorrt(building: bool = False) -> None:
     ``building``: the hint names what works without TensorRT for ``edgekit build`` (not --backend)."""
     fallback = _BUILD_FALLBACK if building else _RUN_FALLBACK
     lazy_import("tensorrt", fallback)
-    lazy_import("pycuda.driver", fallback)
+    with warnings.catch_warnings():  # pycuda warns in two lines before it raises; the error below says it in one
+        warnings.simplefilter("ignore")
+        try:
+            importlib.import_module("pycuda.driver")
+        except ImportError as exc:
+            if importlib.util.find_spec("pycuda") is None:
+                lazy_import("pycuda.driver", fallback)  # not installed: the install hint
+            raise EdgekitError("pycuda is installed but its CUDA driver interface cannot load (%s): this machine "
+                               "needs an NVIDIA GPU and driver%s" % (str(exc).splitlines()[0][:200], fallback)) from exc
 
 
 def require(*names: str) -> None:

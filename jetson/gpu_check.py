@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,8 +60,11 @@ class Check:
             "python_executable": python, "device": {}, "missing": [], "steps": [], "tests": [], "bench": [],
             "records": {}, "resumed_from": self.earlier.get("started_at"),
         }
-        out.mkdir(parents=True, exist_ok=True)
-        self.log_path.write_text("")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_text("")
+        except OSError as exc:
+            die("--out %s: cannot write the results there (%s)" % (out, exc))
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -109,18 +112,23 @@ class Check:
                 self.say("    " + line[:300])
         return self._keep(record)
 
-    def carried(self, name: str) -> Optional[Dict[str, Any]]:
-        """The earlier run's record of step ``name`` when it passed there (--resume), else None."""
-        for record in self.earlier.get("steps", []):
-            if record.get("name") == name and record.get("status") == "ok":
-                return record
-        return None
+    def proven_earlier(self, key: str) -> Optional[List[Dict[str, Any]]]:
+        """The earlier run's build and tests steps of engine ``key`` when that run proved it (--resume): both
+        steps ok and every one of its tests passed (a run where they were skipped proved nothing), else None."""
+        steps = {r.get("name"): r for r in self.earlier.get("steps", [])}
+        records = [steps.get("build-" + key), steps.get("tests-" + key)]
+        tests = [t for t in self.earlier.get("tests", []) if str(t.get("test", "")).startswith("test_%s_" % key)]
+        if any(r is None or r.get("status") != "ok" for r in records) or not tests:
+            return None
+        if any(t.get("outcome") != "passed" for t in tests):
+            return None
+        return [r for r in records if r is not None]
 
     def carry(self, record: Dict[str, Any]) -> None:
-        kept = dict(record, carried_from=self.earlier.get("started_at"))
+        proven_at = record.get("carried_from") or self.earlier.get("started_at")  # a chain of resumes keeps it
         self.say("[ok] %s: passed in the earlier run of %s (%.1f s there), carried over" % (
-            record["name"], self.earlier.get("started_at"), record.get("seconds", 0)))
-        self._keep(kept)
+            record["name"], proven_at, record.get("seconds", 0)))
+        self._keep(dict(record, carried_from=proven_at))
 
     def _keep(self, record: Dict[str, Any]) -> Dict[str, Any]:
         self.results["steps"].append(record)
@@ -132,6 +140,12 @@ class Check:
         tmp = self.out / ".results.json.tmp"
         tmp.write_text(json.dumps(self.results, indent=2, default=str) + "\n")
         tmp.replace(self.out / "results.json")
+
+
+def die(message: str) -> NoReturn:
+    """A usage error: one line on stderr, exit status 2 (as for a Python that cannot start)."""
+    print("gpu-check: %s" % message, file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def _now() -> str:
@@ -160,20 +174,36 @@ def read_earlier(path: str) -> Dict[str, Any]:
     try:
         doc = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise SystemExit("gpu-check: --resume %s: no readable results.json there (%s)" % (path, exc)) from None
-    if doc.get("kind") != "edgekit-gpu-check":
-        raise SystemExit("gpu-check: --resume %s: not a GPU check's results.json" % path)
+        die("--resume %s: no readable results.json there (%s)" % (path, exc))
+    if not isinstance(doc, dict) or doc.get("kind") != "edgekit-gpu-check":
+        die("--resume %s: not a GPU check's results.json" % path)
     doc["_folder"] = str(file.parent)
     return doc
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, as everywhere in edgekit (not argparse's usage + error)
+        die("%s (see bash jetson/gpu-check.sh --help)" % message)
+
+
+def budget_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds (e.g. 420)" % text) from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("%s: give a number of seconds above 0 (e.g. 420)" % text)
+    return value
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description="edgekit's GPU check: see jetson/gpu_check.py")
+    parser = Parser(description="edgekit's GPU check: see jetson/gpu_check.py")
     default_out = os.environ.get(RESULTS_ENV) or (os.path.join(os.environ["OUT"], "gpu-check") if os.environ.get(
         "OUT") else str(ROOT / "gpu-check-results"))
     parser.add_argument("--out", default=default_out, help="results folder (default: $OUT/gpu-check or "
                                                           "gpu-check-results/)")
-    parser.add_argument("--budget", type=float, default=450, help="seconds for all steps together (default 450)")
+    parser.add_argument("--budget", type=budget_seconds, default=450,
+                        help="seconds for all steps together (default 450)")
     parser.add_argument("--resume", metavar="DIR", help="an earlier run's results folder: engines whose tests "
                                                         "passed there are skipped and their results carried over")
     args = parser.parse_args()
@@ -193,7 +223,7 @@ def main() -> int:
     except (ValueError, IndexError):
         found = {}
     device = dict(found.get("facts", {}), **{"nvidia_smi": smi})
-    missing = list(found.get("missing", ["probe: did not report (see the log)"]))
+    missing = list(found.get("missing", ["probe: %s" % (probe.get("reason") or "did not report (see the log)")]))
     if "error" in smi:
         missing.insert(0, "NVIDIA driver: %s" % smi["error"])
     assets, asset_lines = load_assets()
@@ -206,10 +236,10 @@ def main() -> int:
     blockers = [m for m in missing if not m.startswith("cuda-python")]
     junits = []
     for key in ENGINES:
-        tests = check.carried("tests-" + key)
-        if tests is not None:  # --resume: this engine was proven in the earlier run
-            for name in ("build-" + key, "tests-" + key):
-                check.carry(check.carried(name) or dict(tests, name=name, seconds=0.0))
+        proven = check.proven_earlier(key)
+        if proven is not None and earlier is not None:  # --resume: this engine was proven in the earlier run
+            for record in proven:
+                check.carry(record)
             _carry_files(Path(earlier["_folder"]), out, key)
             junits.append(out / ("junit-%s.xml" % key))
             continue
@@ -225,6 +255,11 @@ def main() -> int:
                    dict(env, EDGEKIT_GPU_NO_BUILD="1", **{RESULTS_ENV: str(records)}))
 
     check.results["tests"] = [t for junit in junits for t in junit_tests(junit)]
+    carried = {s["name"].split("-", 1)[1]: s["carried_from"] for s in check.results["steps"] if s.get("carried_from")}
+    for test in check.results["tests"]:
+        key = str(test["test"]).split("_")[1]
+        if key in carried:
+            test["carried_from"] = carried[key]
     for path in sorted(records.glob("*.json")) if records.is_dir() else []:
         check.results["records"][path.stem] = json.loads(path.read_text())
     check.results["bench"] = bench_rows(check.results["records"])

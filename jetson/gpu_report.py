@@ -78,7 +78,8 @@ def _why_not(results: Dict[str, Any], key: str) -> str:
         if step is None:
             return "%s not run" % name
         if step.get("status") != "ok":
-            return "%s %s: %s" % (name, step.get("status"), step.get("reason") or step.get("last_line") or "")
+            why = step.get("reason") or step.get("last_line") or ""
+            return "%s %s: %s" % (name, step.get("status"), why.replace("listed above", "listed below"))
     return "no bench record (see the log)"
 
 
@@ -123,6 +124,11 @@ def summary_markdown(results: Dict[str, Any]) -> str:
     if not_proven or failed:
         lines += ["", "Not proven in this run:"] + not_proven + [
             "- test %s %s: %s" % (t["test"], t["outcome"], t.get("message")) for t in failed]
+    if results.get("missing"):
+        lines += ["", "Missing on this machine:"] + ["- %s" % m for m in results["missing"]]
+    if results.get("resumed_from"):
+        lines += ["", "Engines proven in the run of %s are carried over from it (`--resume`)."
+                  % results["resumed_from"]]
     return "\n".join(lines) + "\n"
 
 
@@ -136,6 +142,10 @@ def main(argv: List[str]) -> int:
         results = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         print("gpu_report: cannot read %s (%s)" % (path, exc), file=sys.stderr)
+        return 2
+    if not isinstance(results, dict) or results.get("kind") != "edgekit-gpu-check":
+        print("gpu_report: %s is not a GPU check's results.json (jetson/gpu-check.sh writes one)" % path,
+              file=sys.stderr)
         return 2
     print(summary_markdown(results), end="")
     return 0

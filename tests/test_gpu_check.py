@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.gpu_assets import ENGINES, load_assets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,8 +144,10 @@ def test_resume_skips_engines_proven_earlier_and_carries_their_results(tmp_path)
              {"name": "build-fp16", "status": "ok", "seconds": 95.0},
              {"name": "tests-fp16", "status": "ok", "seconds": 30.0},
              {"name": "build-qdq", "status": "timed out", "seconds": 200.0}]
+    tests = [{"test": "test_fp16_engine_matches_onnxruntime", "outcome": "passed", "seconds": 3.5},
+             {"test": "test_qdq_bench_and_int8_layers", "outcome": "skipped", "seconds": 0.0}]
     (earlier / "results.json").write_text(json.dumps({"kind": "edgekit-gpu-check", "started_at": "2026-12-01T10:00:00Z",
-                                                      "steps": steps}))
+                                                      "steps": steps, "tests": tests}))
     bench = {"results": [{"name": "m-fp16", "backend": "tensorrt", "precision": "fp16", "fps": 2500.0,
                           "config": {"cuda_graph": False},
                           "stages": {k: {"median": 0.1, "p99": 0.2} for k in ("h2d", "compute", "d2h", "e2e")}}]}
@@ -161,9 +165,46 @@ def test_resume_skips_engines_proven_earlier_and_carries_their_results(tmp_path)
     assert by_name["build-fp16"]["carried_from"] == "2026-12-01T10:00:00Z" and by_name["build-fp16"]["seconds"] == 95
     assert by_name["build-qdq"]["status"] == "skipped" and "carried_from" not in by_name["build-qdq"]
     assert set(doc["records"]) == {"bench-fp16", "manifest-fp16"} and doc["resumed_from"] == "2026-12-01T10:00:00Z"
-    assert {"test": "test_fp16_engine_matches_onnxruntime", "outcome": "passed", "seconds": 3.5,
-            "message": ""} in doc["tests"]
+    assert {"test": "test_fp16_engine_matches_onnxruntime", "outcome": "passed", "seconds": 3.5, "message": "",
+            "carried_from": "2026-12-01T10:00:00Z"} in doc["tests"]
     row = [ln for ln in (out / "summary.md").read_text().splitlines() if ln.startswith("| FP16 |")]
     assert row == ["| FP16 | 94 | 0.100 | 0.100 | 0.100 | 0.100 | 0.200 | 2500.0 | - | - |"]
-    proc = run_check(tmp_path, "--out", out, "--resume", tmp_path / "nothing-here", EDGEKIT_PYTHON=sys.executable)
-    assert proc.returncode != 0 and "--resume" in proc.stderr and "Traceback" not in proc.stderr
+    assert "carried over from it (`--resume`)" in (out / "summary.md").read_text()
+    # resuming from that run again: FP16 still counts as proven where it was, and nothing else does
+    again = tmp_path / "again"
+    proc = run_check(tmp_path, "--out", again, "--budget", 100, "--resume", out, EDGEKIT_PYTHON=sys.executable)
+    assert proc.returncode == 3 and proc.stdout.count("carried over") == 2, proc.stdout
+    doc = json.loads((again / "results.json").read_text())
+    assert {s["name"]: s.get("carried_from") for s in doc["steps"]}["tests-fp16"] == "2026-12-01T10:00:00Z"
+    # a run where the tests were skipped (no GPU) proved nothing: resuming from it carries nothing over
+    skipped_run = tmp_path / "skipped"
+    assert run_check(tmp_path, "--out", skipped_run, "--budget", 100, EDGEKIT_PYTHON=sys.executable).returncode == 3
+    proc = run_check(tmp_path, "--out", tmp_path / "third", "--budget", 100, "--resume", skipped_run,
+                     EDGEKIT_PYTHON=sys.executable)
+    assert proc.returncode == 3 and "carried over" not in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--resume", "{tmp}/nothing-here"], "--resume"),
+    (["--resume", "{tmp}/list.json"], "not a GPU check's results.json"),
+    (["--budget", "abc"], "'abc' is not a number of seconds"),
+    (["--budget", "-5"], "above 0"),
+    (["--budget", "nan"], "above 0"),
+    (["--out", "{tmp}/list.json"], "cannot write the results there"),
+    (["--no-such-flag"], "unrecognized arguments"),
+])
+def test_bad_options_are_one_line(tmp_path, args, fragment):
+    (tmp_path / "list.json").write_text("[1, 2]")
+    proc = run_check(tmp_path, *[a.format(tmp=tmp_path) for a in args], EDGEKIT_PYTHON=sys.executable)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("gpu-check: ") and fragment in line
+
+
+def test_gpu_report_reads_only_a_checks_results(tmp_path):
+    report = [sys.executable, str(ROOT / "jetson" / "gpu_report.py")]
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    (tmp_path / "list.json").write_text("[1]")
+    for name in ("other.json", "list.json", "missing.json"):
+        proc = subprocess.run(report + [str(tmp_path / name)], capture_output=True, text=True)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr

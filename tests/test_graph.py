@@ -205,6 +205,35 @@ def test_graph_preprocess_dynamic_export_gets_an_nhwc_profile(synthetic_model, t
     assert shape[0] == -1 and shape[3] == 3 and prepared.options["layout"] == "nhwc"
     lo, opt, hi = profile_shapes(shape, prepared.options["imgsz"], 4, prepared.options["layout"] == "nhwc")
     assert lo == (1, 160, 160, 3) and opt == hi == (4, 160, 160, 3)
+    # INT8 calibration feeds float batches: a uint8 model is refused in one line that names what works
+    for extra in ([], ["--calib", tmp_path]):
+        assert_user_error(invoke(["build", path, "--int8"] + extra), "takes uint8 pixels", "--fp16", "Q/DQ")
+    # the ONNX Runtime side runs it too (bench's table and JSON name its input as [B, H, W, 3] pixels)
+    out = tmp_path / "bench.json"
+    result = invoke(["bench", path, "--iterations", 3, "--warmup", 1, "--json", out])
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["results"][0]
+    assert row["input_shape"] == [1, 160, 160, 3] and row["input_format"] == "uint8"
+
+
+def test_input_column_reads_nhwc_and_nchw_results():
+    from edgekit.bench.report import input_size_text
+
+    assert input_size_text({"input_shape": [1, 3, 256, 320], "input_format": "float"}) == "256x320"
+    assert input_size_text({"input_shape": [1, 240, 320, 3], "input_format": "uint8-letterbox"}) == "240x320"
+    assert input_size_text({"input_shape": [1, None, None, 3], "input_format": "uint8"}) == "?x?"
+    assert input_size_text({}) == "-"
+
+
+def test_static_batch_hint_names_a_re_export_that_exists(synthetic_model, tmp_path):
+    """--batch on a static letterbox+NMS model: the hint must not send the user to --dynamic, which export
+    refuses with --graph-letterbox/--trt-nms."""
+    result = invoke(["export", "--weights", synthetic_model[1], "--imgsz", 160, "--out", tmp_path,
+                     "--graph-letterbox", "320x240", "--trt-nms"])
+    assert result.exit_code == 0, result.output
+    (path,) = tmp_path.glob("*.onnx")
+    assert_user_error(invoke(["build", path, "--fp16", "--batch", 4]), "static batch of 1",
+                      "edgekit export --batch 4 (static)", "not with --graph-letterbox or --trt-nms")
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -417,3 +417,35 @@ def test_inspect_shows_the_manifest_when_tensorrt_cannot_load_the_engine(tmp_pat
     engine.write_bytes(b"plan")  # truncated: TensorRT is not even tried
     result = invoke(["inspect", engine])
     assert result.exit_code == 0 and "8.5.2.2" in result.output and "truncated" in result.output
+
+
+# --- pycuda installed but no driver (the device kit on a machine without a GPU): one line, not two warnings ------
+def test_pycuda_without_a_driver_is_one_line(tmp_path, monkeypatch):
+    import sys
+    import warnings
+
+    from edgekit.lazy import require_tensorrt
+
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "__init__.py").write_text("__version__ = '8.5.3.1'\nclass Builder: pass\n")
+    (tmp_path / "pycuda").mkdir()
+    (tmp_path / "pycuda" / "__init__.py").write_text("")
+    (tmp_path / "pycuda" / "driver.py").write_text(
+        "import warnings\nwarnings.warn('Failed to import the CUDA driver interface, with an error message\\n'\n"
+        "              'indicating that the version of your CUDA header does not match')\n"
+        "raise ImportError('_driver.so: undefined symbol: cuArrayCreate_v2')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = ("tensorrt", "pycuda", "pycuda.driver")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    try:
+        with warnings.catch_warnings(record=True) as shown, pytest.raises(EdgekitError) as err:
+            warnings.simplefilter("always")
+            require_tensorrt(building=True)
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+    assert "pycuda is installed but its CUDA driver interface cannot load" in str(err.value)
+    assert "undefined symbol" in str(err.value) and "NVIDIA GPU and driver" in str(err.value)
+    assert "pip install" not in str(err.value) and "\n" not in str(err.value)
+    assert shown == []  # pycuda's own two warning lines are not shown before edgekit's one

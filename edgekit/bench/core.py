@@ -140,7 +140,9 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         "pruned": bool(get("pruned", False)),
         "params": get("params"),
         "gflops": get("gflops"),
-        "input_shape": [batch] + [d if isinstance(d, int) else None for d in list(runner.input_shape)[1:]]
+        # the tensor as it was fed: [B, H, W, 3] uint8 pixels (dynamic sizes: the size it ran at) or [B, 3, H, W]
+        "input_shape": [batch] + [d if isinstance(d, int) else size for d, size in
+                                  zip(list(runner.input_shape)[1:], (hw[0], hw[1], 3))]
         if runner.nhwc else [batch, 3, hw[0], hw[1]],
         "input_format": input_format(runner).kind,
         "trt_nms": has_trt_nms(runner),

@@ -15,6 +15,16 @@ from edgekit.manifest import utc_now
 from edgekit.power import report as power_report
 from edgekit.sysinfo import system_info
 
+
+def input_size_text(row: Dict[str, Any]) -> str:
+    """HxW of a result's input tensor: [B, 3, H, W] floats, or [B, H, W, 3] uint8 pixels (--graph-preprocess);
+    "-" where the result does not say (an older or remote result)."""
+    shape = row.get("input_shape") or []
+    if len(shape) != 4:
+        return "-"
+    hw = shape[1:3] if str(row.get("input_format", "")).startswith("uint8") else shape[2:4]
+    return "x".join(str(d) if isinstance(d, int) else "?" for d in hw)
+
 STAGE_ORDER = ("preprocess", "stage", "h2d", "compute", "d2h", "inference", "postprocess", "e2e")
 DEFAULT_DIR = Path("benchmarks") / "results"
 
@@ -47,7 +57,7 @@ def results_table(results: Sequence[Dict[str, Any]]) -> Table:
             table.add_row(
                 name if i == 0 else "",
                 "%s/%s" % (r["backend"], _short(r["device"])) if i == 0 else "",
-                "%dx%d" % tuple(r["input_shape"][2:4]) if i == 0 else "",
+                input_size_text(r) if i == 0 else "",
                 str(r["batch"]) if i == 0 else "",
                 stage,
                 *("%.2f" % s[k] for k in STAT_KEYS),

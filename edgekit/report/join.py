@@ -73,7 +73,7 @@ def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any
         for r in doc["results"]:
             row = rows.setdefault(device, {}).setdefault(_key(r), {"device": device})
             for k in ("name", "model", "backend", "precision", "params", "gflops", "trained", "pruned", "batch",
-                      "input_shape", "destination", "in_flight"):
+                      "input_shape", "input_format", "destination", "in_flight"):
                 if r.get(k) is not None:
                     row[k] = r[k]
             if doc["kind"] in ("bench", "remote-bench"):

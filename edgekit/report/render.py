@@ -7,6 +7,7 @@ from typing import Any, Dict, List
 
 from rich.table import Table
 
+from edgekit.bench.report import input_size_text
 from edgekit.lazy import lazy_import
 from edgekit.manifest import atomic_path
 from edgekit.report.join import pareto_front
@@ -28,8 +29,7 @@ def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
         name += " [%s]" % row["model"]
     power = row.get("power") or {}
     name += " (throttled)" if power.get("throttled") else ""
-    shape = row.get("input_shape") or []
-    return [name, "%dx%d" % tuple(shape[2:4]) if len(shape) == 4 else "-", "yes" if row.get("pruned") else "no",
+    return [name, input_size_text(row), "yes" if row.get("pruned") else "no",
             row.get("precision", "?"), row.get("backend", "?"),
             row.get("destination", "local engine"), str(row.get("in_flight", "-")),
             _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),

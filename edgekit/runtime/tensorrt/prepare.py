@@ -37,14 +37,19 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
         raise EdgekitError("%s: edgekit build takes an ONNX model (.onnx), e.g. from edgekit export" % onnx_path)
     proto = load_onnx(onnx_path)
     facts = model_facts(proto)
+    if request.precision in ("int8", "best") and not facts.qdq and input_layout(proto) == "nhwc":
+        raise EdgekitError("%s takes uint8 pixels (--graph-preprocess): INT8 calibration feeds float batches, so "
+                           "build it --fp16, or quantize the float export (edgekit quantize) and build that Q/DQ "
+                           "model" % onnx_path.name)
     check_request(request, facts)
     manifest = dict(read_manifest(onnx_path) or {}, sha256=sha256_file(onnx_path))
     imgsz = input_size(proto, manifest)
     if request.batch is not None and request.batch < 1:
         raise EdgekitError("--batch %d: must be at least 1" % request.batch)
     if facts.static_batch and request.batch and request.batch != facts.static_batch:
-        raise EdgekitError("--batch %d: %s has a static batch of %d; re-export with edgekit export --dynamic"
-                           % (request.batch, onnx_path.name, facts.static_batch))
+        raise EdgekitError("--batch %d: %s has a static batch of %d; re-export it with edgekit export --batch %d "
+                           "(static), or --dynamic (not with --graph-letterbox or --trt-nms, which need static shapes)"
+                           % (request.batch, onnx_path.name, facts.static_batch, request.batch))
     options = {"workspace": check_workspace(workspace), "imgsz": imgsz, "batch": request.batch,
                "layout": input_layout(proto), "tactic_sources": parse_tactic_sources(tactic_sources, fast_build)}
     calib = None
