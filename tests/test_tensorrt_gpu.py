@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError
-from tests.gpu_assets import PRECISION, load_assets, results_dir, work_dir
+from tests.gpu_assets import ENGINES, PRECISION, load_assets, results_dir, work_dir
 from tests.helpers import assert_user_error, invoke
 
 pytestmark = pytest.mark.gpu
@@ -60,24 +60,15 @@ def engine_for(assets, key):
 AGREE = {"match_rate": 0.90, "mean_iou": 0.90, "class_agreement": 0.95}
 
 
-@pytest.fixture(scope="session")
-def fp16(assets):
-    return Path(engine_for(assets, "fp16"))
+def _engine_fixture(key):
+    """A session fixture for one of the check's engines (built once, or found built by the check)."""
+    @pytest.fixture(scope="session", name=key)
+    def engine(assets):
+        return Path(engine_for(assets, key))
+    return engine
 
 
-@pytest.fixture(scope="session")
-def qdq(assets):
-    return Path(engine_for(assets, "qdq"))
-
-
-@pytest.fixture(scope="session")
-def nms(assets):
-    return Path(engine_for(assets, "nms"))
-
-
-@pytest.fixture(scope="session")
-def int8(assets):
-    return Path(engine_for(assets, "int8"))
+fp16, qdq, nms, int8 = (_engine_fixture(key) for key in ENGINES)
 
 
 def manifest_of(engine):
