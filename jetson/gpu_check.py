@@ -15,7 +15,7 @@ first, so a short GPU session proves the main path before the rest:
 
 Each build gets the time left minus what its tests need; an engine already built on this machine is reused in
 seconds. ``--resume DIR`` (an earlier run's results folder, e.g. one committed under benchmarks/) skips the
-engines whose tests passed there and carries their results over: a later GPU session continues where the last
+engines whose build and tests all passed there and carries their results over: a later GPU session continues where the last
 one stopped.
 
 Plain Python 3.8+ standard library (the device has no torch, maybe no pip). Without a GPU it still runs: the
@@ -118,11 +118,9 @@ class Check:
         steps = {r.get("name"): r for r in self.earlier.get("steps", [])}
         records = [steps.get("build-" + key), steps.get("tests-" + key)]
         tests = [t for t in self.earlier.get("tests", []) if str(t.get("test", "")).startswith("test_%s_" % key)]
-        if any(r is None or r.get("status") != "ok" for r in records) or not tests:
+        if not tests or any(r is None or r.get("status") != "ok" for r in records):
             return None
-        if any(t.get("outcome") != "passed" for t in tests):
-            return None
-        return [r for r in records if r is not None]
+        return records if all(t.get("outcome") == "passed" for t in tests) else None
 
     def carry(self, record: Dict[str, Any]) -> None:
         proven_at = record.get("carried_from") or self.earlier.get("started_at")  # a chain of resumes keeps it
