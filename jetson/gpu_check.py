@@ -14,9 +14,9 @@ first, so a short GPU session proves the main path before the rest:
   build-int8, tests-int8  the float model calibrated to INT8 on a few batches (the slowest build)
 
 Each build gets the time left minus what its tests need; an engine already built on this machine is reused in
-seconds. ``--resume DIR`` (an earlier run's results folder, e.g. one committed under benchmarks/) skips the
-engines whose build and tests all passed there and carries their results over: a later GPU session continues where the last
-one stopped.
+seconds. ``--resume DIR`` (an earlier run's results folder, e.g. one committed under benchmarks/) skips
+the engines whose build and tests all passed there and carries their results over: a later GPU session
+continues where the last one stopped.
 
 Plain Python 3.8+ standard library (the device has no torch, maybe no pip). Without a GPU it still runs: the
 build steps are skipped with the missing pieces named, and the test steps show that the suite collects and
