@@ -1,9 +1,9 @@
 """``edgekit info``: what this box is, read from the files a Jetson (or any Linux PC) exposes.
 
-Jetson model (device tree), L4T release and the JetPack it belongs to, TensorRT, CUDA, cuDNN, OpenCV's
-GStreamer support, power mode, CPU/GPU clocks, DLA cores and free memory. Every reading is optional: a missing
-file means "not here", never an error. The Jetson facts come from :class:`edgekit.box.Box`; ``root`` lets tests
-read a fake filesystem.
+Jetson model (device tree), L4T release and the JetPack it belongs to, TensorRT, ONNX Runtime (version and
+execution providers), CUDA, cuDNN, OpenCV's GStreamer support, power mode, CPU/GPU clocks, DLA cores and free
+memory. Every reading is optional: a missing file means "not here", never an error. The Jetson facts come from
+:class:`edgekit.box.Box`; ``root`` lets tests read a fake filesystem.
 """
 
 from __future__ import annotations
@@ -59,6 +59,16 @@ def tensorrt_version() -> Optional[str]:
         return None
 
 
+def onnxruntime_info() -> Dict[str, Any]:
+    """ONNX Runtime's version and execution providers (onnxruntime or onnxruntime-gpu: one module name)."""
+    try:
+        import onnxruntime as ort
+
+        return {"version": ort.__version__, "providers": list(ort.get_available_providers())}
+    except Exception:  # ImportError, or a broken install
+        return {"version": None, "providers": []}
+
+
 def opencv_info() -> Dict[str, Any]:
     try:
         import cv2
@@ -95,6 +105,7 @@ def box_info(root="/") -> Dict[str, Any]:
         "cpu_count": base["cpu_count"],
         "gpu": base["gpu"],
         "tensorrt": tensorrt_version(),
+        "onnxruntime": onnxruntime_info(),
         "cuda": cuda_version(box),
         "cudnn": cudnn_version(box),
         "opencv": opencv_info(),
@@ -123,6 +134,7 @@ def info_rows(info: Dict[str, Any]) -> List[List[str]]:
         ["CPU", "%s (%s cores)" % (info["cpu"], info["cpu_count"])],
         ["GPU", show(info["gpu"])],
         ["TensorRT", show(info["tensorrt"])],
+        ["ONNX Runtime", onnxruntime_row(info.get("onnxruntime") or {})],
         ["CUDA / cuDNN", "%s / %s" % (show(info["cuda"]), show(info["cudnn"]))],
         ["OpenCV", "%s (GStreamer: %s)" % (show(cv["version"]), "yes" if cv["gstreamer"] else "no")],
         ["power mode", show(info["power_mode"])],
@@ -133,3 +145,12 @@ def info_rows(info: Dict[str, Any]) -> List[List[str]]:
         ["memory (MB)", "%s available of %s" % (show(mem["available_mb"]), show(mem["total_mb"]))],
         ["python / edgekit", "%s / %s" % (info["python"], info["edgekit"])],
     ]
+
+
+def onnxruntime_row(ort: Dict[str, Any]) -> str:
+    """'1.18.0 (providers: TensorRT, CUDA, CPU)', or '-' when it is not installed."""
+    if not ort.get("version"):
+        return "-"
+    short = [p[:-len("ExecutionProvider")] if p.endswith("ExecutionProvider") else p for p in ort.get("providers", [])]
+    names = ["TensorRT" if name == "Tensorrt" else name for name in short]
+    return "%s (providers: %s)" % (ort["version"], ", ".join(names) or "none")

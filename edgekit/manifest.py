@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -33,19 +34,40 @@ def atomic_path(path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     On any exception (KeyboardInterrupt included) the temporary file is removed and ``path`` is untouched.
+    A disk that refuses the write (read-only, full, no permission) is a :class:`WriteError`: one line that names
+    the file, not a traceback.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".tmp", dir=str(path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % path.name, suffix=".tmp", dir=str(path.parent))
+    except OSError as exc:
+        raise WriteError(path, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(str(tmp_path), 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get normal permissions
         os.replace(str(tmp_path), str(path))
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise WriteError(path, exc) from exc
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+# What the disk says when it will not take a file: the user can fix these (another place, more space).
+DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+class WriteError(EdgekitError):
+    """A file that could not be written, with the disk's reason; nothing half-written was left behind."""
+
+    def __init__(self, path, exc: OSError) -> None:
+        self.path, self.reason = Path(path), exc.strerror or str(exc)
+        super().__init__("could not write %s: %s (nothing half-written was left)" % (path, self.reason))
 
 
 def _umask() -> int:

@@ -6,19 +6,35 @@ Commands import from here, and ``edgekit.cli`` assembles the commands into the g
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
 
+from edgekit.outputs import writable_file
+
 DEFAULT_OPSET = 17  # kept equal to edgekit.host.export.DEFAULT_OPSET without importing the host package
 
 # --- numeric types: every number a user types is checked when the command line is parsed ----------------
+class FloatRange(click.FloatRange):
+    """click's FloatRange, but only for finite numbers: click lets ``nan`` through every bound (each comparison
+    with NaN is false) and ``inf`` through every open upper end, so ``--duration nan`` would never end and
+    ``--conf nan`` would keep nothing. Every float option in edgekit uses this type (a test walks the CLI)."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail("%s is not a finite number" % value, param, ctx)
+        return super().convert(number, param, ctx)
+
+
 POSITIVE_INT = click.IntRange(min=1)
 NON_NEGATIVE_INT = click.IntRange(min=0)
-POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
-UNIT_INTERVAL = click.FloatRange(0.0, 1.0)  # confidence and IoU thresholds
+POSITIVE_FLOAT = FloatRange(min=0, min_open=True)
+NON_NEGATIVE_FLOAT = FloatRange(min=0)
+UNIT_INTERVAL = FloatRange(0.0, 1.0)  # confidence and IoU thresholds
 FRAME_SIZE = click.IntRange(16, 16384)  # capture width/height in pixels
-FRAME_RATE = click.FloatRange(0, 1000, min_open=True)  # frames per second
+FRAME_RATE = FloatRange(0, 1000, min_open=True)  # frames per second
 PORT = click.IntRange(0, 65535)
 
 
@@ -26,7 +42,7 @@ def png_path(ctx, param, value):
     """Plots are written as PNG: a --plot path must say so (report.jpg would hold PNG bytes)."""
     if value and not str(value).lower().endswith(".png"):
         raise click.BadParameter("%s: plots are PNG files, give a name ending in .png" % value)
-    return value
+    return writable_file(ctx, param, value)
 
 
 class ImageSize(click.ParamType):
@@ -135,10 +151,24 @@ trust_weights_option = click.option(
 
 def _save_or_not(ctx, param, value):
     """--no-save with --json/--csv asks for two opposite things: refuse it when the command line is parsed
-    (whichever of the three click processes last sees the others)."""
+    (whichever of the three click processes last sees the others). The places the results will go are checked
+    here too, so a read-only or full disk is one line before the run, not a traceback after it."""
+    from edgekit.outputs import results_folder_problem, writable_problem
+
     given = dict(ctx.params, **{param.name: value})
     if given.get("no_save") and (given.get("json_path") or given.get("csv_path")):
         raise click.BadParameter("--no-save writes no files, but --json/--csv name one: drop one of them")
+    if value and param.name in ("json_path", "csv_path") and not ctx.resilient_parsing:
+        problem = writable_problem(value)
+        if problem:
+            raise click.BadParameter("%s: %s" % (value, problem), ctx=ctx, param=param)
+    if all(name in given for name in ("json_path", "csv_path", "no_save")) and not given["no_save"] \
+            and not given["json_path"] and not ctx.resilient_parsing:
+        from edgekit.bench.report import DEFAULT_DIR
+
+        problem = results_folder_problem(DEFAULT_DIR)
+        if problem:
+            raise click.UsageError("cannot save results: %s" % problem, ctx=ctx)
     return value
 
 
@@ -172,17 +202,27 @@ power_options = bundle(
                  help="Sample power, temperatures, clocks and throttling during the timed run."),
     click.option("--power-interval", type=click.IntRange(10, 10000), default=100, show_default=True,
                  help="Power sampling interval in ms (tegrastats' --interval)."),
-    click.option("--idle", type=click.FloatRange(min=0), default=0.0, show_default=True,
+    click.option("--idle", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True,
                  help="Seconds of idle power baseline before the run (0: none); adds power above idle."),
 )
 
 
-def save_results(document, json_path, csv_text, csv_path, no_save, default_path):
-    """Write a result document (JSON) and optional CSV atomically; say where."""
+def save_results(document, json_path, csv_text, csv_path, no_save, default_path, writes=None):
+    """Write a result document (JSON) and optional CSV atomically; say where.
+
+    A write that fails (the disk filled during the run) does not stop the other: with ``writes`` (an
+    :class:`edgekit.outputs.Writes`) the caller ends the command with one line naming what was not written,
+    after its other output; without, that line comes here, after both were tried."""
     from edgekit.manifest import write_json_atomic, write_text_atomic
+    from edgekit.outputs import Writes
 
     if no_save:
         return
-    click.echo("wrote %s" % write_json_atomic(json_path or default_path, document), err=True)
+    mine = writes is None
+    writes = writes or Writes()
+    path = json_path or default_path
+    writes.attempt(path, lambda: write_json_atomic(path, document))
     if csv_path and csv_text is not None:
-        click.echo("wrote %s" % write_text_atomic(csv_path, csv_text), err=True)
+        writes.attempt(csv_path, lambda: write_text_atomic(csv_path, csv_text))
+    if mine:
+        writes.finish()

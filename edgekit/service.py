@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
+from edgekit import service_checks as checks
 from edgekit.errors import EdgekitError
 from edgekit.log import info
 from edgekit.manifest import write_text_atomic
@@ -54,16 +55,20 @@ WantedBy=multi-user.target
 """
 
 
-def camera_command(source: str, model: str, port: int, python: str, extra: Optional[List[str]] = None) -> List[str]:
+def camera_command(source: str, model: str, port: int, python: str, extra: Optional[List[str]] = None,
+                   host: str = "0.0.0.0") -> List[str]:
     # a field demo is watched from other machines: the unit says so explicitly (camera's default is 127.0.0.1)
     return [python, "-m", "edgekit", "camera", source, "--model", model, "--headless", "--serve", str(port),
-            "--host", "0.0.0.0", "--no-save"] + list(extra or [])
+            "--host", host, "--no-save"] + list(extra or [])
 
 
-def serve_command(model: str, port: int, host: str, python: str, extra: Optional[List[str]] = None) -> List[str]:
-    """edgekit serve for a unit: SIGTERM (systemd's stop) drains within --drain-timeout, before TimeoutStopSec."""
+def serve_command(model: str, port: int, host: str, python: str, extra: Optional[List[str]] = None,
+                  no_token: bool = False) -> List[str]:
+    """edgekit serve for a unit: SIGTERM (systemd's stop) drains within --drain-timeout, before TimeoutStopSec.
+    ``no_token`` is passed on as --no-token where edgekit serve has that option."""
+    open_ok = ["--no-token"] if no_token and "no_token" in checks.command_params("serve") else []
     return [python, "-m", "edgekit", "serve", model, "--host", host, "--port", str(port), "--drain-timeout", "15"] + \
-        list(extra or [])
+        open_ok + list(extra or [])
 
 
 def default_user() -> str:
@@ -71,20 +76,31 @@ def default_user() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
+def unit_command(source: str, model: str, port: int = 8080, python: Optional[str] = None,
+                 extra: Optional[List[str]] = None, serve: bool = False, host: Optional[str] = None,
+                 no_token: bool = False) -> List[str]:
+    """The unit's ExecStart as a list: ``edgekit camera`` (host 0.0.0.0 by default) or ``edgekit serve``
+    (127.0.0.1 by default)."""
+    if serve:
+        return serve_command(model, port, host or "127.0.0.1", python or sys.executable, extra, no_token)
+    return camera_command(source, model, port, python or sys.executable, extra, host or "0.0.0.0")
+
+
 def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
            workdir: Optional[str] = None, python: Optional[str] = None, extra: Optional[List[str]] = None,
-           serve: bool = False, host: str = "127.0.0.1", token_file: Optional[str] = None) -> str:
+           serve: bool = False, host: Optional[str] = None, token_file: Optional[str] = None,
+           no_token: bool = False) -> str:
     """The unit text: the camera demo on ``source``, or with ``serve`` the inference server on HOST:PORT (its
-    token, if any, comes from ``token_file``, a root-readable EnvironmentFile with EDGEKIT_TOKEN=...)."""
+    token, if any, comes from ``token_file``, a root-readable EnvironmentFile with EDGEKIT_TOKEN=...).
+    Only formats: :func:`plan` makes the checks."""
     if not 0 < port < 65536:
         raise EdgekitError("--port %d: give a TCP port 1..65535" % port)
     if not name.replace("-", "").replace("_", "").replace("@", "").isalnum():
         raise EdgekitError("--name %r: use letters, digits, '-' and '_' (a systemd unit name)" % name)
+    command = unit_command(source, model, port, python, extra, serve, host, no_token)
     if serve:
-        command = serve_command(model, port, host, python or sys.executable, extra)
-        description = "edgekit inference server: %s on %s:%d" % (Path(model).name, host, port)
+        description = "edgekit inference server: %s on %s:%d" % (Path(model).name, host or "127.0.0.1", port)
     else:
-        command = camera_command(source, model, port, python or sys.executable, extra)
         description = "edgekit field demo: %s on %s" % (Path(model).name, source.replace("%", "%%"))
     return UNIT.format(
         name=name, description=description, user=user or default_user(),
@@ -95,29 +111,56 @@ def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, 
     )
 
 
-def install(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
-            unit_dir: Optional[str] = None, start: bool = True, extra: Optional[List[str]] = None,
-            serve: bool = False, host: str = "127.0.0.1", token_file: Optional[str] = None) -> Path:
-    """Write NAME.service (atomically) and, for the system unit folder, enable and start it."""
+def plan(source: Optional[str], model: str, port: int = 8080, name: str = DEFAULT_NAME, user: Optional[str] = None,
+         unit_dir: Optional[str] = None, extra: Optional[List[str]] = None, serve: bool = False,
+         host: Optional[str] = None, token_file: Optional[str] = None, no_token: bool = False,
+         python: Optional[str] = None) -> Tuple[Path, str]:
+    """Every check the install makes, then where the unit goes and its text: ``--print`` shows this text, and
+    install writes it. The unit's command line is parsed as ``edgekit camera``/``serve`` will parse it at boot,
+    so a unit that would only crash-loop is refused here, before anything is written."""
+    extra = list(extra or [])
+    checks.check_kind(source, serve, host, token_file, no_token, port)
     model_path = Path(model).expanduser().resolve()
     if not model_path.is_file():
-        raise EdgekitError("model %s not found: give the engine or ONNX the demo should run" % model)
-    folder = Path(unit_dir) if unit_dir else SYSTEM_UNIT_DIR
-    if not folder.is_dir() or not os.access(str(folder), os.W_OK):
-        raise EdgekitError("cannot write to %s: run as root (sudo %s -m edgekit service install ...) or give "
-                           "--unit-dir" % (folder, sys.executable))
-    if token_file and not Path(token_file).is_file():
-        raise EdgekitError("--token-file %s not found: write EDGEKIT_TOKEN=... into it (chmod 600)" % token_file)
-    text = render(source, str(model_path), port, name, user, extra=extra, serve=serve, host=host,
-                  token_file=str(Path(token_file).resolve()) if token_file else None)
-    path = write_text_atomic(folder / (name + ".service"), text)
+        raise EdgekitError("model %s not found: give the engine or ONNX the %s should run"
+                           % (model, "server" if serve else "demo"))
+    token_path = str(checks.check_token_file(token_file)) if token_file else None
+    if not serve:
+        source = checks.check_source(source or "")
+    kind = "serve" if serve else "camera"
+    checks.check_extra(kind, extra)
+    command = unit_command(source or "", str(model_path), port, python, extra, serve, host, no_token)
+    checks.check_command_line(kind, command[3:], str(model_path.parent))
+    text = render(source or "", str(model_path), port, name, user, python=python, extra=extra, serve=serve,
+                  host=host, token_file=token_path, no_token=no_token)
+    return (Path(unit_dir) if unit_dir else SYSTEM_UNIT_DIR) / (name + ".service"), text
+
+
+def install(source: Optional[str], model: str, port: int = 8080, name: str = DEFAULT_NAME,
+            user: Optional[str] = None, unit_dir: Optional[str] = None, start: bool = True,
+            extra: Optional[List[str]] = None, serve: bool = False, host: Optional[str] = None,
+            token_file: Optional[str] = None, no_token: bool = False) -> Path:
+    """Write NAME.service (atomically) and, for the system unit folder, enable and start it."""
+    path, text = plan(source, model, port, name, user, unit_dir, extra, serve, host, token_file, no_token)
+    problem = folder_problem(path.parent)
+    if problem:
+        raise EdgekitError(problem)
+    write_text_atomic(path, text)
     info("wrote %s" % path)
-    if start and folder == SYSTEM_UNIT_DIR:
+    if start and path.parent == SYSTEM_UNIT_DIR:
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", name + ".service")
         info("started %s: journalctl -u %s -f; %s at http://THIS-BOX:%d/%s"
              % (name, name, "server" if serve else "stream", port, "v1/detect" if serve else ""))
     return path
+
+
+def folder_problem(folder: Path) -> Optional[str]:
+    """Why the unit cannot be written into ``folder``, or None."""
+    if folder.is_dir() and os.access(str(folder), os.W_OK):
+        return None
+    return ("cannot write to %s: run as root (sudo %s -m edgekit service install ...) or give --unit-dir"
+            % (folder, sys.executable))
 
 
 def uninstall(name: str = DEFAULT_NAME, unit_dir: Optional[str] = None, stop: bool = True) -> Path:

@@ -106,3 +106,90 @@ def test_synthetic_frames_are_deterministic_camera_frames():
 def test_bench_batch_mismatch_is_user_error(yolov8n_onnx):
     assert_user_error(invoke(["bench", yolov8n_onnx, "--batch", 4, "--no-save"]),
                       "--batch 4 does not match", "edgekit export --batch 4")
+
+
+def _interrupt_at(monkeypatch, call):
+    """Runners whose ``call``-th inference (counted over every model) raises KeyboardInterrupt, as Ctrl-C does."""
+    from edgekit.bench import core
+
+    calls, real_open = [0], core.open_runner
+
+    def open_runner(*args, **kwargs):
+        runner = real_open(*args, **kwargs)
+        infer = runner.infer
+
+        def interrupted_infer(blob):
+            calls[0] += 1
+            if calls[0] == call:
+                raise KeyboardInterrupt
+            return infer(blob)
+
+        runner.infer = interrupted_infer
+        return runner
+
+    monkeypatch.setattr(core, "open_runner", open_runner)
+
+
+@pytest.mark.parametrize("call, iterations", [
+    (10, [5, 4]),  # the first model measured in full, the second cut after 4 iterations: both reported
+    (7, [5]),  # the second had 1 iteration: too few to report
+    (2, []),  # nothing finished
+])
+def test_interrupted_bench_shows_and_saves_what_finished(yolov8n_onnx, tmp_path, monkeypatch, call, iterations):
+    other = tmp_path / "b.onnx"
+    other.write_bytes(yolov8n_onnx.read_bytes())
+    _interrupt_at(monkeypatch, call)
+    js = tmp_path / "out" / "bench.json"
+    result = invoke(["bench", yolov8n_onnx, other, "--warmup", 0, "--iterations", 5, "--threads", 1, "--no-power",
+                     "--json", js])
+    assert result.exit_code == 130, result.output
+    assert "Traceback" not in result.output and "Aborted" not in result.output
+    assert "stopped by Ctrl-C (SIGINT)" in result.output
+    if not iterations:
+        assert not js.exists() and "nothing finished, nothing saved" in result.output
+        return
+    doc = json.loads(js.read_text())
+    assert [r["iterations"] for r in doc["results"]] == iterations
+    assert [r["stages"]["e2e"]["count"] for r in doc["results"]] == iterations
+    assert "interrupted" not in doc["results"][0]
+    if len(iterations) == 2:
+        assert doc["results"][1]["interrupted"] == "Ctrl-C (SIGINT)"
+        table = result.output.split("edgekit bench (latency in ms)")[1].split("stopped by")[0]
+        assert "interrupted" in table  # the name cell: "b (interrupted after 4 iterations)", wrapped or not
+    assert "1 of 2 models measured in full" in result.output
+
+
+def test_ctrl_c_during_a_real_bench_prints_the_table_and_saves(yolov8n_onnx, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from serve_helpers import ROOT
+
+    other = tmp_path / "b.onnx"
+    other.write_bytes(yolov8n_onnx.read_bytes())
+    js = tmp_path / "bench.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgekit", "bench", str(yolov8n_onnx), str(other), "--duration", "4", "--warmup", "0",
+         "--threads", "1", "--no-power", "--json", str(js)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's Ctrl-C finds it
+    try:
+        seen = []
+        for line in proc.stderr:  # the first model is measured: the second is running for 4 s
+            seen.append(line)
+            if line.startswith("measured %s" % yolov8n_onnx.name):
+                proc.send_signal(signal.SIGINT)
+                break
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = "".join(seen) + stderr
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopped by Ctrl-C (SIGINT): 1 of 2 models measured in full" in stderr
+    doc = json.loads(js.read_text())
+    assert doc["results"][0]["name"] == yolov8n_onnx.stem and "interrupted" not in doc["results"][0]
+    assert all(r.get("interrupted") for r in doc["results"][1:])  # the second, if it had 3 iterations
+    assert yolov8n_onnx.stem in stdout and "e2e" in stdout

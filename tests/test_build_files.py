@@ -335,3 +335,13 @@ def test_engine_module_imports_the_calibrator_lazily():
     tree = ast.parse(builder.read_text())
     top = [n.module for n in tree.body if isinstance(n, ast.ImportFrom)]
     assert "edgekit.runtime.tensorrt.calibrator" not in top
+
+
+def test_inspect_table_says_what_runs_in_the_graph():
+    from edgekit.host.graph import GraphOptions, graph_manifest
+    from edgekit.runtime.tensorrt.inspect import graph_rows
+
+    rows = dict(graph_rows(graph_manifest(GraphOptions(preprocess=True, letterbox=(480, 640), nms=True), 320)))
+    assert "uint8 NHWC BGR" in rows["preprocess"] and "letterboxes 640x480 frames" in rows["preprocess"]
+    assert "EfficientNMS_TRT" in rows["NMS"] and "conf 0.25" in rows["NMS"]
+    assert graph_rows(graph_manifest(GraphOptions(), 320)) == []

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers import assert_user_error, invoke
-from test_video import FlakySource, write_video
+from test_video import FlakySource, full_disk_open, read_back, write_video
 
 from edgekit.camera.loop import CameraConfig, run_camera
 from edgekit.runtime import open_runner
@@ -50,8 +50,8 @@ def test_synthetic_source_end_to_end(yolov8n_onnx, tmp_path, pipeline):
     assert all(set(PIPELINE_STAGES) <= set(r["ms"]) for r in lines)
     # e2e runs from capture to output: it covers the stages after the capture wait
     assert all(r["ms"]["e2e"] >= r["ms"]["inference"] + r["ms"]["postprocess"] for r in lines)
-    cap = cv2.VideoCapture(str(rec))
-    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 15
+    record = summary["record"]  # frames the loop dropped at the 60 FPS source repeat the one before
+    assert record["frames"] == 15 + record["repeated"] and read_back(rec) == (pytest.approx(60.0), record["frames"])
 
 
 def test_file_and_folder_sources_process_every_frame(yolov8n_onnx, tmp_path):
@@ -101,7 +101,83 @@ def test_unwritable_log_is_a_user_error(yolov8n_onnx, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert_user_error(invoke(["camera", "synthetic://", "--model", yolov8n_onnx, "--headless", "--no-save",
-                              "--log", blocker / "frames.jsonl"]), "cannot write the frame log")
+                              "--log", blocker / "frames.jsonl"]), "--log", "is a file")
+
+
+@pytest.mark.parametrize(
+    "source, fps, note",
+    [("clip10.avi", 10.0, "the file's rate"), ("synthetic://?width=160&height=120&fps=15", 15.0, "the source's rate")],
+)
+def test_recording_plays_at_the_source_rate(yolov8n_onnx, tmp_path, source, fps, note):
+    if source.endswith(".avi"):
+        source = str(write_video(tmp_path / source, 12))  # 12 frames at 10 FPS
+    rec, js = tmp_path / "out.mp4", tmp_path / "c.json"
+    result = invoke(["camera", source, "--model", yolov8n_onnx, "--headless", "--frames", 12, "--record", rec,
+                     "--json", js, "--engine-iters", 0, "--no-power"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(js.read_text())["results"][0]["record"]
+    assert record["fps"] == fps and record["rate"] == note and record["frames"] >= 12
+    assert read_back(rec) == (pytest.approx(fps, rel=0.01), record["frames"])  # dropped frames held, not lost
+    assert "wrote %s (%d frames at %.1f FPS, %s" % (rec, record["frames"], fps, note) in result.output
+
+
+def test_full_disk_keeps_the_summary_and_names_what_was_not_written(yolov8n_onnx, tmp_path, monkeypatch):
+    monkeypatch.setattr("edgekit.camera.stats.open", full_disk_open(3), raising=False)
+    monkeypatch.setattr("edgekit.video.outputs._free_mb", lambda folder: 1.0)  # the recording's disk is full
+    log, js, rec = tmp_path / "f.jsonl", tmp_path / "c.json", tmp_path / "r.mp4"
+    result = invoke(["camera", "synthetic://?width=160&height=120&fps=0", "--model", yolov8n_onnx, "--headless",
+                     "--frames", 8, "--log", log, "--json", js, "--record", rec, "--engine-iters", 0, "--no-power"])
+    assert_user_error(result, "frame log %s (No space left on device after 3 frames" % log,
+                      "recording %s (no file was written" % rec)
+    assert "loop FPS" in result.output and "stopped by --frames 8" in result.output  # the summary is there
+    assert json.loads(js.read_text())["results"][0]["frames"] == 8  # and the other outputs are written
+    assert len(read_jsonl(log)) == 3 and not rec.exists()
+    assert "wrote %s" % rec not in result.output and "finalized" not in result.output
+    assert result.output.count("the frame log %s stopped" % log) == 1  # one warning, then the loop went on
+
+
+@pytest.fixture(scope="module")
+def letterbox_onnx(yolov8n_onnx, tmp_path_factory):
+    """yolov8n_onnx with the letterbox in its graph, for 160x120 frames."""
+    import onnx
+
+    from edgekit.host.graph import add_preprocessing
+
+    path = tmp_path_factory.mktemp("lb") / "lb160x120.onnx"
+    onnx.save(add_preprocessing(onnx.load(str(yolov8n_onnx)), (120, 160)), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "source, advice",
+    [("synthetic://?width=320&height=240", "use synthetic://?width=160&height=120"),
+     ("clip.avi", "re-export with --graph-letterbox 320x240 to match")],
+)
+def test_letterbox_model_advice_fits_the_source(letterbox_onnx, tmp_path, source, advice):
+    if source == "clip.avi":
+        source = str(write_video(tmp_path / source, 3, size=(320, 240)))
+    result = invoke(["camera", source, "--model", letterbox_onnx, "--headless", "--no-save", "--engine-iters", 0,
+                     "--no-power", "--frames", 2])
+    assert_user_error(result, "letterboxes 160x120 frames in its graph; this frame is 320x240: " + advice)
+    assert "--width" not in result.output
+
+
+@pytest.mark.parametrize("source", ["empty.mp4", "/dev/video99", "rtsp://127.0.0.1:1/x", "broken.jpg"])
+def test_opencv_noise_stays_out_of_the_output(yolov8n_onnx, tmp_path, source):
+    """OpenCV's, FFmpeg's and libjpeg's own lines (printed from C to fd 2) do not come before edgekit's."""
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    ok, jpeg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])  # libjpeg: premature end
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "camera", source, "--model", str(yolov8n_onnx),
+                           "--headless", "--no-save", "--engine-iters", "0", "--no-power", "--max-retries", "0"],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    if source == "broken.jpg":  # decodes in part: it runs
+        assert proc.returncode == 0, proc.stderr
+        assert not [line for line in lines if "JPEG" in line], proc.stderr
+    else:
+        assert proc.returncode == 2 and lines == [lines[-1]] and lines[-1].startswith("error: cannot open"), \
+            proc.stderr
 
 
 def test_batch_model_is_refused(tmp_path, yolov8n_pt):
@@ -130,9 +206,10 @@ def wait_for(predicate, timeout=60.0):
     return False
 
 
-@pytest.mark.parametrize("sig, reason", [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "SIGTERM")])
+@pytest.mark.parametrize("sig, reason", [(signal.SIGINT, "Ctrl-C (SIGINT)"), (signal.SIGTERM, "SIGTERM")])
 def test_signal_stops_cleanly_with_jsonl_intact(yolov8n_onnx, tmp_path, sig, reason):
-    proc, log, js = start_camera(yolov8n_onnx, tmp_path)
+    rec = tmp_path / "int_rec.mp4"
+    proc, log, js = start_camera(yolov8n_onnx, tmp_path, "--record", str(rec))
     try:
         assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) >= 5)
         proc.send_signal(sig)
@@ -144,7 +221,11 @@ def test_signal_stops_cleanly_with_jsonl_intact(yolov8n_onnx, tmp_path, sig, rea
     lines = read_jsonl(log)  # every line is whole JSON
     (summary,) = json.loads(js.read_text())["results"]
     assert summary["stopped_by"] == reason and summary["frames"] == len(lines) >= 5
-    assert "loop FPS" in out
+    assert "loop FPS" in out and "stopped by %s" % reason in out
+    # the count said is the count in the file (a signal never lands between a write and its count)
+    frames = summary["record"]["frames"]
+    assert read_back(rec) == (pytest.approx(20.0, rel=0.01), frames)
+    assert "wrote %s (%d frames at 20.0 FPS, the source's rate" % (rec, frames) in err
 
 
 def chromium():

@@ -95,10 +95,21 @@ def test_bad_labels_and_unreadable_images_are_skipped_and_counted(synthetic_mode
 @pytest.mark.parametrize("case, fragment", [
     ("missing", "not found"), ("no-names", "needs 'val:' (images) and 'names:'"), ("no-images", "no images found"),
     ("coco-without-images", "needs --images"), ("not-coco", "not a COCO annotation file"),
+    ("image", "frame.jpg is an image: give a data.yaml"), ("binary-yaml", "is not a text file"),
+    ("binary-coco", "is not a text file"), ("yaml-scalar", "needs 'val:' (images) and 'names:'"),
 ])
 def test_bad_datasets(yolov8n_onnx, tmp_path, case, fragment):
     path = tmp_path / ("data.json" if "coco" in case else "data.yaml")
-    if case == "no-names":
+    if case == "image":
+        import cv2
+
+        path = tmp_path / "frame.jpg"
+        cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
+    elif case.startswith("binary"):
+        path.write_bytes(b"\xff\xd8\xff\xe0 not text")
+    elif case == "yaml-scalar":
+        path.write_text("42\n")
+    elif case == "no-names":
         path.write_text("val: images\n")
     elif case == "no-images":
         (tmp_path / "empty").mkdir()
@@ -108,6 +119,112 @@ def test_bad_datasets(yolov8n_onnx, tmp_path, case, fragment):
     elif case == "not-coco":
         path.write_text("[1, 2]")
     assert_user_error(invoke(["eval", yolov8n_onnx, "--data", path, "--no-save"]), fragment)
+
+
+def tiny_dataset(tmp_path, labels, names=("circle", "square", "triangle")):
+    """A YOLO dataset of len(labels) random 64x48 images; labels[i] is image i's label file text."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for sub in ("images/val", "labels/val"):
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(labels):
+        cv2.imwrite(str(tmp_path / "images" / "val" / ("%02d.jpg" % i)), rng.integers(0, 255, (48, 64, 3), np.uint8))
+        (tmp_path / "labels" / "val" / ("%02d.txt" % i)).write_text(text)
+    data = tmp_path / "data.yaml"
+    data.write_text("path: %s\nval: images/val\nnames: %s\n" % (tmp_path, json.dumps(list(names))))
+    return data
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("0 0.5 0.5 0.2 0.2", None),
+    ("2 0.1 0.1 0.5 0.5 0.9 0.1", None),  # a polygon
+    ("0 1 1 1 1", None),  # the edges of 0..1 are allowed, as ultralytics allows them
+    ("3 0.5 0.5 0.2 0.2", "class 3 is out of range 0..2"),
+    ("1.5 0.5 0.5 0.2 0.2", "class 1.5 is out of range"),
+    ("nan 0.5 0.5 0.2 0.2", "out of range"),
+    ("0 1.5 0.5 0.2 0.2", "coordinate 1.5 is out of 0..1"),  # centre outside the image
+    ("0 0.5 0.5 -0.2 0.2", "coordinate -0.2 is out of 0..1"),  # negative width
+    ("0 0.5 0.5 0.2 inf", "coordinate inf is out of 0..1"),
+    ("0 0.5 0.5 0 0.2", "is empty"),  # zero width
+    ("0 0.5 0.5 0.2 0", "is empty"),
+    ("0 0.1 0.1 0.1 0.5 0.1 0.9", "is empty"),  # a polygon on one vertical line
+    ("0 0.5 0.5 0.2", "expected 'class x y w h'"),
+    ("0 0.5 0.5 0.2 0.2 0.3", "expected 'class x y w h'"),
+])
+def test_label_line_rules(line, problem):
+    from edgekit.eval.dataset import label_problem
+
+    found = label_problem([float(v) for v in line.split()], 3)
+    assert found == problem if problem is None else problem in found
+
+
+def test_bad_coordinates_are_counted_with_the_other_bad_labels(tmp_path):
+    data = tiny_dataset(tmp_path, ["0 0.5 0.5 0.2 0.2\n", "0 1.5 0.5 0.2 0.2\n", "0 0.5 0.5 -0.2 0.2\n",
+                                   "7 0.5 0.5 0.1 0.1\n", "1 0.5 0.5 0 0.3\n", "\xff\xfe"])
+    (tmp_path / "labels" / "val" / "05.txt").write_bytes(b"\xff\xfe\x00binary")
+    ds = load_dataset(data)
+    assert len(ds.samples) == 1 and ds.problems == {"bad_labels": 5}
+    assert "01.txt:1: coordinate 1.5 is out of 0..1" in ds.messages["bad_labels"][0]
+    assert any("not a text file" in m for m in ds.messages["bad_labels"])
+
+
+def test_coco_boxes_without_area_are_bad_labels(tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((10, 10, 3), np.uint8))
+    anns = [{"id": i + 1, "image_id": 1, "category_id": 1, "bbox": box}
+            for i, box in enumerate([[1, 1, 4, 4], [1, 1, -4, 4], [1, 1, 4, 0], [1, 1], "x"])]
+    (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": anns,
+                                                 "categories": [{"id": 1, "name": "a"}]}))
+    ds = load_dataset(tmp_path / "c.json", images=str(tmp_path))
+    assert len(ds.samples[0].classes) == 1 and ds.problems == {"bad_labels": 4}
+    assert "annotation 2 of image 1" in ds.messages["bad_labels"][0]
+
+
+@pytest.mark.parametrize("model, data, expected", [
+    ({0: "a", 1: "b"}, {0: "a", 1: "b"}, None),
+    ({0: "Person"}, {0: "person"}, None),  # case is not a difference
+    ({}, {0: "a"}, None),  # a model that does not say
+    ({i: str(i) for i in range(80)}, {0: "circle", 1: "square", 2: "triangle"},
+     "m.onnx has 80 classes (0, 1, 2, ...) and the dataset 3 (circle, square, triangle)"),
+    ({0: "cat", 1: "dog"}, {0: "cat", 1: "bird"}, "1 of 2 differ; class 1 is 'dog' in the model, 'bird'"),
+])
+def test_class_mismatch(model, data, expected):
+    from edgekit.eval.evaluate import class_mismatch
+
+    found = class_mismatch(model, data, "m.onnx")
+    assert found == expected if expected is None else expected in found
+
+
+def test_metrics_have_a_row_for_every_class_of_the_dataset():
+    from edgekit.eval.metrics import detection_metrics
+
+    names = {0: "circle", 1: "square", 2: "triangle"}
+    gts = [(1, 100, 100, np.array([[10, 10, 50, 50]], np.float64), np.array([0]), np.zeros(1, np.int64))]
+    hit = [(1, np.array([[10, 10, 50, 50]], np.float32), np.array([0.9], np.float32), np.array([0]))]
+    none = [(1, np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))]
+    for preds, circle in ((hit, 1.0), (none, 0.0)):
+        m = detection_metrics(gts, preds, names)
+        assert [c["name"] for c in m["per_class"]] == ["circle", "square", "triangle"]
+        assert [c["instances"] for c in m["per_class"]] == [1, 0, 0]
+        assert m["per_class"][0]["map50_95"] == pytest.approx(circle, abs=0.02)
+        assert m["per_class"][1]["map50_95"] is None and m["per_class"][2]["recall"] is None
+        assert m["map50_95"] == pytest.approx(circle, abs=0.02)  # the mean over classes with instances
+
+
+def test_eval_of_a_model_trained_on_other_classes_warns_and_shows_every_class(yolov8n_onnx, tmp_path):
+    data = tiny_dataset(tmp_path, ["0 0.5 0.5 0.2 0.2\n", "1 0.3 0.3 0.2 0.2\n"])
+    js = tmp_path / "e.json"
+    result = invoke(["eval", yolov8n_onnx, "--data", data, "--json", js])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "has 80 classes" in warnings[0] and "the dataset 3" in warnings[0]
+    r = json.loads(js.read_text())["results"][0]
+    assert "80 classes" in r["class_mismatch"] and r["split"] == "val" and r["input_format"] == "float"
+    assert [c["name"] for c in r["metrics"]["per_class"]] == ["circle", "square", "triangle"]
+    assert r["metrics"]["per_class"][2]["instances"] == 0 and r["metrics"]["per_class"][2]["map50_95"] is None
+    assert "triangle" in result.output
 
 
 def perturbed(model, tmp_path, scale=1.3):
@@ -141,9 +258,36 @@ def test_compare_identical_and_perturbed(synthetic_model, tmp_path):
     assert "identical outputs" not in result.output
 
 
-def test_compare_refuses_different_input_sizes(synthetic_model, yolov8n_onnx):
-    _, _, model = synthetic_model
-    assert_user_error(invoke(["compare", model, yolov8n_onnx, "--no-save"]), "same --imgsz")
+def test_compare_refuses_models_with_different_classes(synthetic_model, yolov8n_onnx):
+    _, _, model = synthetic_model  # 3 classes at 160 vs 80 classes at 320
+    assert_user_error(invoke(["compare", model, yolov8n_onnx, "--no-save"]), "different classes")
+
+
+def test_compare_across_input_sizes_matches_detections_in_frame_coordinates(synthetic_model, tmp_path):
+    from edgekit.host.export import export
+
+    data, pt, model = synthetic_model
+    bigger = export(weights=str(pt), imgsz=224, out=str(tmp_path), name="synthetic-224.onnx")
+    js = tmp_path / "c.json"
+    result = invoke(["compare", model, bigger, "--data", data, "--frames", 8, "--json", js])
+    assert result.exit_code == 0, result.output
+    r = json.loads(js.read_text())["results"][0]
+    assert r["raw"] is None and "different input sizes (160x160 vs 224x224)" in r["raw_skipped"]
+    assert r["input_hw"] == {"a": [160, 160], "b": [224, 224]} and not r["identical"]
+    assert "not compared" in result.output and "identical outputs" not in result.output
+    det = r["detections"]
+    # both models' boxes are in the frame's pixels: where they match, they overlap well (a box from the other
+    # model's letterbox coordinates would not)
+    assert det["matched"] > 0 and det["mean_iou"] > 0.6
+
+
+def test_compare_with_no_frames_is_a_user_error(yolov8n_onnx):
+    from edgekit.errors import EdgekitError
+    from edgekit.eval.compare import compare
+    from edgekit.runtime import open_runner
+
+    with open_runner(str(yolov8n_onnx), "onnxruntime") as a, pytest.raises(EdgekitError, match="no frames"):
+        compare(a, a, [])
 
 
 def test_box_iou_and_greedy_match():

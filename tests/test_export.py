@@ -102,6 +102,8 @@ def test_missing_weights_fail_fast_offline(tmp_path):
         (["--weights", "yolov8n.yaml", "--opset", "19"], "--opset 19"),
         (["--weights", "yolov8n.yaml", "--batch", "0"], "'--batch': 0 is not in the range"),
         (["--weights", "no-such-model.yaml"], "no built-in model of that name"),
+        (["--weights", "yolov8n.yaml", "--batch", "2", "--dynamic"], "--batch 2 is a static batch"),
+        (["--weights", "yolov8n.yaml", "--conf", "nan", "--trt-nms"], "not a finite number"),
     ],
 )
 def test_bad_export_arguments(tmp_path, args, fragment):

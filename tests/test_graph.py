@@ -220,7 +220,7 @@ def test_input_column_reads_nhwc_and_nchw_results():
     from edgekit.bench.report import input_size_text
 
     assert input_size_text({"input_shape": [1, 3, 256, 320], "input_format": "float"}) == "256x320"
-    assert input_size_text({"input_shape": [1, 240, 320, 3], "input_format": "uint8-letterbox"}) == "240x320"
+    assert input_size_text({"input_shape": [1, 240, 320, 3], "input_format": "uint8-letterbox"}) == "240x320 frame"
     assert input_size_text({"input_shape": [1, None, None, 3], "input_format": "uint8"}) == "?x?"
     assert input_size_text({}) == "-"
 

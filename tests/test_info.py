@@ -60,10 +60,26 @@ def test_plain_pc(tmp_path):
 
 
 def test_info_command_table_and_json():
+    import onnxruntime
+
     table = invoke(["info"])
     assert table.exit_code == 0 and "TensorRT" in table.output and "OpenCV" in table.output
+    assert "ONNX Runtime" in table.output and onnxruntime.__version__ in table.output  # the backend on a PC
     data = json.loads(invoke(["info", "--json"]).output)
-    assert {"jetson", "tensorrt", "cuda", "opencv", "dla_cores", "memory"} <= set(data)
+    assert {"jetson", "tensorrt", "onnxruntime", "cuda", "opencv", "dla_cores", "memory"} <= set(data)
+    assert data["onnxruntime"] == {"version": onnxruntime.__version__,
+                                   "providers": onnxruntime.get_available_providers()}
+
+
+@pytest.mark.parametrize("ort, row", [
+    ({"version": "1.18.0", "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                         "CPUExecutionProvider"]}, "1.18.0 (providers: TensorRT, CUDA, CPU)"),
+    ({"version": "1.32.0", "providers": ["CPUExecutionProvider"]}, "1.32.0 (providers: CPU)"),
+    ({"version": None, "providers": []}, "-"),
+])
+def test_onnxruntime_row(tmp_path, ort, row):
+    info = dict(boxinfo.box_info(tmp_path), onnxruntime=ort)
+    assert dict(boxinfo.info_rows(info))["ONNX Runtime"] == row
 
 
 class Lines:

@@ -228,3 +228,121 @@ def test_service_errors(yolov8n_onnx, tmp_path):
     assert_user_error(invoke(["service", "install", "--source", "csi://0", "--model", yolov8n_onnx,
                               "--port", 0, "--unit-dir", tmp_path]), "--port")
     assert_user_error(invoke(["service", "uninstall", "--unit-dir", tmp_path]), "nothing to uninstall")
+
+
+# --- service install refuses, before writing anything, a unit that would crash-loop at boot -------------------------
+@pytest.fixture
+def box(tmp_path, monkeypatch):
+    """A model file (service checks only that it exists), a private token file, an empty unit folder; cwd here."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.onnx").write_bytes(b"not parsed by service install")
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    write_token(tmp_path / "serve.env")
+    (tmp_path / "units").mkdir()
+    return tmp_path
+
+
+def write_token(path, text="EDGEKIT_TOKEN=abc\n", mode=0o600):
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def install(*args, print_only=False):
+    return invoke(["service", "install", "--model", "m.onnx", "--unit-dir", "units", "--no-start"]
+                  + (["--print"] if print_only else []) + list(args))
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--source", "synthetic://?wdth=3"], "unknown parameter 'wdth'"),
+    (["--source", "synthetic://?fps=-1"], "fps=-1"),
+    (["--source", "ftp://cam/x"], "unknown source scheme"),
+    (["--source", "nosuch.mp4"], "nosuch.mp4 not found"),
+    (["--source", "csi://0", "--", "--conf", "5"], "--conf"),
+    (["--source", "csi://0", "--", "--bogus-flag", "1"], "--bogus-flag"),
+    (["--source", "csi://0", "--", "clip.mp4"], "unexpected extra argument"),
+    (["--source", "csi://0", "--", "--record", "units"], "is a directory"),  # a path, checked from the unit's folder
+    (["--source", "csi://0", "--", "--host", "10.0.0.1"], "service install --host"),
+    (["--source", "csi://0", "--", "--serve=9000"], "service install --port"),
+    (["--source", "csi://0", "--", "--display"], "--headless"),
+    (["--source", "csi://0", "--", "--json", "x.json"], "--no-save"),
+    (["--source", "csi://0", "--", "--help"], "help"),
+    (["--source", "csi://0", "--token-file", "serve.env"], "for --serve"),
+    (["--source", "csi://0", "--no-token"], "for --serve"),
+    ([], "--source"),
+    (["--serve", "--source", "csi://0"], "drop --source or --serve"),
+    (["--serve", "--host", "0.0.0.0"], "--no-token"),
+    (["--serve", "--host", "0.0.0.0", "--token-file", "serve.env", "--no-token"], "opposite"),
+    (["--serve", "--", "--token", "abc"], "use --token-file"),
+    (["--serve", "--", "--port", "9"], "service install --port"),
+    (["--serve", "--", "--drain-timeout", "60"], "15 s"),
+    (["--serve", "--", "--max-batch", "0"], "--max-batch"),
+    (["--serve", "--", "--bogus-flag"], "--bogus-flag"),
+    (["--serve", "--model", "nosuch.onnx"], "nosuch.onnx not found"),
+    (["--serve", "--token-file", "nosuch.env"], "openssl rand"),
+])
+@pytest.mark.parametrize("print_only", [False, True])
+def test_service_install_refuses_a_unit_that_would_crash_loop(box, args, fragment, print_only):
+    assert_user_error(install(*args, print_only=print_only), fragment)
+    assert list((box / "units").iterdir()) == []
+
+
+@pytest.mark.parametrize("text, mode, fragment", [
+    ("NOTATOKEN\n", 0o600, "echo EDGEKIT_TOKEN=$(openssl rand -hex 16) > bad.env"),
+    ("EDGEKIT_TOKEN=\n", 0o600, "no EDGEKIT_TOKEN"),
+    ('EDGEKIT_TOKEN=""\n', 0o600, "no EDGEKIT_TOKEN"),
+    ("# EDGEKIT_TOKEN=abc\n", 0o600, "no EDGEKIT_TOKEN"),
+    ("EDGEKIT_TOKEN=abc\nEDGEKIT_TOKEN=\n", 0o600, "no EDGEKIT_TOKEN"),  # systemd: the last one wins
+    ("EDGEKIT_TOKEN=abc\n", 0o644, "chmod 600 bad.env"),
+    ("EDGEKIT_TOKEN=abc\n", 0o640, "chmod 600 bad.env"),
+])
+def test_service_install_refuses_a_bad_token_file(box, text, mode, fragment):
+    write_token(box / "bad.env", text, mode)
+    for print_only in (False, True):
+        assert_user_error(install("--serve", "--host", "0.0.0.0", "--token-file", "bad.env", print_only=print_only),
+                          fragment)
+    assert list((box / "units").iterdir()) == []
+
+
+@pytest.mark.parametrize("text, token", [
+    ("EDGEKIT_TOKEN=abc\n", "abc"), ('EDGEKIT_TOKEN="a b"\n', "a b"), (" EDGEKIT_TOKEN = abc \n", "abc"),
+    ("; comment\nOTHER=1\nEDGEKIT_TOKEN='abc'\n", "abc"), ("EDGEKIT_TOKEN=''\n", None), ("", None),
+])
+def test_token_as_systemd_reads_it(text, token):
+    from edgekit.service_checks import token_in
+
+    assert token_in(text) == token
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--source", "csi://0", "--", "--conf", "0.4"], ["camera csi://0 --model {box}/m.onnx", "--host 0.0.0.0",
+                                                      "--no-save --conf 0.4\n"]),
+    (["--source", "clip.mp4", "--host", "127.0.0.1"], ["camera {box}/clip.mp4 --model", "--host 127.0.0.1"]),
+    (["--source", "synthetic://?width=320&fps=5"], ["'synthetic://?width=320&fps=5'"]),
+    (["--serve", "--host", "0.0.0.0", "--token-file", "serve.env"], ["EnvironmentFile={box}/serve.env\n",
+                                                                     "--drain-timeout 15\n"]),
+    (["--serve", "--host", "0.0.0.0", "--no-token"], ["--host 0.0.0.0", "--drain-timeout 15 --no-token\n"]),
+    (["--serve", "--", "--max-batch", "4"], ["--host 127.0.0.1 --port 8080 --drain-timeout 15 --max-batch 4\n"]),
+])
+def test_service_print_is_exactly_what_install_writes(box, args, fragments):
+    shown = install(*args, print_only=True)
+    assert shown.exit_code == 0, shown.output
+    assert list((box / "units").iterdir()) == []
+    for fragment in fragments:
+        assert fragment.format(box=box) in shown.stdout, shown.stdout
+    written = install(*args)
+    assert written.exit_code == 0, written.output
+    (unit,) = (box / "units").iterdir()
+    assert unit.read_text() == shown.stdout
+    if shutil.which("systemd-analyze"):
+        done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+        assert "EnvironmentFile" not in done.stderr and "ExecStart" not in done.stderr, done.stderr
+
+
+def test_service_print_shows_the_unit_even_where_it_could_not_be_written(box):
+    result = invoke(["service", "install", "--model", "m.onnx", "--source", "csi://0", "--unit-dir", "missing",
+                     "--print"])
+    assert result.exit_code == 0 and "ExecStart=" in result.stdout, result.output
+    assert "cannot write to missing" in result.output
+    assert_user_error(invoke(["service", "install", "--model", "m.onnx", "--source", "csi://0", "--unit-dir",
+                              "missing"]), "cannot write to missing")

@@ -1,6 +1,7 @@
 """edgekit quantize (host): real ModelOpt INT8 Q/DQ on the trained synthetic YOLOv8n, checked with ONNX Runtime."""
 
 import json
+from pathlib import Path
 
 import onnx
 import pytest
@@ -79,3 +80,66 @@ def test_fp16_onnx_for_strongly_typed_tensorrt(quantized, tmp_path):
     assert model_facts(onnx.load(str(path))).float_type == "fp16"  # what TensorRT 11 builds as FP16
     manifest = json.loads(path.with_name(path.name + ".json").read_text())
     assert manifest["precision"] == "fp16" and manifest["agreement_vs_fp32"]["detections"]["match_rate"] > 0.9
+
+
+def _fake_modelopt(made, interrupt):
+    """Stands in for ModelOpt: makes a temp file as ModelOpt's int8.py does (tempfile.mkstemp(suffix='.onnx')),
+    then is interrupted (Ctrl-C) or writes the unquantized model as its result."""
+    import os
+    import shutil
+    import tempfile
+
+    def fake(src, dst, data, method, high_precision):
+        fd, path = tempfile.mkstemp(suffix=".onnx")
+        os.close(fd)
+        made.append(path)
+        if interrupt:
+            raise KeyboardInterrupt
+        shutil.copy(str(src), str(dst))
+        os.remove(path)
+
+    return fake
+
+
+def test_ctrl_c_leaves_no_temp_files(synthetic_model, synthetic_calib, tmp_path, monkeypatch):
+    import tempfile
+
+    from edgekit.host import quantize as q
+
+    system_tmp, out = tmp_path / "tmp", tmp_path / "out"
+    system_tmp.mkdir()
+    out.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # where /tmp/tmpXXXX.onnx used to be left
+    made = []
+    monkeypatch.setattr(q, "_modelopt_int8", _fake_modelopt(made, interrupt=True))
+    with pytest.raises(KeyboardInterrupt):
+        q.quantize(synthetic_model[2], synthetic_calib, out=str(out), images=4)
+    assert len(made) == 1 and not Path(made[0]).exists()
+    assert list(system_tmp.iterdir()) == [] and list(out.iterdir()) == []  # nothing half-written either
+    assert tempfile.tempdir == str(system_tmp)  # put back as it was
+
+
+@pytest.mark.parametrize("cwd, out, typed", [
+    (".", "engines", "engines/{name}"),  # quantize models/m.onnx --out engines
+    (".", None, "models/{name}"),  # beside the FP32 model
+    ("elsewhere", None, "{abs}"),  # not under the current folder: absolute
+])
+def test_closing_hint_names_the_path_to_type(synthetic_model, synthetic_calib, tmp_path, monkeypatch, cwd, out,
+                                             typed):
+    import shutil
+
+    from edgekit.host import quantize as q
+
+    fp32 = synthetic_model[2]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    for path in (fp32, fp32.with_name(fp32.name + ".json")):
+        shutil.copy(str(path), str(tmp_path / "models" / path.name))
+    monkeypatch.chdir(tmp_path / cwd)
+    monkeypatch.setattr(q, "_modelopt_int8", _fake_modelopt([], interrupt=False))
+    said = []
+    monkeypatch.setattr(q, "info", said.append)
+    target = q.quantize(tmp_path / "models" / fp32.name, synthetic_calib, out=out, images=4, verify_frames=2)
+    hint = typed.format(name=target.name, abs=target.resolve())
+    assert said[-1].endswith("edgekit build %s --int8" % hint), said[-1]
+    assert Path(hint).resolve() == target.resolve()

@@ -265,6 +265,7 @@ def test_service_installs_the_server_as_a_unit(yolov8n_onnx, tmp_path):
     units.mkdir()
     token_file = tmp_path / "serve.env"
     token_file.write_text("EDGEKIT_TOKEN=abc\n")
+    token_file.chmod(0o600)  # service install refuses a token file other users can read
     result = invoke(["service", "install", "--serve", "--model", yolov8n_onnx, "--host", "0.0.0.0", "--port", 8181,
                      "--token-file", token_file, "--unit-dir", units, "--", "--max-batch", "1"])
     assert result.exit_code == 0, result.output
@@ -340,3 +341,101 @@ def test_server_and_remote_bench_run_without_torch(yolov8n_onnx, tmp_path):
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out  # the blocked runner asserts at exit that torch was never imported
+
+
+# --- who may reach the server: token rules, bind errors, every answer counted ---------------------------------
+@pytest.mark.parametrize("token, no_token, host, env, expected", [
+    (None, False, "127.0.0.1", {}, None),  # loopback without a token: allowed (log says "token off")
+    (None, False, "localhost", {}, None),
+    (None, False, "::1", {}, None),
+    ("abc", False, "0.0.0.0", {}, "abc"),
+    (None, False, "0.0.0.0", {"EDGEKIT_TOKEN": "xyz"}, "xyz"),
+    ("abc", False, "0.0.0.0", {"EDGEKIT_TOKEN": "xyz"}, "abc"),  # --token wins over the environment
+    (None, True, "0.0.0.0", {}, None),  # --no-token: open on purpose
+    (None, True, "0.0.0.0", {"EDGEKIT_TOKEN": ""}, None),
+    (None, False, "0.0.0.0", {}, "error: serves the network without a token"),
+    (None, False, "192.0.2.10", {}, "error: --no-token"),
+    (None, False, "127.0.0.1", {"EDGEKIT_TOKEN": ""}, "error: EDGEKIT_TOKEN is set but empty"),
+    (None, False, "0.0.0.0", {"EDGEKIT_TOKEN": "  "}, "error: EDGEKIT_TOKEN is set but empty"),
+    ("", False, "127.0.0.1", {}, "error: --token is empty"),
+    ("abc", True, "0.0.0.0", {}, "error: contradict"),
+    (None, True, "0.0.0.0", {"EDGEKIT_TOKEN": "xyz"}, "error: contradicts EDGEKIT_TOKEN"),
+])
+def test_token_rules(token, no_token, host, env, expected):
+    from edgekit.errors import EdgekitError
+    from edgekit.serve.access import resolve_token
+
+    if expected is not None and expected.startswith("error: "):
+        with pytest.raises(EdgekitError, match=expected[len("error: "):].replace("$", r"\$")):
+            resolve_token(token, no_token, host, env)
+    else:
+        assert resolve_token(token, no_token, host, env) == expected
+
+
+@pytest.mark.parametrize("exc, port, fragment", [
+    (OSError(98, "Address already in use"), 8080, "pick another --port"),
+    (OSError(99, "Cannot assign requested address"), 8080, "check --host"),
+    (OSError(13, "Permission denied"), 80, "ports below 1024 need root"),
+    (OSError(13, "Permission denied"), 8080, "check --host and --port"),
+])
+def test_bind_error_hint_fits_the_cause(exc, port, fragment):
+    import errno
+
+    from edgekit.serve.access import bind_error
+
+    assert exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)  # Linux numbers in the table
+    assert fragment in bind_error("0.0.0.0", port, exc)
+
+
+def test_serve_refusals_are_one_line_before_the_model_loads(yolov8n_onnx, monkeypatch):
+    import socket
+
+    from helpers import assert_user_error, invoke
+    from serve_helpers import free_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = taken.getsockname()[1]
+        cases = [
+            (["--host", "0.0.0.0"], {}, ("without a token", "--no-token")),
+            (["--host", "0.0.0.0", "--token", ""], {}, ("--token is empty",)),
+            ([], {"EDGEKIT_TOKEN": ""}, ("EDGEKIT_TOKEN is set but empty",)),
+            (["--host", "999.1.1.1"], {}, ("check --host",)),
+            (["--port", busy], {}, ("pick another --port",)),
+        ]
+        for args, env, fragments in cases:
+            monkeypatch.delenv("EDGEKIT_TOKEN", raising=False)
+            for k, v in env.items():
+                monkeypatch.setenv(k, v)
+            port = [] if "--port" in args else ["--port", free_port()]
+            result = invoke(["serve", yolov8n_onnx] + port + args)
+            assert result.exit_code == 2, (args, result.output)
+            assert_user_error(result, *fragments)
+            if "999.1.1.1" in args:  # a bad address points at --host only
+                assert "--port" not in result.output, result.output
+
+
+def test_no_token_serves_the_network_on_purpose_and_every_answer_is_counted(yolov8n_onnx):
+    server = Server(yolov8n_onnx, "--host", "0.0.0.0", "--no-token", "--max-body-mb", "0.01")
+    try:
+        assert server.post(_jpeg((64, 64))).status_code == 200
+        assert server.post(b"x" * 20000).status_code == 413
+        assert server.post(b"hello", content_type="text/plain").status_code == 415
+        assert httpx.get(server.url + "/v2/nothing").status_code == 404
+        m = server.metrics()
+        for route, code in (("detect", "200"), ("detect", "413"), ("detect", "415"), ("other", "404"),
+                            ("readyz", "200")):
+            assert m["edgekit_requests_total[('code', '%s'), ('route', '%s')]" % (code, route)] >= 1, m
+    finally:
+        code, out = server.stop()
+    assert code == 0 and "token off" in out and "--no-token: anyone who reaches 0.0.0.0" in out, out
+
+
+def test_unauthorized_requests_are_counted_as_401(token_server):
+    before = token_server.metrics().get("edgekit_requests_total[('code', '401'), ('route', 'detect')]", 0)
+    assert httpx.post(token_server.url + "/v1/detect", content=b"x").status_code == 401
+    assert httpx.get(token_server.url + "/v1/info", headers={"Authorization": "Bearer nope"}).status_code == 401
+    m = token_server.metrics()
+    assert m["edgekit_requests_total[('code', '401'), ('route', 'detect')]"] == before + 1
+    assert m["edgekit_requests_total[('code', '401'), ('route', 'info')]"] >= 1

@@ -1,17 +1,22 @@
 """Video sources, capture (newest frame, reconnect), recording on a full disk, the web stream."""
 
+import errno
 import json
+import os
 import time
+import urllib.error
 import urllib.request
 
 import cv2
 import numpy as np
 import pytest
 
+from edgekit.camera.stats import JsonlLog
 from edgekit.errors import EdgekitError
 from edgekit.video.capture import Capture, EndOfStream
 from edgekit.video.outputs import Recorder
-from edgekit.video.sources import FrameSource, SourceError, SyntheticSource, make_source
+from edgekit.video.quiet import filtered_stderr
+from edgekit.video.sources import FrameSource, ImagesSource, SourceError, SyntheticSource, make_source
 from edgekit.video.uri import SourceOptions, csi_pipeline, parse_uri
 from edgekit.video.web import WebStream
 
@@ -28,6 +33,9 @@ from edgekit.video.web import WebStream
         ("file:///data/clip.mp4", "file", "/data/clip.mp4"),
         ("clips/street.mp4", "file", "clips/street.mp4"),
         ("synthetic://?width=320&height=240", "synthetic", ""),
+        ("http://192.168.1.20:8080/video.mjpg", "http", "http://192.168.1.20:8080/video.mjpg"),
+        ("https://user:pw@cam.local/mjpg/video.mjpg?resolution=640x480", "http",
+         "https://user:pw@cam.local/mjpg/video.mjpg?resolution=640x480"),
     ],
 )
 def test_uri_grammar(uri, kind, location):
@@ -36,7 +44,8 @@ def test_uri_grammar(uri, kind, location):
 
 
 @pytest.mark.parametrize("uri, fragment", [("http2://x", "unknown source scheme"), ("csi://left", "number"),
-                                           ("v4l2://video0", "v4l2:///dev/videoN"), ("", "empty source")])
+                                           ("v4l2://video0", "v4l2:///dev/videoN"), ("", "empty source"),
+                                           ("ftp://x", "http://, https://"), ("http:///x.mjpg", "HOST")])
 def test_bad_uris(uri, fragment):
     with pytest.raises(EdgekitError, match=fragment):
         parse_uri(uri)
@@ -205,3 +214,164 @@ def test_port_in_use_is_a_user_error():
             WebStream(web.port, "127.0.0.1")
     finally:
         web.close()
+
+
+class Clock:
+    """A fake clock: ``step`` seconds per call."""
+
+    def __init__(self, step):
+        self.t, self.step = 0.0, step
+
+    def __call__(self):
+        self.t += self.step
+        return self.t
+
+
+def read_back(path):
+    cap = cv2.VideoCapture(str(path))
+    fps, n = cap.get(cv2.CAP_PROP_FPS), 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return fps, n
+
+
+@pytest.mark.parametrize(
+    "fps, indices, written, repeated, file_fps",
+    [
+        (10.0, range(6), 6, 0, 10.0),  # a file at its rate: every frame once
+        (15.0, [0, 1, 4, 5], 6, 2, 15.0),  # a live source: 2 and 3 were dropped, 1 holds their time
+        (None, range(0, 40, 2), 39, 19, 20.0),  # measured: 0.1 s per loop frame, every 2nd source frame
+    ],
+)
+def test_recording_plays_at_the_source_rate(tmp_path, fps, indices, written, repeated, file_fps):
+    rec = Recorder(tmp_path / "out.avi", fps, "test", clock=Clock(0.1))
+    for i in indices:
+        rec.write(np.full((48, 64, 3), i * 5 % 255, np.uint8), i)
+    rec.close()
+    assert (rec.frames, rec.repeated, rec.fps) == (written, repeated, pytest.approx(file_fps))
+    assert read_back(tmp_path / "out.avi") == (pytest.approx(file_fps, rel=0.01), written)
+    assert rec.describe().startswith("wrote %s (%d frames at %.1f FPS" % (tmp_path / "out.avi", written, file_fps))
+
+
+def test_recording_that_never_starts_says_no_file(tmp_path):
+    events = []
+    rec = Recorder(tmp_path / "r.mp4", 10, free_mb=lambda _: 1.0, on_event=events.append)
+    rec.write(np.zeros((48, 64, 3), np.uint8))
+    rec.close()
+    assert rec.frames == 0 and not (tmp_path / "r.mp4").exists()
+    assert "no file was written" in events[0] and "finalized" not in events[0]
+    assert not rec.describe().startswith("wrote")
+
+
+def test_recording_the_writer_lost_is_not_claimed(tmp_path, monkeypatch):
+    class LostWriter:  # a writer that fails silently, as cv2.VideoWriter does on a full disk
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):  # noqa: N802 (OpenCV's naming)
+            return True
+
+        def write(self, frame):
+            pass
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr("edgekit.video.outputs.cv2.VideoWriter", LostWriter)
+    rec = Recorder(tmp_path / "r.mp4", 10)
+    rec.write(np.zeros((48, 64, 3), np.uint8))
+    rec.close()
+    assert "could not be written" in rec.failed and rec.describe() == rec.failed
+
+
+class FullDisk:
+    """A file whose writes fail with ENOSPC after ``good`` of them (the last one half written)."""
+
+    def __init__(self, path, good):
+        self.file, self.good = open(path, "w"), good
+
+    def write(self, text):
+        if self.good <= 0:
+            self.file.write(text[: len(text) // 2])
+            self.file.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.good -= 1
+        return self.file.write(text)
+
+    def flush(self):
+        self.file.flush()
+
+    def fileno(self):
+        return self.file.fileno()
+
+    def close(self):
+        self.file.close()
+
+
+def full_disk_open(good):
+    """An ``open`` for edgekit.camera.stats: the frame log (.jsonl) is on a full disk, other files are not."""
+    import builtins
+
+    return lambda path, *a, **k: FullDisk(path, good) if str(path).endswith(".jsonl") else builtins.open(path, *a, **k)
+
+
+@pytest.mark.parametrize("good", [0, 3])
+def test_frame_log_on_a_full_disk_stops_with_one_warning(tmp_path, monkeypatch, good):
+    monkeypatch.setattr("edgekit.camera.stats.open", full_disk_open(good), raising=False)
+    events, path = [], tmp_path / "f.jsonl"
+    log = JsonlLog(str(path), on_event=events.append)
+    for i in range(6):
+        log.write({"frame": i + 1})
+    log.close()
+    assert len(events) == 1 and "No space left" in events[0] and "goes on" in events[0]
+    assert "No space left on device after %d frames" % good in log.failed
+    if good:  # whole lines only
+        assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [1, 2, 3]
+    else:
+        assert not path.exists()  # no empty log left behind
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_web_stream_answers_other_methods_with_405(method):
+    web = WebStream(0, "127.0.0.1")
+    try:
+        request = urllib.request.Request("http://127.0.0.1:%d/stats.json" % web.port, data=b"{}", method=method)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=5)
+        assert info.value.code == 405 and info.value.headers["Allow"] == "GET, HEAD"
+        assert info.value.headers["Content-Type"] == "application/json"
+        assert "not allowed" in json.loads(info.value.read())["error"]
+        head = urllib.request.urlopen(urllib.request.Request(
+            "http://127.0.0.1:%d/stats.json" % web.port, method="HEAD"), timeout=5)
+        assert head.status == 200 and head.read() == b""
+    finally:
+        web.close()
+
+
+def test_filtered_stderr_drops_library_noise_only(capfd):
+    with filtered_stderr():
+        os.write(2, b"Premature end of JPEG file\n[mov,mp4,m4a @ 0x55d0c0ffee00] moov atom not found\n"
+                    b"[ WARN:0@0.090] global cap.cpp:212 open VIDEOIO(V4L2): ...\nanother thread's line\n")
+    assert capfd.readouterr().err == "another thread's line\n"
+
+
+@pytest.mark.parametrize(
+    "make, rate",
+    [
+        (lambda tmp: SyntheticSource(64, 48, fps=15), (15.0, "the source's rate")),
+        (lambda tmp: SyntheticSource(64, 48, fps=0), (None, "measured: synthetic fps=0 has no rate of its own")),
+        (lambda tmp: make_source(parse_uri(str(write_video(tmp / "c.avi", 3))), SourceOptions()),
+         (10.0, "the file's rate")),
+        (lambda tmp: ImagesSource(tmp, 7.0, False), (7.0, "--fps: images have no frame rate")),
+        (lambda tmp: FlakySource(), (100.0, "the source's nominal rate")),
+    ],
+)
+def test_frame_rate_says_where_it_comes_from(tmp_path, make, rate):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    source = make(tmp_path)
+    source.open()
+    try:
+        assert source.frame_rate() == rate
+    finally:
+        source.close()

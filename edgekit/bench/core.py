@@ -14,16 +14,18 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from edgekit.bench.frames import load_frames, synthetic_frames
+from edgekit.bench.frames import SYNTHETIC_HW, frames_for_model, load_frames, synthetic_frames
+from edgekit.bench.interrupt import BenchStopped, signal_name, signal_of
 from edgekit.bench.stats import summarize
 from edgekit.errors import EdgekitError
-from edgekit.log import console
+from edgekit.log import console, info
 from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
 from edgekit.runtime.loader import check_model_path
 from edgekit.vision.pipeline import Pipeline, has_trt_nms, input_format
 
 DEFAULT_IMGSZ = 640
+MIN_INTERRUPTED_ITERATIONS = 3  # an interrupted model is reported from this many timed iterations on
 
 
 @dataclass
@@ -33,7 +35,8 @@ class BenchConfig:
     iterations: int = 100
     duration: Optional[float] = None  # seconds; when set, replaces iterations
     batch: Optional[int] = None  # default: the model's static batch, else 1
-    source: Optional[str] = None  # images/video; default synthetic 1280x720 frames
+    source: Optional[str] = None  # images/video/synthetic://; default synthetic 1280x720 frames (a
+    # --graph-letterbox model: the frame size its graph takes)
     threads: Optional[int] = None  # ONNX Runtime intra-op threads (default: its own choice)
     conf: float = 0.25
     iou: float = 0.7
@@ -75,6 +78,7 @@ def bench_model(
     """Benchmark one opened runner; returns a JSON-ready result with per-stage statistics."""
     batch, hw = input_geometry(runner, config.batch)
     pipe = Pipeline(runner, conf=config.conf, iou=config.iou)
+    frames = frames_for_model(pipe, frames, from_source=config.source is not None)  # --graph-letterbox sizes
     samples: Dict[str, List[float]] = {}
     n = len(frames)
 
@@ -107,14 +111,24 @@ def bench_model(
     power_run = start_run(power)  # sampled from the first timed iteration to the last (power.close() on error)
     start = time.perf_counter()
     i = 0
-    while True:
-        once(i, record=True)
-        i += 1
-        elapsed = time.perf_counter() - start
-        if progress:
-            progress.update(task, completed=min(elapsed, config.duration) if config.duration else i)
-        if (config.duration and elapsed >= config.duration) or (not config.duration and i >= config.iterations):
-            break
+    try:
+        while True:
+            once(i, record=True)
+            i += 1
+            elapsed = time.perf_counter() - start
+            if progress:
+                progress.update(task, completed=min(elapsed, config.duration) if config.duration else i)
+            if (config.duration and elapsed >= config.duration) or (not config.duration and i >= config.iterations):
+                break
+    except KeyboardInterrupt as exc:  # Ctrl-C/SIGTERM: the iterations done so far, for bench_models to report
+        power_run.stop()
+        if i >= MIN_INTERRUPTED_ITERATIONS:
+            partial = make_result(runner, config, batch, hw, i, {k: v[:i] for k, v in samples.items()})
+            partial["interrupted"] = signal_name(signal_of(exc))
+            if power is not None:
+                partial["power"] = power_run.summary(i * batch)
+            exc.partial = partial  # type: ignore[attr-defined]
+        raise
     power_run.stop()
     result = make_result(runner, config, batch, hw, i, samples)
     if power is not None:
@@ -150,6 +164,7 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         "iterations": iterations,
         "warmup": config.warmup,
         "source": config.source or "synthetic",
+        "synthetic_hw": None if config.source else list(input_format(runner).frame_hw or SYNTHETIC_HW),
         "stages": stages,
         "fps": round(batch * 1e3 / stages["e2e"]["mean"], 2),
         "inference_fps": round(batch * 1e3 / stages["inference"]["mean"], 2),
@@ -158,7 +173,8 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
 
 
 def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool = True) -> List[Dict[str, Any]]:
-    """Open, benchmark and close each model in turn, on the same frames."""
+    """Open, benchmark and close each model in turn, on the same frames. Ctrl-C (or SIGTERM, see
+    ``edgekit.bench.interrupt``) raises :class:`BenchStopped` holding the models measured so far."""
     config.validate()
     for model in models:  # a missing or wrong file fails before anything is measured
         check_model_path(model)
@@ -175,6 +191,12 @@ def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool
                 with open_runner(model, config.backend, threads=config.threads,
                                  cuda_graph=config.cuda_graph) as runner:
                     results.append(bench_model(runner, frames, config, progress, power))
+                info("measured %s: %d iterations, e2e mean %.2f ms (FPS %.1f)" % (
+                    runner.path.name, results[-1]["iterations"], results[-1]["stages"]["e2e"]["mean"],
+                    results[-1]["fps"]))
+    except KeyboardInterrupt as exc:
+        partial = getattr(exc, "partial", None)
+        raise BenchStopped(results + ([partial] if partial else []), signal_of(exc)) from None
     finally:
         if power is not None:
             power.close()

@@ -18,12 +18,21 @@ from edgekit.sysinfo import system_info
 
 def input_size_text(row: Dict[str, Any]) -> str:
     """HxW of a result's input tensor: [B, 3, H, W] floats, or [B, H, W, 3] uint8 pixels (--graph-preprocess);
-    "-" where the result does not say (an older or remote result)."""
+    for a --graph-letterbox model the frame size its graph takes, marked "frame" (after the network's imgsz where
+    the result has it); "-" where the result does not say (an older or remote result). Results without
+    ``input_format`` are read by the shape's layout."""
     shape = row.get("input_shape") or []
     if len(shape) != 4:
         return "-"
-    hw = shape[1:3] if str(row.get("input_format", "")).startswith("uint8") else shape[2:4]
-    return "x".join(str(d) if isinstance(d, int) else "?" for d in hw)
+    fmt = str(row.get("input_format") or "")
+    nhwc = shape[3] == 3 and (fmt.startswith("uint8") if fmt else shape[1] != 3)
+    hw = shape[1:3] if nhwc else shape[2:4]
+    text = "x".join(str(d) if isinstance(d, int) else "?" for d in hw)
+    if not (nhwc and fmt == "uint8-letterbox"):
+        return text
+    imgsz = row.get("imgsz")  # the network's size, where the result has it (eval results do)
+    return "%s (frame %s)" % ("x".join(map(str, imgsz)), text) if imgsz else text + " frame"
+
 
 STAGE_ORDER = ("preprocess", "stage", "h2d", "compute", "d2h", "inference", "postprocess", "e2e")
 DEFAULT_DIR = Path("benchmarks") / "results"
@@ -51,6 +60,8 @@ def results_table(results: Sequence[Dict[str, Any]]) -> Table:
     for n, r in enumerate(results):
         note = weights_note(r)
         name = r["name"] + (" (%s)" % note if note else "")
+        if r.get("interrupted"):  # stopped by Ctrl-C/SIGTERM: these are the iterations it finished
+            name += " (interrupted after %d iterations)" % r["iterations"]
         for i, stage in enumerate(ordered_stages(r)):
             s = r["stages"][stage]
             fps = {"e2e": r["fps"], "inference": r["inference_fps"]}.get(stage)
@@ -73,7 +84,11 @@ def settings_line(results: Sequence[Dict[str, Any]]) -> str:
     if not results:
         return ""
     r = results[0]
-    source = "synthetic 1280x720 frames" if r.get("source") == "synthetic" else "frames from %s" % r.get("source")
+    if r.get("source") == "synthetic":
+        sizes = sorted({"%dx%d" % (hw[1], hw[0]) for hw in (x.get("synthetic_hw") or (720, 1280) for x in results)})
+        source = "synthetic %s frames" % "/".join(sizes)  # a --graph-letterbox model gets its own frame size
+    else:
+        source = "frames from %s" % r.get("source")
     return ("%d timed iterations after %d warm-up | %s threads | %s | FPS = batch x 1000 / mean ms "
             "(e2e row: the whole pipeline; inference row: the engine alone)"
             % (r["iterations"], r["warmup"], r.get("threads") or "default", source))

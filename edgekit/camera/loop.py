@@ -8,12 +8,12 @@ the engine's own. ``pipeline=False`` runs the stages one after another (for comp
 from __future__ import annotations
 
 import queue
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from edgekit.camera.signals import INTERRUPTED, restore_signals, stop_on_signals
 from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, bottleneck, rss_mb
 from edgekit.errors import EdgekitError
 from edgekit.log import info
@@ -112,7 +112,7 @@ class CameraLoop:
             draw_panel(image, self.overlay_lines())
         t2 = time.perf_counter()
         for out in self.outputs:
-            out.write(image)
+            out.write(image, job.frame.index)
         t3 = time.perf_counter()
         job.times.update(postprocess=(t1 - t0) * 1e3, draw=(t2 - t1) * 1e3, output=(t3 - t2) * 1e3,
                          e2e=(t3 - job.frame.t_capture) * 1e3)
@@ -162,8 +162,8 @@ class CameraLoop:
                 self._run_pipelined(start)
             else:
                 self._run_sequential(start)
-        except KeyboardInterrupt:
-            self.stopped_by = "interrupted"  # even if a driver's cleanup already set the stop event
+        except KeyboardInterrupt:  # a second Ctrl-C, or SIGINT where no handler could be set (not the main thread)
+            self.stopped_by = INTERRUPTED  # even if a driver's cleanup already set the stop event
             self.stop_event.set()
         if self.error is not None:
             raise self.error
@@ -274,8 +274,8 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
         capture.open()  # fail fast on a bad source, before measuring the engine
         if config.engine_iters:
             info("measuring engine-only speed (%d inference runs) before the loop" % config.engine_iters)
+        previous = stop_on_signals(loop.stop, loop.stop_event)
         fps_engine = engine_fps(runner, loop.pipe, config.engine_iters)
-        previous = _on_sigterm(lambda: loop.stop("SIGTERM"))
         start = time.perf_counter()
         power_run = start_run(power)
         capture.start()
@@ -289,7 +289,7 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
             out.close()
         if log:
             log.close()
-        _restore_sigterm(previous)
+        restore_signals(previous)
     summary = loop.summary(duration)
     summary.update(engine_fps=round(fps_engine, 2) if fps_engine else None,
                    loop_vs_engine=round(summary["fps"] / fps_engine, 3) if fps_engine else None,
@@ -302,14 +302,3 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
     if power is not None and power_run is not None:
         summary["power"] = power_run.summary(summary["frames"])
     return summary
-
-
-def _on_sigterm(handler):
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, lambda signum, frame: handler())
-
-
-def _restore_sigterm(previous) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)

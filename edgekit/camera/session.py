@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from edgekit.camera.loop import CameraConfig, run_camera
 from edgekit.camera.stats import JsonlLog
@@ -17,8 +17,9 @@ from edgekit.sysinfo import jetson_info
 from edgekit.video.capture import DEFAULT_RETRIES, Capture
 from edgekit.video.outputs import Output, Recorder, Window
 from edgekit.video.sources import SourceError, make_source
-from edgekit.video.uri import SourceOptions, parse_uri
+from edgekit.video.uri import SourceOptions, SourceSpec, parse_uri
 from edgekit.video.web import WebStream
+from edgekit.vision.pipeline import FrameSizeError
 
 
 @dataclass
@@ -76,13 +77,14 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
             if show:
                 outputs.append(Window("edgekit: %s" % req.source))
             if req.record:
-                outputs.append(Recorder(req.record, options.fps, on_event=warn))
+                fps, note = source.frame_rate()
+                outputs.append(Recorder(req.record, fps, note, on_event=warn))
             if req.serve is not None:
                 web = WebStream(req.serve, req.host)
                 outputs.append(web)
                 info("serving the live stream at http://%s:%d/" % (
                     "localhost" if req.host in ("0.0.0.0", "") else req.host, web.port))
-            log = JsonlLog(req.log) if req.log else None
+            log = JsonlLog(req.log, on_event=warn) if req.log else None
         except BaseException:
             capture.stop()
             for out in outputs:
@@ -94,16 +96,45 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
                               engine_iters=req.engine_iters, label=model_label(runner),
                               power_mode=jetson.get("power_mode") if jetson else None)
         info("running %s on %s (Ctrl-C to stop)" % (config.label, source.name))
-        summary = run_camera(runner, capture, outputs, config, log, on_event=warn, power=power)
+        try:
+            summary = run_camera(runner, capture, outputs, config, log, on_event=warn, power=power)
+        except FrameSizeError as exc:  # advice that fits this source (the pipeline does not know it)
+            raise FrameSizeError(exc.model, exc.want, exc.got, frame_size_advice(spec, exc.want, exc.got)) from None
         summary.update(model=str(runner.path), model_name=runner.path.stem, source=source.name,
                        backend=runner.backend, device=runner.device, clock=runner.clock, label=config.label,
                        trained=runner.info.trained if runner.info else None, log=req.log,
-                       record=_record_info(outputs))
+                       record=_record_info(outputs), output_failures=output_failures(outputs, log))
     return summary
 
 
 def _record_info(outputs: List[Output]) -> Optional[Dict[str, Any]]:
     for out in outputs:
         if isinstance(out, Recorder):
-            return {"path": str(out.path), "frames": out.frames, "stopped": out.stopped_reason}
+            return {"path": str(out.path), "frames": out.frames, "fps": round(out.fps, 3) if out.fps else None,
+                    "rate": out.rate_note, "repeated": out.repeated, "stopped": out.stopped_reason,
+                    "written": out.failed is None and out.frames > 0 and out.path.is_file(),
+                    "failed": out.failed, "line": out.describe()}
     return None
+
+
+def output_failures(outputs: List[Output], log: Optional[JsonlLog]) -> List[str]:
+    """What was asked for and not (fully) written: a frame log or a recording that failed or stopped early."""
+    failures = [log.failed] if log is not None and log.failed else []
+    for out in outputs:
+        if isinstance(out, Recorder) and (out.failed or out.stopped_reason):
+            failures.append("the recording %s (%s)" % (out.path, "no file was written: %s" % (
+                out.stopped_reason or "is the disk full?") if out.failed else "stopped after %d frames: %s" % (
+                out.frames, out.stopped_reason)))
+    return failures
+
+
+def frame_size_advice(spec: SourceSpec, want: Tuple[int, int], got: Tuple[int, int]) -> str:
+    """How to feed a --graph-letterbox model the frame size it takes, for this kind of source."""
+    (w, h), (gw, gh) = want, got
+    if spec.kind == "synthetic":
+        return "use synthetic://?width=%d&height=%d" % (w, h)
+    if spec.kind in ("v4l2", "csi"):
+        return "capture at %dx%d (--width %d --height %d)" % (w, h, w, h)
+    if spec.kind in ("rtsp", "http"):
+        return "set the camera's stream to %dx%d" % (w, h)
+    return "re-export with --graph-letterbox %dx%d to match %s" % (gw, gh, spec.location)

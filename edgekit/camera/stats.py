@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -102,10 +103,18 @@ class RollingRate:
 
 
 class JsonlLog:
-    """One JSON line per frame, flushed to the OS as it is written: a crash loses nothing logged."""
+    """One JSON line per frame, flushed to the OS as it is written: a crash loses nothing logged.
 
-    def __init__(self, path) -> None:
+    A write that fails (a full disk) stops the log with one warning and the loop goes on: the file is cut back
+    to its last whole line (removed if it has none) and ``failed`` says what happened, for the end of the run.
+    """
+
+    def __init__(self, path, on_event=None) -> None:
         self.path = path
+        self.on_event = on_event or (lambda msg: None)
+        self.lines = 0
+        self.failed: Optional[str] = None
+        self._good_bytes = 0  # the file's length after the last whole line
         try:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self.file = open(path, "w", buffering=1)  # line-buffered
@@ -114,14 +123,41 @@ class JsonlLog:
 
     def write(self, record: Dict[str, Any]) -> None:
         if self.file:
-            self.file.write(json.dumps(record, separators=(",", ":")) + "\n")
+            line = json.dumps(record, separators=(",", ":")) + "\n"  # ASCII: one byte per character
+            try:
+                self.file.write(line)
+            except OSError as exc:
+                self._fail(exc)
+                return
+            self.lines += 1
+            self._good_bytes += len(line)
 
     def close(self) -> None:
         if self.file:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-            self.file.close()
+            try:
+                self.file.flush()
+                os.fsync(self.file.fileno())
+                self.file.close()
+            except OSError as exc:
+                self._fail(exc)
             self.file = None
+
+    def _fail(self, exc: OSError) -> None:
+        file, self.file = self.file, None
+        with contextlib.suppress(OSError):
+            file.close()  # tries the lost write once more: it fails again, and the descriptor is closed anyway
+        try:
+            if self.lines:
+                os.truncate(self.path, self._good_bytes)  # keep whole lines only (needs no free space)
+            else:
+                os.remove(self.path)
+        except OSError:
+            pass
+        reason = exc.strerror or str(exc)
+        self.failed = "the frame log %s (%s after %d frames%s)" % (
+            self.path, reason, self.lines, ", which it keeps" if self.lines else "; removed")
+        self.on_event("the frame log %s stopped after %d frames: %s; the loop goes on without it" % (
+            self.path, self.lines, reason))
 
 
 def rss_mb() -> float:

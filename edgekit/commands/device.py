@@ -21,6 +21,7 @@ from edgekit.options import (
     save_results,
     source_options,
 )
+from edgekit.outputs import Writes, writable_file
 
 
 @click.command(cls=BenchCommand)
@@ -31,7 +32,8 @@ from edgekit.options import (
 @click.option("--duration", type=POSITIVE_FLOAT, default=None,
               help="Run for this many seconds instead of --iterations.")
 @click.option("--batch", type=POSITIVE_INT, default=None, help="Frames per inference  [default: the model's batch]")
-@click.option("--source", default=None, help="Image, image folder or video to feed  [default: synthetic frames]")
+@click.option("--source", default=None, help="Image, image folder, video or synthetic://?width=W&height=H to feed  "
+              "[default: synthetic 1280x720 frames; a --graph-letterbox model: its frame size]")
 @click.option("--cuda-graph", is_flag=True, help="TensorRT: replay inference as a CUDA graph (static shapes).")
 @power_options
 @output_options
@@ -50,15 +52,30 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
               source=None, json_path=None, csv_path=None, no_save=False, cuda_graph=False, power=True,
               power_interval=100, idle=0.0):
     from edgekit.bench import BenchConfig, bench_models, report
+    from edgekit.bench.interrupt import BenchStopped, signal_of, sigterm_interrupts, stopped_line
     from edgekit.log import out
 
     config = BenchConfig(backend=backend, warmup=warmup, iterations=iterations, duration=duration, batch=batch,
                          source=source, threads=threads or os.cpu_count(), cuda_graph=cuda_graph, power=power,
                          power_interval=power_interval, idle=idle)
-    results = bench_models(models, config)
-    out.print(report.results_table(results))
-    save_results(report.result_document("bench", results), json_path, report.to_csv(results), csv_path, no_save,
-                 report.default_result_path("bench"))
+    stopped = None
+    try:
+        with sigterm_interrupts():
+            results = bench_models(models, config)
+    except BenchStopped as exc:  # Ctrl-C/SIGTERM: show and save what finished, then exit 128 + signal
+        stopped, results = exc, exc.results
+    except KeyboardInterrupt as exc:  # before the first model opened (loading frames)
+        stopped, results = BenchStopped([], signal_of(exc)), []
+    if results:
+        out.print(report.results_table(results))
+        save_results(report.result_document("bench", results), json_path, report.to_csv(results), csv_path,
+                     no_save, report.default_result_path("bench"))
+    if stopped is not None:
+        part = [r for r in results if r.get("interrupted")]
+        click.echo(stopped_line(stopped.signum, "%d of %d models measured in full%s" % (
+            len(results) - len(part), len(models), "".join(", %s stopped after %d iterations" % (
+                r["name"], r["iterations"]) for r in part)), bool(results)), err=True)
+        raise SystemExit(stopped.exit_code)
     return results
 
 
@@ -71,12 +88,14 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 @click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True, help="NMS IoU threshold.")
 @click.option("--display/--headless", default=None,
               help="Show a window  [default: when a display exists]; --headless never opens one.")
-@click.option("--record", type=click.Path(dir_okay=False), default=None, help="Record the annotated video (.mp4/.avi).")
+@click.option("--record", type=click.Path(dir_okay=False), default=None, callback=writable_file,
+              help="Record the annotated video (.mp4/.avi).")
 @click.option("--serve", type=PORT, default=None,
               help="Serve the live stream and numbers on this port (web page at http://HOST:PORT/).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address for --serve; 0.0.0.0 lets other machines watch (anyone on the network).")
-@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, help="One JSON line per frame.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, callback=writable_file,
+              help="One JSON line per frame.")
 @click.option("--duration", type=POSITIVE_FLOAT, default=None, help="Stop after this many seconds.")
 @click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
 @click.option("--pipeline/--no-pipeline", default=True, show_default=True,
@@ -110,10 +129,14 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
     summary = camera_session(request)
     out.print(report.summary_table(summary))
     out.print(report.summary_lines(summary))
+    writes = Writes()
     save_results(result_document("camera", [summary]), json_path, report.to_csv(summary), csv_path, no_save,
-                 default_result_path("camera"))
-    if summary.get("record"):
-        click.echo("wrote %s (%d frames)" % (summary["record"]["path"], summary["record"]["frames"]), err=True)
+                 default_result_path("camera"), writes=writes)
+    record = summary.get("record")
+    if record and (record["written"] or not record["failed"]):  # a failure was warned about as it happened
+        click.echo(("%s" if record["written"] else "warning: %s") % record["line"], err=True)
+    writes.failed.extend(summary.get("output_failures") or [])  # a frame log or recording cut short
+    writes.finish()
     if summary.get("source_failed"):
         raise EdgekitError(summary["source_failed"])
     if not summary.get("frames") and summary.get("stopped_by") == "end of source":
@@ -187,7 +210,8 @@ def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, j
 @click.argument("model_b")
 @click.option("--data", default=None, help="Compare on this dataset's images (data.yaml or COCO json + --images).")
 @click.option("--images", default=None, help="Image folder, for a COCO json.")
-@click.option("--source", default=None, help="Or: an image, image folder or video  [default: synthetic frames]")
+@click.option("--source", default=None,
+              help="Or: an image, image folder, video or synthetic://?width=W&height=H  [default: synthetic frames]")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), default=50, show_default=True)
 @backend_options
 @click.option("--conf", type=UNIT_INTERVAL, default=0.25, show_default=True)
@@ -216,7 +240,8 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
 
 @click.command()
 @click.argument("paths", nargs=-1)
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None, help="Write Markdown here.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None, callback=writable_file,
+              help="Write Markdown here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=png_path,
               help="Write the accuracy vs latency plot (PNG) here.")
 def report(paths, md_path, plot_path):
@@ -224,18 +249,22 @@ def report(paths, md_path, plot_path):
     from edgekit.log import out
     from edgekit.manifest import write_text_atomic
     from edgekit.report import join_results, load_documents
-    from edgekit.report.render import markdown, plot, tables
+    from edgekit.report.render import markdown, plot, plot_problem, tables
 
     joined = join_results(load_documents(paths or ["benchmarks"]))
     if not joined:
         raise EdgekitError("no bench or eval results in %s: run edgekit bench / edgekit eval first"
                            % ", ".join(paths or ["benchmarks"]))
+    if plot_path and plot_problem(joined):  # refused before anything is printed or written
+        raise EdgekitError("--plot %s: %s" % (plot_path, plot_problem(joined)))
     for table in tables(joined):
         out.print(table)
+    writes = Writes()
     if md_path:
-        click.echo("wrote %s" % write_text_atomic(md_path, markdown(joined)), err=True)
+        writes.attempt(md_path, lambda: write_text_atomic(md_path, markdown(joined)))
     if plot_path:
-        click.echo("wrote %s" % plot(joined, plot_path), err=True)
+        writes.attempt(plot_path, lambda: plot(joined, plot_path))
+    writes.finish()
 
 
 COMMANDS = [bench, camera, info, eval_cmd, compare, report]

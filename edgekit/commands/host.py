@@ -13,11 +13,13 @@ from edgekit.options import (
     IMGSZ,
     NON_NEGATIVE_INT,
     POSITIVE_INT,
+    UNIT_INTERVAL,
     ListOption,
     output_options,
     save_results,
     trust_weights_option,
 )
+from edgekit.outputs import Writes, writable_folder
 
 
 @click.command()
@@ -28,7 +30,7 @@ from edgekit.options import (
 @click.option("--dynamic", is_flag=True, help="Dynamic batch and image size instead of static.")
 @click.option("--opset", type=click.IntRange(11, 21), default=DEFAULT_OPSET, show_default=True,
               help="ONNX opset (TensorRT 8.5 parses up to 17).")
-@click.option("--out", default="engines", show_default=True, help="Output folder.")
+@click.option("--out", default="engines", show_default=True, callback=writable_folder, help="Output folder.")
 @click.option("--name", default=None, help="Output file name  [default: from weights, size and batch]")
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
 @click.option("--graph-preprocess", is_flag=True,
@@ -36,9 +38,9 @@ from edgekit.options import (
 @click.option("--graph-letterbox", metavar="WxH", default=None,
               help="Also letterbox frames of this fixed camera size in the graph (implies --graph-preprocess).")
 @click.option("--trt-nms", is_flag=True, help="Append TensorRT's EfficientNMS_TRT (TensorRT only, not ONNX Runtime).")
-@click.option("--conf", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--conf", type=UNIT_INTERVAL, default=None,
               help="--trt-nms score threshold  [default: 0.25]")
-@click.option("--iou", type=click.FloatRange(0.0, 1.0), default=None, help="--trt-nms IoU threshold  [default: 0.7]")
+@click.option("--iou", type=UNIT_INTERVAL, default=None, help="--trt-nms IoU threshold  [default: 0.7]")
 @click.option("--max-det", type=click.IntRange(min=1), default=None, help="--trt-nms boxes kept  [default: 300]")
 @trust_weights_option
 def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_preprocess, graph_letterbox, trt_nms,
@@ -48,6 +50,9 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_pre
     from edgekit.host.export import export as do_export
     from edgekit.host.graph import GraphOptions, parse_frame_size
 
+    if dynamic and click.get_current_context().get_parameter_source("batch") != click.core.ParameterSource.DEFAULT:
+        raise EdgekitError("--batch %d is a static batch and --dynamic a dynamic one: give one (a dynamic ONNX "
+                           "takes any batch; edgekit build --batch N sets its engine's)" % batch)
     nms_values = {"conf": conf, "iou": iou, "max_det": max_det}
     if not trt_nms and any(v is not None for v in nms_values.values()):
         raise EdgekitError("--conf/--iou/--max-det set the NMS in the graph: add --trt-nms")
@@ -59,11 +64,24 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_pre
     click.echo(str(path))
 
 
+def _budget(ctx, param, value):
+    """--flops/--params are checked when the command line is parsed, not after the baseline has loaded."""
+    if value is not None:
+        from edgekit.host.prune import parse_budget
+
+        try:
+            parse_budget(value if param.name == "flops" else None, value if param.name == "params" else None)
+        except EdgekitError as exc:
+            raise click.BadParameter("%s: %s" % (value, str(exc).split(": ", 1)[-1])) from None
+    return value
+
+
 @click.command("prune")
 @click.option("--weights", default="yolov8m.pt", show_default=True, help="Baseline YOLOv8 weights (.pt) or YAML.")
 @click.option("--data", required=True, help="ultralytics data.yaml: search scores on val, fine-tunes on train.")
-@click.option("--flops", default=None, help="FLOPs budget, percent of the baseline or absolute  [default: 66%]")
-@click.option("--params", default=None, help="Or a parameter budget, e.g. 60%.")
+@click.option("--flops", default=None, callback=_budget,
+              help="FLOPs budget, percent of the baseline or absolute  [default: 66%]")
+@click.option("--params", default=None, callback=_budget, help="Or a parameter budget, e.g. 60%.")
 @click.option("--imgsz", type=IMGSZ, default=640, show_default=True)
 @click.option("--finetune-epochs", type=click.IntRange(min=0), default=50, show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
@@ -71,7 +89,7 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_pre
               help="Batches for BatchNorm recalibration of each candidate (>= 50).")
 @click.option("--score-images", type=click.IntRange(min=1), default=64, show_default=True,
               help="Validation images for the search score (minus the detection loss).")
-@click.option("--out", default="engines", show_default=True)
+@click.option("--out", default="engines", show_default=True, callback=writable_folder)
 @click.option("--cache", default=".edgekit-cache", show_default=True, help="Search checkpoints and ModelOpt state.")
 @click.option("--device", default=None, help="Training device, e.g. 0 or cpu  [default: cpu]")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="ONNX Runtime threads for the measurement.")
@@ -95,14 +113,16 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
 
     doc = {"kind": "prune", "prune": result, "measured": {k: v for k, v in m.items() if k not in ("bench", "eval")}}
     name = "prune-" + Path(weights).stem
-    save_results(doc, json_path, None, None, no_save, default_result_path("prune", Path(weights).stem))
+    writes = Writes()
+    save_results(doc, json_path, None, None, no_save, default_result_path("prune", Path(weights).stem), writes)
     if not no_save:  # the same rows join edgekit report; beside --json when given
         folder = Path(json_path).parent if json_path else None
         save_results(result_document("bench", m["bench"]), None, None, None, False,
-                     default_result_path("bench", name, folder))
+                     default_result_path("bench", name, folder), writes)
         save_results(result_document("eval", m["eval"]), None, None, None, False,
-                     default_result_path("eval", name, folder))
+                     default_result_path("eval", name, folder), writes)
     click.echo(result["pruned"])
+    writes.finish()
 
 
 @click.command("quantize")
@@ -116,7 +136,7 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
 @click.option("--fp16", "fp16_only", is_flag=True, help="Convert to FP16 only (no INT8), for TensorRT 11.")
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True,
               help="Opset to write (TensorRT 8.5 parses up to 17); 0 keeps ModelOpt's.")
-@click.option("--out", default=None, help="Output folder  [default: beside the ONNX]")
+@click.option("--out", default=None, callback=writable_folder, help="Output folder  [default: beside the ONNX]")
 @click.option("--name", default=None, help="Output file name.")
 def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, opset, out, name):
     """Insert INT8 Q/DQ nodes with NVIDIA ModelOpt (host), so devices build INT8 without calibration images."""
@@ -139,7 +159,8 @@ def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, op
 @click.option("--iterations", type=POSITIVE_INT, default=50, show_default=True)
 @click.option("--warmup", type=NON_NEGATIVE_INT, default=5, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None)
-@click.option("--out", default=None, help="Results folder  [default: benchmarks/tradeoff-TIME]")
+@click.option("--out", default=None, callback=writable_folder,
+              help="Results folder  [default: benchmarks/tradeoff-TIME]")
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
 @trust_weights_option
 def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup, threads, out, download,
@@ -159,7 +180,7 @@ def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup,
 
 
 @click.command("make-dataset")
-@click.argument("out", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False), callback=writable_folder)
 @click.option("--train", "n_train", type=click.IntRange(min=1), default=160, show_default=True)
 @click.option("--val", "n_val", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
@@ -176,7 +197,7 @@ def make_dataset_cmd(out, n_train, n_val, seed):
 @click.option("--imgsz", type=IMGSZ, default=640, show_default=True)
 @click.option("--iterations", type=POSITIVE_INT, default=20, show_default=True)
 @click.option("--warmup", type=NON_NEGATIVE_INT, default=3, show_default=True)
-@click.option("--out", default="engines", show_default=True)
+@click.option("--out", default="engines", show_default=True, callback=writable_folder)
 @trust_weights_option
 def demo(models, imgsz, iterations, warmup, out, trust_weights):
     """Main demo: export each model to ONNX, then bench them side by side on ONNX Runtime."""
@@ -187,6 +208,12 @@ def demo(models, imgsz, iterations, warmup, out, trust_weights):
     names = [m.strip() for m in models.split(",") if m.strip()]
     if not names:
         raise EdgekitError("--models is empty: give YOLOv8 names such as yolov8n,yolov8m")
+    from edgekit.bench.report import DEFAULT_DIR
+    from edgekit.outputs import results_folder_problem
+
+    problem = results_folder_problem(DEFAULT_DIR)
+    if problem:  # the bench at the end saves there: say so before the exports, not after them
+        raise EdgekitError("cannot save the demo's results: %s" % problem.split(" (")[0])
     onnx_paths = []
     for name in names:
         weights = name + ".pt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from edgekit.options import ExclusiveFlag
+from edgekit.outputs import writable_folder
 
 
 @click.command("build")
@@ -37,7 +38,7 @@ from edgekit.options import ExclusiveFlag
               help="TensorRT 8.6+ builder optimization level: lower builds faster  [TensorRT default: 3]")
 @click.option("--avg-timing-iterations", type=click.IntRange(min=1), default=None,
               help="Timing runs averaged per tactic  [TensorRT default: 1; trtexec uses 8]")
-@click.option("--out", default="engines", show_default=True, help="Output folder.")
+@click.option("--out", default="engines", show_default=True, callback=writable_folder, help="Output folder.")
 @click.option("--name", default=None, help="Engine file name  [default: MODEL-PRECISION-smXX-trtX.Y.Z.engine]")
 @click.option("--gpu", type=click.IntRange(min=0), default=0, show_default=True, help="CUDA device index.")
 @click.option("--verbose", is_flag=True, help="Show TensorRT's own log.")

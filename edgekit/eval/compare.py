@@ -3,6 +3,7 @@
 Raw tensors: max/mean absolute error, error relative to the output's range, cosine similarity.
 Detections (at deployment settings): boxes matched greedily by IoU, class agreement of matched boxes,
 mean IoU, and boxes only one model found. The tool to run after building an INT8 engine, or pruning.
+Models exported at different sizes are compared on detections only (in frame coordinates).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.runtime import Runner
-from edgekit.vision import Detections, postprocess
+from edgekit.vision import Detections
 from edgekit.vision.pipeline import Pipeline, has_trt_nms
 
 
@@ -45,45 +46,52 @@ def match(a: Detections, b: Detections, iou_threshold: float) -> List[Tuple[int,
 
 def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.25, iou: float = 0.7,
             match_iou: float = 0.5) -> Dict[str, Any]:
+    """Raw-output and detection agreement of two models on the same frames.
+
+    Models of different input sizes (``best-160.onnx`` vs ``best-320.onnx``) are compared on detections only:
+    each model letterboxes the frame to its own size and its boxes are mapped back to the frame, so they are
+    comparable; their raw tensors are not (``raw`` is None and ``raw_skipped`` says why).
+    """
     for r in (a, b):
         if has_trt_nms(r):
             raise EdgekitError("%s returns EfficientNMS_TRT detections, not the raw output compare measures: "
                                "compare the engines built without --trt-nms" % r.path.name)
+    if not frames:
+        raise EdgekitError("no frames to compare on: give --data, --source or neither (synthetic frames)")
     pipes = [Pipeline(r, conf=conf, iou=iou) for r in (a, b)]
     hw_a, hw_b = pipes[0].hw, pipes[1].hw
-    if hw_a != hw_b:
-        raise EdgekitError("%s takes %s input and %s takes %s: compare models exported at the same --imgsz"
-                           % (a.path.name, list(hw_a), b.path.name, list(hw_b)))
+    same_size = tuple(hw_a) == tuple(hw_b)
     max_abs, mean_abs, rel, cos = [], [], [], []
     n_a = n_b = matched = same_class = 0
     ious: List[float] = []
     count_diff = []
     for frame in frames:
-        outs = []
+        outs, dets = [], []
         for r, pipe in zip((a, b), pipes):
             blob, boxes = pipe.preprocess([frame])
-            outs.append(r.infer(blob)[0].astype(np.float32))
-        if outs[0].shape != outs[1].shape:
+            out = r.infer(blob)[0].astype(np.float32)
+            outs.append(out)
+            dets.append(pipe.postprocess([out], boxes)[0])  # boxes in frame coordinates (letterbox undone)
+        if outs[0].shape[:2] != outs[1].shape[:2] or (same_size and outs[0].shape != outs[1].shape):
             raise EdgekitError("outputs differ in shape: %s vs %s (models with different classes?)"
                                % (outs[0].shape, outs[1].shape))
-        d = np.abs(outs[0] - outs[1])
-        max_abs.append(float(d.max()))
-        mean_abs.append(float(d.mean()))
-        rel.append(float(d.max() / (np.abs(outs[0]).max() + 1e-9)))
-        fa, fb = outs[0].ravel().astype(np.float64), outs[1].ravel().astype(np.float64)
-        cos.append(float(fa @ fb / (np.linalg.norm(fa) * np.linalg.norm(fb) + 1e-12)))
-        da = postprocess(outs[0], boxes, conf=conf, iou=iou)[0]
-        db = postprocess(outs[1], boxes, conf=conf, iou=iou)[0]
+        if same_size:
+            _raw_errors(outs[0], outs[1], max_abs, mean_abs, rel, cos)
+        da, db = dets
         pairs = match(da, db, match_iou)
         n_a, n_b, matched = n_a + len(da), n_b + len(db), matched + len(pairs)
         same_class += sum(int(da.class_id[i] == db.class_id[j]) for i, j, _ in pairs)
         ious += [p[2] for p in pairs]
         count_diff.append(len(db) - len(da))
+    raw = {"max_abs": max(max_abs), "mean_abs": float(np.mean(mean_abs)), "max_rel": max(rel),
+           "min_cosine": min(cos)} if same_size else None
     return {
         "a": str(a.path), "b": str(b.path), "frames": len(frames),
+        "input_hw": {"a": list(hw_a), "b": list(hw_b)},
         "settings": {"conf": conf, "iou": iou, "match_iou": match_iou},
-        "raw": {"max_abs": max(max_abs), "mean_abs": float(np.mean(mean_abs)), "max_rel": max(rel),
-                "min_cosine": min(cos)},
+        "raw": raw,
+        "raw_skipped": None if raw else "different input sizes (%dx%d vs %dx%d): detections compared in frame "
+                                        "coordinates only" % (hw_a[0], hw_a[1], hw_b[0], hw_b[1]),
         "detections": {
             "a": n_a, "b": n_b, "matched": matched,
             "only_a": n_a - matched, "only_b": n_b - matched,
@@ -94,5 +102,15 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
             "frames_with_count_difference": int(sum(1 for c in count_diff if c)),
             "max_count_difference": int(max((abs(c) for c in count_diff), default=0)),
         },
-        "identical": max(max_abs) == 0.0,
+        "identical": bool(raw) and raw["max_abs"] == 0.0,
     }
+
+
+def _raw_errors(oa: np.ndarray, ob: np.ndarray, max_abs: List[float], mean_abs: List[float], rel: List[float],
+                cos: List[float]) -> None:
+    d = np.abs(oa - ob)
+    max_abs.append(float(d.max()))
+    mean_abs.append(float(d.mean()))
+    rel.append(float(d.max() / (np.abs(oa).max() + 1e-9)))
+    fa, fb = oa.ravel().astype(np.float64), ob.ravel().astype(np.float64)
+    cos.append(float(fa @ fb / (np.linalg.norm(fa) * np.linalg.norm(fb) + 1e-12)))

@@ -43,6 +43,7 @@ class Dataset:
     samples: List[Sample]
     problems: Counter = field(default_factory=Counter)
     messages: Dict[str, List[str]] = field(default_factory=dict)  # kind -> its first few messages
+    split: Optional[str] = None  # the data.yaml split (None for a COCO json)
 
     def problem(self, kind: str, message: str) -> None:
         self.problems[kind] += 1
@@ -57,18 +58,29 @@ def load_dataset(data, split: str = "val", images: Optional[str] = None) -> Data
         raise EdgekitError("--data %s is a folder: give its data.yaml (YOLO format) or a COCO json" % data)
     if not path.is_file():
         raise EdgekitError("dataset %s not found: give a data.yaml (YOLO format) or a COCO json" % data)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise EdgekitError("--data %s is an image: give a data.yaml (YOLO format) or a COCO json" % data)
     if path.suffix.lower() == ".json":
         return load_coco(path, images)
     return load_yolo(path, split)
 
 
+def _read_text(path: Path) -> str:
+    """A dataset file's text; a binary file (an image, a model) is a one-line error, not a UnicodeDecodeError."""
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as exc:
+        raise EdgekitError("--data %s is not a text file: give a data.yaml (YOLO format) or a COCO json"
+                           % path) from exc
+
+
 def load_yolo(data_yaml: Path, split: str = "val") -> Dataset:
     yaml = lazy_import("yaml")
     try:
-        cfg = yaml.safe_load(data_yaml.read_text()) or {}
+        cfg = yaml.safe_load(_read_text(data_yaml)) or {}
     except yaml.YAMLError as exc:
         raise EdgekitError("%s is not valid YAML: %s" % (data_yaml, str(exc).splitlines()[0])) from exc
-    if "names" not in cfg:
+    if not isinstance(cfg, dict) or "names" not in cfg:
         raise EdgekitError("%s needs '%s:' (images) and 'names:' keys, as ultralytics data.yaml files have"
                            % (data_yaml, split))
     if split not in cfg:
@@ -85,7 +97,7 @@ def load_yolo(data_yaml: Path, split: str = "val") -> Dataset:
     files = _image_files(root, cfg[split])
     if not files:
         raise EdgekitError("%s: no images found for '%s' (%s)" % (data_yaml, split, cfg[split]))
-    ds = Dataset(str(data_yaml), names, [])
+    ds = Dataset(str(data_yaml), names, [], split=split)
     for image in files:
         sample = _yolo_sample(image, len(names), ds)
         if sample is not None:
@@ -121,8 +133,13 @@ def _yolo_sample(image: Path, nc: int, ds: Dataset) -> Optional[Sample]:
     lp = label_path(image)
     if not lp.exists():
         return Sample(image, np.zeros((0, 4), np.float32), np.zeros((0,), np.int64))  # background image
+    try:
+        lines = lp.read_text().splitlines()
+    except UnicodeDecodeError:
+        ds.problem("bad_labels", "%s: not a text file; image skipped" % lp)
+        return None
     boxes, classes = [], []
-    for n, line in enumerate(lp.read_text().splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         values = line.split()
         if not values:
             continue
@@ -131,13 +148,9 @@ def _yolo_sample(image: Path, nc: int, ds: Dataset) -> Optional[Sample]:
         except ValueError:
             ds.problem("bad_labels", "%s:%d: not numbers; image skipped" % (lp, n))
             return None
-        cls = int(nums[0])
-        if len(nums) < 5 or len(nums) % 2 == 0:
-            ds.problem("bad_labels", "%s:%d: expected 'class x y w h' or a polygon; image skipped" % (lp, n))
-            return None
-        if not 0 <= cls < nc or nums[0] != cls:
-            ds.problem("bad_labels",
-                       "%s:%d: class %s is out of range 0..%d; image skipped" % (lp, n, values[0], nc - 1))
+        reason = label_problem(nums, nc)
+        if reason:
+            ds.problem("bad_labels", "%s:%d: %s; image skipped" % (lp, n, reason))
             return None
         if len(nums) == 5:
             boxes.append(nums[1:5])
@@ -145,13 +158,38 @@ def _yolo_sample(image: Path, nc: int, ds: Dataset) -> Optional[Sample]:
             xy = np.array(nums[1:]).reshape(-1, 2)
             (x1, y1), (x2, y2) = xy.min(0), xy.max(0)
             boxes.append([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
-        classes.append(cls)
+        classes.append(int(nums[0]))
     return Sample(image, np.array(boxes, np.float32).reshape(-1, 4), np.array(classes, np.int64))
+
+
+def label_problem(nums: List[float], nc: int) -> Optional[str]:
+    """Why a YOLO label line ('class x y w h' or 'class x1 y1 x2 y2 ...', normalised) is unusable, or None.
+
+    As ultralytics' label check: coordinates must lie in 0..1 (a centre at 1.5 or a negative width is not a
+    normalised label); a box must also have a width and height above 0 (it could never be matched).
+    """
+    if len(nums) < 5 or len(nums) % 2 == 0:
+        return "expected 'class x y w h' or a polygon"
+    cls, coords = nums[0], np.array(nums[1:], np.float64)
+    if not (np.isfinite(cls) and cls == int(cls) and 0 <= cls < nc):
+        return "class %s is out of range 0..%d" % (_num(cls), nc - 1)
+    if not np.all(np.isfinite(coords) & (coords >= 0) & (coords <= 1)):
+        bad = coords[~(np.isfinite(coords) & (coords >= 0) & (coords <= 1))]
+        return "coordinate %s is out of 0..1 (labels are normalised to the image size)" % _num(bad[0])
+    xy = coords.reshape(-1, 2)
+    size = coords[2:4] if len(nums) == 5 else xy.max(0) - xy.min(0)
+    if not np.all(size > 0):
+        return "box of width %s and height %s is empty" % (_num(size[0]), _num(size[1]))
+    return None
+
+
+def _num(v: float) -> str:
+    return "%g" % v
 
 
 def load_coco(path: Path, images: Optional[str]) -> Dataset:
     try:
-        coco = json.loads(path.read_text())
+        coco = json.loads(_read_text(path))
         cats = sorted(coco["categories"], key=lambda c: c["id"])
         coco_images = coco["images"]
     except (ValueError, KeyError, TypeError) as exc:
@@ -164,10 +202,14 @@ def load_coco(path: Path, images: Optional[str]) -> Dataset:
     index = {c["id"]: i for i, c in enumerate(cats)}  # COCO ids (1..90 for COCO) -> contiguous model classes
     names = {i: c["name"] for i, c in enumerate(cats)}
     per_image: Dict[int, list] = {im["id"]: [] for im in coco_images}
+    ds = Dataset(str(path), names, [])
     for a in coco.get("annotations", []):
         if a.get("image_id") in per_image and a.get("category_id") in index and "bbox" in a:
-            per_image[a["image_id"]].append(a)
-    ds = Dataset(str(path), names, [])
+            if _coco_box_ok(a.get("bbox")):
+                per_image[a["image_id"]].append(a)
+            else:  # ultralytics' COCO converter drops these boxes too
+                ds.problem("bad_labels", "%s: annotation %s of image %s has bbox %s (needs [x, y, w, h] with w, h "
+                           "> 0); box skipped" % (path.name, a.get("id"), a["image_id"], a.get("bbox")))
     for im in coco_images:
         anns = per_image[im["id"]]
         ds.samples.append(Sample(
@@ -177,3 +219,11 @@ def load_coco(path: Path, images: Optional[str]) -> Dataset:
     if not ds.samples:
         raise EdgekitError("%s lists no images" % path)
     return ds
+
+
+def _coco_box_ok(box) -> bool:
+    try:
+        b = np.asarray(box, np.float64)
+    except (TypeError, ValueError):
+        return False
+    return b.shape == (4,) and bool(np.all(np.isfinite(b))) and b[2] > 0 and b[3] > 0

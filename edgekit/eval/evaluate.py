@@ -7,7 +7,7 @@ conf 0.001, IoU 0.7, up to 300 detections, multi-label NMS. Images that fail to 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -24,6 +24,9 @@ from edgekit.vision.pipeline import Pipeline
 def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float = 0.7, max_det: int = 300,
              show_progress: bool = True) -> Dict[str, Any]:
     pipe = Pipeline(runner, conf=conf, iou=iou, max_det=max_det, multi_label=True)
+    mismatch = class_mismatch(runner.info.names if runner.info else {}, dataset.names, runner.path.name)
+    if mismatch:
+        warn(mismatch)
     gts, preds, infer_ms = [], [], []
     progress = Progress(TextColumn("eval %s" % runner.path.name), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=console, transient=True, disable=not show_progress)
@@ -67,8 +70,14 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
         "pruned": bool(info.get("pruned", False)) if info else False,
         "params": info.get("params") if info else None,
         "gflops": info.get("gflops") if info else None,
-        "input_shape": [1, 3, pipe.hw[0], pipe.hw[1]],
+        # the tensor as it is fed, as bench records it: [1, 3, H, W] floats or [1, H, W, 3] uint8 pixels
+        "input_shape": [1, 3, pipe.hw[0], pipe.hw[1]] if pipe.format.kind == "float" else
+        [1] + list(pipe.format.frame_hw or pipe.hw) + [3],
+        "input_format": pipe.format.kind,
+        "imgsz": list(pipe.hw),
         "dataset": dataset.source,
+        "split": dataset.split,
+        "class_mismatch": mismatch,
         "settings": {"conf": conf, "iou": iou, "max_det": max_det, "multi_label": True},
         "metrics": metrics,
         "problems": dict(dataset.problems),
@@ -77,12 +86,36 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
     }
 
 
+def class_mismatch(model_names: Dict[int, str], data_names: Dict[int, str], model: str) -> Optional[str]:
+    """One line when the model's classes are not the dataset's (count or names), else None (also when the model
+    does not say). Class ids are compared as they are, so a mismatch makes the figures meaningless."""
+    if not model_names or not data_names:
+        return None
+    if len(model_names) != len(data_names):
+        return ("%s has %d classes (%s) and the dataset %d (%s): class ids are compared as they are, so expect "
+                "zeros; evaluate a model trained on this dataset's classes"
+                % (model, len(model_names), _some(model_names), len(data_names), _some(data_names)))
+    differ = [k for k in sorted(data_names)
+              if str(model_names.get(k, "")).strip().lower() != str(data_names[k]).strip().lower()]
+    if differ:
+        k = differ[0]
+        return ("%s names its classes differently from the dataset (%d of %d differ; class %d is '%s' in the model, "
+                "'%s' in the dataset): class ids are compared as they are" % (
+                    model, len(differ), len(data_names), k, model_names.get(k, "?"), data_names[k]))
+    return None
+
+
+def _some(names: Dict[int, str], n: int = 3) -> str:
+    items = [names[k] for k in sorted(names)]
+    return ", ".join(items[:n]) + (", ..." if len(items) > n else "")
+
+
 def metrics_rows(result: Dict[str, Any]) -> List[List[str]]:
-    """Rows for a table: 'all' first, then each class."""
+    """Rows for a table: 'all' first, then each class of the dataset ('-' for a class with no instances)."""
     m = result["metrics"]
     rows = [["all", str(m["images"]), str(m["instances"]), "%.3f" % m["precision"], "%.3f" % m["recall"],
              "%.3f" % m["map50"], "%.3f" % m["map50_95"]]]
     for c in m["per_class"]:
-        rows.append([c["name"], "", str(c["instances"]), "%.3f" % c["precision"], "%.3f" % c["recall"],
-                     "%.3f" % c["map50"], "%.3f" % c["map50_95"]])
+        rows.append([c["name"], "", str(c["instances"])] + [
+            "-" if c[k] is None else "%.3f" % c[k] for k in ("precision", "recall", "map50", "map50_95")])
     return rows

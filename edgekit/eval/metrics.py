@@ -81,14 +81,22 @@ def precision_recall(evaluator, class_ids: List[int]) -> Tuple[np.ndarray, np.nd
 
 def detection_metrics(gts: Sequence[GroundTruth], preds: Sequence[Prediction], names: Mapping[int, str],
                       max_det: int = 300) -> Dict[str, Any]:
-    """mAP50-95, mAP50, precision, recall overall and per class (classes present in the ground truth)."""
+    """mAP50-95, mAP50, precision, recall overall and per class.
+
+    The overall figures are means over the classes present in the ground truth (as ultralytics reports them);
+    ``per_class`` has a row for every class of the dataset, in id order: a class with no instances in the split
+    has ``instances`` 0 and None for its metrics; a class nothing was detected for has zeros.
+    """
     cocoeval_mod = lazy_import("pycocotools.cocoeval")
     present = sorted({int(c) for g in gts for c in g[4]})
-    empty = {"map50_95": 0.0, "map50": 0.0, "precision": 0.0, "recall": 0.0, "conf_at_max_f1": None,
-             "per_class": [], "images": len(gts), "instances": int(sum(len(g[4]) for g in gts))}
+    counts = {c: int(sum(int(np.sum(g[4] == c)) for g in gts)) for c in present}
+    zeros = {c: (0.0, 0.0, 0.0, 0.0) for c in present}  # map50_95, map50, precision, recall
+    result = {"map50_95": 0.0, "map50": 0.0, "precision": 0.0, "recall": 0.0, "conf_at_max_f1": None,
+              "images": len(gts), "instances": int(sum(counts.values()))}
     gt, dt = _coco_objects(gts, preds, names)
     if dt is None or not present:
-        return empty
+        result["per_class"] = _per_class(names, present, counts, zeros)
+        return result
     ev = cocoeval_mod.COCOeval(gt, dt, "bbox")
     ev.params.maxDets = [1, 10, max_det]
     ev.params.catIds = [c + 1 for c in present]
@@ -102,14 +110,20 @@ def detection_metrics(gts: Sequence[GroundTruth], preds: Sequence[Prediction], n
         return float(x.mean()) if x.size else 0.0
 
     p, r, conf = precision_recall(ev, [c + 1 for c in present])
-    per_class = []
-    for k, c in enumerate(present):
-        per_class.append({"class_id": c, "name": names.get(c, str(c)), "map50_95": round(ap(prec[:, :, k]), 5),
-                          "map50": round(ap(prec[0, :, k]), 5), "precision": round(float(p[k]), 5),
-                          "recall": round(float(r[k]), 5),
-                          "instances": int(sum(int(np.sum(g[4] == c)) for g in gts))})
-    empty.update(map50_95=round(float(np.mean([x["map50_95"] for x in per_class])), 5),
-                 map50=round(float(np.mean([x["map50"] for x in per_class])), 5),
-                 precision=round(float(p.mean()), 5), recall=round(float(r.mean()), 5),
-                 conf_at_max_f1=round(conf, 4), per_class=per_class)
-    return empty
+    figures = {c: (ap(prec[:, :, k]), ap(prec[0, :, k]), float(p[k]), float(r[k])) for k, c in enumerate(present)}
+    result.update(map50_95=round(float(np.mean([f[0] for f in figures.values()])), 5),
+                  map50=round(float(np.mean([f[1] for f in figures.values()])), 5),
+                  precision=round(float(p.mean()), 5), recall=round(float(r.mean()), 5),
+                  conf_at_max_f1=round(conf, 4), per_class=_per_class(names, present, counts, figures))
+    return result
+
+
+def _per_class(names: Mapping[int, str], present: List[int], counts: Mapping[int, int],
+               figures: Mapping[int, Tuple[float, float, float, float]]) -> List[Dict[str, Any]]:
+    rows = []
+    for c in sorted(set(names) | set(present)):
+        f = figures.get(c)
+        rows.append({"class_id": c, "name": names.get(c, str(c)), "instances": counts.get(c, 0),
+                     **dict(zip(("map50_95", "map50", "precision", "recall"),
+                                (round(v, 5) for v in f) if f else (None,) * 4))})
+    return rows

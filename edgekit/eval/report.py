@@ -24,8 +24,13 @@ def metrics_table(result: Dict[str, Any]) -> Table:
     for i, row in enumerate(metrics_rows(result)):
         table.add_row(*row, end_section=(i == 0))
     problems = result.get("problems") or {}
-    if problems:
-        table.caption = "skipped: " + ", ".join("%d %s" % (n, k.replace("_", " ")) for k, n in problems.items())
+    notes = ["skipped: " + ", ".join("%d %s" % (n, k.replace("_", " ")) for k, n in problems.items())
+             ] if problems else []
+    if result.get("class_mismatch"):
+        notes.append("classes differ: " + result["class_mismatch"])
+    if notes:
+        table.caption = "\n".join(notes)
+        table.caption_justify = "left"
     return table
 
 
@@ -48,6 +53,8 @@ def compare_table(r: Dict[str, Any]) -> Table:
     rows = [
         ("raw max |a-b|", "%.6g" % raw["max_abs"]), ("raw mean |a-b|", "%.6g" % raw["mean_abs"]),
         ("raw max |a-b| / max |a|", "%.4g" % raw["max_rel"]), ("raw min cosine", "%.6f" % raw["min_cosine"]),
+    ] if raw else [("raw outputs", "not compared: %s" % r.get("raw_skipped"))]
+    rows += [
         ("detections a / b", "%d / %d" % (det["a"], det["b"])), ("matched (IoU >= %g)" % r["settings"]["match_iou"],
                                                                   "%d" % det["matched"]),
         ("only in a / only in b", "%d / %d" % (det["only_a"], det["only_b"])),

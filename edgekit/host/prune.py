@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
@@ -211,7 +212,7 @@ def parse_budget(flops: Optional[str], params: Optional[str]) -> Dict[str, Any]:
         number = float(text[:-1]) if text.endswith("%") else float(text)
     except ValueError:
         raise EdgekitError("--%s %s: use a percentage of the baseline (66%%) or a number" % (key, value)) from None
-    if number <= 0 or (text.endswith("%") and number >= 100):
+    if not math.isfinite(number) or number <= 0 or (text.endswith("%") and number >= 100):
         raise EdgekitError("--%s %s: a budget must be above 0 and below 100%%" % (key, value))
     return {key: text if text.endswith("%") else number}
 

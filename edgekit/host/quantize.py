@@ -15,10 +15,12 @@ is written to its manifest.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shlex
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 
@@ -97,15 +99,8 @@ def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = No
     with tempfile.TemporaryDirectory(prefix=".edgekit-quantize-", dir=str(target.parent.resolve())
                                      if target.parent.exists() else None) as work:
         raw = Path(work) / "model.onnx"
-        if fp16_only:
-            with phase("converting %s to FP16 (ModelOpt AutoCast)" % onnx_path.name):
-                quantized = _to_fp16(proto)
-        else:
-            assert calib is not None
-            with phase("calibrating and inserting Q/DQ on %d images (ModelOpt, %s)" % (calib.num_batches, method)):
-                data = calibration_array(calib)
-                _modelopt_int8(onnx_path, raw, data, method, high_precision)
-            quantized = onnx.load(str(raw))
+        with temp_files_in(work):  # ModelOpt's and ONNX Runtime's own temp files go, with ours, on any exit
+            quantized = _quantize_in(raw, proto, onnx_path, calib, method, high_precision, fp16_only)
         if target_opset:
             quantized = retarget_opset(quantized, target_opset)
         problems = qdq_problems(quantized, JETPACK5_TENSORRT) if not fp16_only else []
@@ -118,9 +113,44 @@ def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = No
                             calib, problems, agreement)
             write_json_atomic(str(target) + ".json", doc)
     info("wrote %s (%.1f MB): build it on the device with edgekit build %s --%s" % (
-        target, target.stat().st_size / 1e6, target.name,
+        target, target.stat().st_size / 1e6, shlex.quote(as_typed(target)),
         "fp16" if fp16_only else ("best" if high_precision == "fp16" else "int8")))
     return target
+
+
+def _quantize_in(raw: Path, proto: Any, onnx_path: Path, calib: Optional[CalibrationSet], method: str,
+                 high_precision: str, fp16_only: bool) -> Any:
+    """The FP16 model, or ModelOpt's INT8 Q/DQ model (written to ``raw`` first)."""
+    if fp16_only:
+        with phase("converting %s to FP16 (ModelOpt AutoCast)" % onnx_path.name):
+            return _to_fp16(proto)
+    assert calib is not None
+    with phase("calibrating and inserting Q/DQ on %d images (ModelOpt, %s)" % (calib.num_batches, method)):
+        data = calibration_array(calib)
+        _modelopt_int8(onnx_path, raw, data, method, high_precision)
+    return lazy_import("onnx").load(str(raw))
+
+
+@contextlib.contextmanager
+def temp_files_in(folder: str) -> Iterator[None]:
+    """Python's temp files (``tempfile.mkstemp``: ModelOpt's intermediate ``tmpXXXX.onnx``, ONNX Runtime's
+    calibration models) go into ``folder`` meanwhile: they are deleted with it even after Ctrl-C, which
+    ModelOpt's own cleanup never reaches."""
+    before = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before
+
+
+def as_typed(path: Path) -> str:
+    """``path`` as the user would type it here: relative to the current folder when under it, else absolute."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
 
 
 def _modelopt_int8(src: Path, dst: Path, data: np.ndarray, method: str, high_precision: str) -> None:

@@ -64,28 +64,62 @@ def headings(docs: Sequence[Dict[str, Any]]) -> List[str]:
 def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
     """heading -> rows; a row joins the newest bench and the newest eval of one model/backend/precision.
 
+    A model evaluated on several datasets (or splits) gets one row per dataset, each with its bench figures and
+    its ``dataset_label``: one mAP is never silently chosen over another.
     Remote bench rows (``edgekit bench http://BOX``) land in the table of the box that served them, one per
     destination and frames in flight, beside the local engine's rows; eval rows join the local engine's row.
     """
     rows: Dict[str, Dict[Tuple, Dict[str, Any]]] = {}
+    evals: Dict[Tuple, Dict[Tuple, Dict[str, Any]]] = {}  # (heading, row key) -> (dataset, split) -> figures
     docs = sorted(docs, key=lambda d: d.get("created_at", ""))
     for doc, device in zip(docs, headings(docs)):
         for r in doc["results"]:
             row = rows.setdefault(device, {}).setdefault(_key(r), {"device": device})
             for k in ("name", "model", "backend", "precision", "params", "gflops", "trained", "pruned", "batch",
-                      "input_shape", "input_format", "destination", "in_flight"):
+                      "imgsz", "destination", "in_flight", "sent_rate", "error_rate", "failed"):
                 if r.get(k) is not None:
                     row[k] = r[k]
+            if r.get("input_shape") is not None:  # a shape is read with its own layout, never another result's
+                row.update(input_shape=r["input_shape"], input_format=r.get("input_format"))
             if doc["kind"] in ("bench", "remote-bench"):
                 row["latency"] = {s: r["stages"][s]["mean"] for s in STAGES if s in r["stages"]}
                 row["fps"] = r["fps"]
                 row["power"] = power_figures(r.get("power"))
             else:
                 m = r["metrics"]
-                row.update(map50_95=m["map50_95"], map50=m["map50"], recall=m["recall"],
-                           precision_metric=m["precision"], dataset=r.get("dataset"))
-    return {device: sorted(v.values(), key=lambda x: (x.get("latency") or {}).get("e2e", float("inf")))
-            for device, v in rows.items()}
+                evals.setdefault((device, _key(r)), {})[(r.get("dataset"), r.get("split"))] = dict(
+                    map50_95=m["map50_95"], map50=m["map50"], recall=m["recall"], precision_metric=m["precision"],
+                    dataset=r.get("dataset"), split=r.get("split"))
+    out = {}
+    for device, by_key in rows.items():
+        table = []
+        for key, row in by_key.items():
+            per_data = evals.get((device, key)) or {(None, None): {}}
+            table += [dict(row, **figures) for _, figures in sorted(per_data.items(), key=lambda kv: str(kv[0]))]
+        _label_datasets(table)
+        out[device] = sorted(table, key=lambda x: ((x.get("latency") or {}).get("e2e", float("inf")),
+                                                   x.get("dataset_label") or ""))
+    return out
+
+
+def dataset_label(dataset: Any, split: Any = None, full: bool = False) -> str:
+    """'ekds/data.yaml (val)': the dataset file with its folder, and the split evaluated; '-' for none."""
+    if not dataset:
+        return "-"
+    path = Path(str(dataset))
+    text = str(path) if full else "/".join(path.parts[-2:])
+    return "%s (%s)" % (text, split) if split else text
+
+
+def _label_datasets(rows: List[Dict[str, Any]]) -> None:
+    """Each row's ``dataset_label``; the full path where two datasets of one table share a short label."""
+    short: Dict[str, set] = {}
+    for r in rows:
+        short.setdefault(dataset_label(r.get("dataset"), r.get("split")), set()).add(r.get("dataset"))
+    for r in rows:
+        label = dataset_label(r.get("dataset"), r.get("split"))
+        r["dataset_label"] = dataset_label(r.get("dataset"), r.get("split"), full=True) if len(short[label]) > 1 \
+            else label
 
 
 def power_figures(power) -> Dict[str, Any]:

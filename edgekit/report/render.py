@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from rich.table import Table
 
 from edgekit.bench.report import input_size_text
+from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.manifest import atomic_path
 from edgekit.report.join import pareto_front
 
 COLUMNS = ("model", "input", "pruned", "precision", "backend", "destination", "in flight", "params (M)", "GFLOPs",
-           "pre ms", "infer ms", "post ms", "e2e ms", "FPS", "mAP50-95", "recall", "W", "mJ/frame")
+           "pre ms", "infer ms", "post ms", "e2e ms", "FPS", "dataset", "mAP50-95", "recall", "W", "mJ/frame")
 
 
 def _fmt(v, spec: str) -> str:
@@ -31,18 +32,20 @@ def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
     name += " (throttled)" if power.get("throttled") else ""
     return [name, input_size_text(row), "yes" if row.get("pruned") else "no",
             row.get("precision", "?"), row.get("backend", "?"),
-            row.get("destination", "local engine"), str(row.get("in_flight", "-")),
+            row.get("destination", "local engine"), str(row.get("in_flight", "-")) + (
+                " (%g/s sent)" % row["sent_rate"] if row.get("sent_rate") is not None else ""),
             _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
             _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
-            _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f"),
-            _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f"),
+            _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f") + (
+                " (%.0f%% errors)" % (100 * row["error_rate"]) if row.get("failed") else ""),  # over --max-error-rate
+            row.get("dataset_label") or "-", _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f"),
             _fmt(power.get("mean_w"), "%.2f"), _fmt(power.get("energy_per_frame_mj"), "%.1f")]
 
 
 def shared_names(rows: List[Dict[str, Any]]) -> set:
-    """Model names that more than one row of a table carries for the same destination and frames in flight
-    (told apart by their file)."""
-    keys = [(r.get("name"), r.get("destination"), r.get("in_flight")) for r in rows]
+    """Model names that more than one row of a table carries for the same destination, frames in flight and
+    dataset (told apart by their file)."""
+    keys = [(r.get("name"), r.get("destination"), r.get("in_flight"), r.get("dataset_label")) for r in rows]
     return {k[0] for k in keys if keys.count(k) > 1}
 
 
@@ -51,8 +54,8 @@ def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
     for device, rows in report.items():
         table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device)
         for col in COLUMNS:
-            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned", "destination")
-                             else "right")
+            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned", "destination",
+                                                            "dataset") else "right")
         shared = shared_names(rows)
         for row in rows:
             table.add_row(*row_cells(row, row.get("name") in shared))
@@ -78,9 +81,24 @@ def _energy(row: Dict[str, Any]):
     return (row.get("power") or {}).get("energy_per_frame_mj")
 
 
+def plot_problem(report: Dict[str, List[Dict[str, Any]]]) -> Optional[str]:
+    """Why the report has nothing to plot (no row with both mAP and latency), or None."""
+    rows = [r for rows in report.values() for r in rows]
+    if not any(r.get("map50_95") is not None for r in rows):
+        return "no eval results: the plot needs mAP (run edgekit eval MODEL --data DATA.yaml --json ... first)"
+    if not any(r.get("map50_95") is not None and _latency(r) for r in rows):
+        return ("no eval result has a bench result of the same model (file, backend, precision): the plot needs "
+                "both mAP and latency (run edgekit bench on the evaluated model)")
+    return None
+
+
 def plot(report: Dict[str, List[Dict[str, Any]]], path) -> Path:
-    """mAP50-95 against end-to-end latency, one series per device, Pareto front joined by a line; beside it
-    mAP50-95 against energy per frame where the bench measured power."""
+    """mAP50-95 against end-to-end latency, one series per device (and dataset, where several), Pareto front
+    joined by a line; beside it mAP50-95 against energy per frame where the bench measured power. Nothing to
+    plot (see ``plot_problem``) is an error, never an empty figure."""
+    problem = plot_problem(report)
+    if problem:
+        raise EdgekitError(problem)
     matplotlib = lazy_import("matplotlib")
     matplotlib.use("Agg")
     plt = lazy_import("matplotlib.pyplot")
@@ -106,8 +124,21 @@ def save_figure(fig, path) -> Path:
     return Path(path)
 
 
-def _scatter(ax, report: Dict[str, List[Dict[str, Any]]], x_of, xlabel: str, title: str) -> None:
+def _series(report: Dict[str, List[Dict[str, Any]]]) -> Dict[str, List[Dict[str, Any]]]:
+    """Rows per plotted series: one per device, or per device and dataset when the report has several datasets
+    (a Pareto front never mixes mAPs of different datasets)."""
+    datasets = {r.get("dataset_label") for rows in report.values() for r in rows if r.get("map50_95") is not None}
+    if len(datasets) <= 1:
+        return dict(report)
+    out: Dict[str, List[Dict[str, Any]]] = {}
     for device, rows in report.items():
+        for r in rows:
+            out.setdefault("%s, %s" % (device, r.get("dataset_label") or "-"), []).append(r)
+    return out
+
+
+def _scatter(ax, report: Dict[str, List[Dict[str, Any]]], x_of, xlabel: str, title: str) -> None:
+    for device, rows in _series(report).items():
         rows = [r for r in rows if r.get("map50_95") is not None and x_of(r)]
         if not rows:
             continue

@@ -33,7 +33,8 @@ class ServeConfig:
     threads: Optional[int] = None
     host: str = "127.0.0.1"
     port: int = 8080
-    token: Optional[str] = None
+    token: Optional[str] = None  # --token; serve() falls back to $EDGEKIT_TOKEN (edgekit.serve.access)
+    no_token: bool = False  # --no-token: serve a non-loopback --host without a token, on purpose
     max_batch: Optional[int] = None
     max_queue_delay_ms: float = 0.0
     max_queue: int = 64
@@ -140,14 +141,10 @@ def prepare(data: bytes, max_pixels: int, hw, dtype):
 async def detect(request):
     state: ServerState = request.app.state.edgekit
     state.metrics.in_flight.inc()
-    status = 500
     try:
-        response = await _detect(request, state)
-        status = response.status_code
-        return response
-    finally:
+        return await _detect(request, state)
+    finally:  # edgekit_requests_total is counted by CountResponses (metrics.py) for every route
         state.metrics.in_flight.dec()
-        state.metrics.requests.labels("detect", str(status)).inc()
 
 
 async def _detect(request, state: ServerState):

@@ -21,9 +21,9 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import urlparse
 
 from edgekit.bench.stats import summarize
-from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.log import console, info
+from edgekit.serve.remote_target import check_server_url, fetch_server_info
 
 CLIENT_STAGES = ("connect", "upload", "wait", "download", "json")
 SERVER_STAGES = ("decode", "queue", "preprocess", "inference", "h2d", "compute", "d2h", "postprocess", "total")
@@ -45,6 +45,7 @@ class BenchPlan:
     iou: float = 0.7
     timeout: float = 30.0
     seed: int = 0
+    max_error_rate: float = 0.05  # a step with more failed requests (non-200 or no answer) fails the run
 
 
 def destination(url: str) -> str:
@@ -136,6 +137,12 @@ def summarize_step(samples: List[Sample], wall: float, **what) -> Dict[str, Any]
     return step
 
 
+def sent_rate(sent: List[float], rate: float) -> float:
+    """Requests per second actually sent (arrivals over the span of the sends; ``rate`` before two sends)."""
+    span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
+    return round((len(sent) - 1) / span, 2) if span > 0 else round(rate, 2)
+
+
 class Loadgen:
     def __init__(self, plan: BenchPlan, bodies: List[bytes]) -> None:
         self.plan, self.bodies = plan, bodies
@@ -144,16 +151,21 @@ class Loadgen:
         if plan.token:
             self.headers["Authorization"] = "Bearer %s" % plan.token
         self.rng = random.Random(plan.seed)
+        self.live: Optional[tuple] = None  # (samples, start, step fields) of the step being measured
 
     def client(self, connections: int):
         httpx = lazy_import("httpx")
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         return httpx.AsyncClient(limits=limits, timeout=self.plan.timeout)
 
-    def _count(self, rate: Optional[float] = None) -> int:
-        if self.plan.duration:
-            return max(1, int(round(self.plan.duration * (rate or 0)))) if rate else 0
-        return self.plan.requests
+    def partial_step(self) -> Optional[Dict[str, Any]]:
+        """The step a signal cut short: the requests answered so far, marked ``interrupted`` (None if none)."""
+        if self.live is None or not self.live[0]:
+            return None
+        samples, start, what = self.live
+        step = summarize_step(list(samples), time.perf_counter() - start, **what)
+        step["interrupted"] = True
+        return step
 
     async def closed(self, concurrency: int, progress, task) -> Dict[str, Any]:
         async with self.client(concurrency) as client:
@@ -161,6 +173,7 @@ class Loadgen:
             samples: List[Sample] = []
             counter = iter(range(10 ** 9))
             start = time.perf_counter()
+            self.live = (samples, start, dict(concurrency=concurrency, mode="closed"))
             unreachable = [0]  # connection errors in a row: the server is gone, end the step
 
             async def loop() -> None:
@@ -181,18 +194,26 @@ class Loadgen:
         return summarize_step(samples, wall, concurrency=concurrency, mode="closed")
 
     async def open(self, rate: float, progress, task) -> Dict[str, Any]:
-        count = self._count(rate)
+        """Arrivals at ``rate`` (evenly spaced or Poisson) for --requests arrivals, or until --duration is up
+        (Poisson: the count is random); ``sent_rate`` is the rate realised (arrivals / span of the sends)."""
         async with self.client(max(64, int(rate) * 2)) as client:
             await self._warm(client, 1)
             samples: List[Sample] = []
+            sent: List[float] = []
             start = time.perf_counter()
+            what: Dict[str, Any] = dict(rate=rate, arrivals=self.plan.arrivals, mode="open", concurrency=None)
+            self.live = (samples, start, what)
             tasks = []
             t = start
-            for i in range(count):
-                delay = self.rng.expovariate(rate) if self.plan.arrivals == "poisson" else 1.0 / rate
-                t = t + delay if i else start
+            for i in range(10 ** 9):
+                if i:
+                    t += self.rng.expovariate(rate) if self.plan.arrivals == "poisson" else 1.0 / rate
+                if (t - start >= self.plan.duration) if self.plan.duration else i >= self.plan.requests:
+                    break
                 await asyncio.sleep(max(0.0, t - time.perf_counter()))
                 body = self.bodies[i % len(self.bodies)]
+                sent.append(time.perf_counter())
+                what.update(sent=len(sent), sent_rate=sent_rate(sent, rate))
 
                 async def fire(body=body, scheduled=t) -> None:
                     samples.append(await one_request(client, self.url, body, self.headers, scheduled))
@@ -201,8 +222,7 @@ class Loadgen:
                 tasks.append(asyncio.ensure_future(fire()))
             await asyncio.gather(*tasks)
             wall = time.perf_counter() - start
-        return summarize_step(samples, wall, rate=rate, arrivals=self.plan.arrivals, mode="open",
-                              concurrency=None)
+        return summarize_step(samples, wall, **what)
 
     async def _warm(self, client, concurrency: int) -> None:
         n = self.plan.warmup
@@ -211,50 +231,20 @@ class Loadgen:
                                                time.perf_counter()) for i in range(n)))
 
 
-def fetch_server_info(plan: BenchPlan, wait_ready: float = 60.0) -> Dict[str, Any]:
-    """The server's /v1/info once /readyz says ready; an unreachable or refusing server is one line."""
-    httpx = lazy_import("httpx")
-    headers = {"Authorization": "Bearer %s" % plan.token} if plan.token else {}
-    base = plan.url.rstrip("/")
-    deadline = time.monotonic() + wait_ready
-    try:
-        while True:
-            status = httpx.get(base + "/readyz", timeout=5).status_code
-            if status == 200:
-                break
-            if status != 503:  # 503 is "loading" or "draining"; anything else is not an edgekit serve
-                raise EdgekitError("%s/readyz answered %d: is this an edgekit serve (give http://HOST:PORT)?"
-                                   % (base, status))
-            if time.monotonic() > deadline:
-                raise EdgekitError("%s is up but not ready after %.0f s (/readyz 503): is the model loading?"
-                                   % (base, wait_ready))
-            time.sleep(0.5)
-        response = httpx.get(base + "/v1/info", headers=headers, timeout=10)
-    except httpx.HTTPError as exc:
-        raise EdgekitError("cannot reach %s (%s): is edgekit serve running there, and bound to an address this "
-                           "machine can reach (--host 0.0.0.0 on the box)?" % (base, type(exc).__name__)) from None
-    if response.status_code == 401:
-        raise EdgekitError("%s wants a token: pass --token or set EDGEKIT_TOKEN" % base)
-    if response.status_code != 200:
-        raise EdgekitError("%s/v1/info answered %d: is this an edgekit serve?" % (base, response.status_code))
-    return response.json()
-
-
 def run_remote_bench(plan: BenchPlan, show_progress: bool = True) -> Dict[str, Any]:
     """Every step of the plan against the server; a result document ``edgekit report`` joins (kind remote-bench)."""
     lazy_import("httpx")
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from edgekit.bench.frames import load_frames, synthetic_frames
+    from edgekit.bench.interrupt import signal_of, sigterm_interrupts
     from edgekit.manifest import utc_now
     from edgekit.serve.images import encode_jpeg
+    from edgekit.serve.remote_report import report_rows
     from edgekit.sysinfo import system_info
 
-    parsed = urlparse(plan.url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path.strip("/") or parsed.query:
-        raise EdgekitError("%s: give the server as http://HOST:PORT (no path: the bench posts to /v1/detect "
-                           "itself)" % plan.url)
-    server = fetch_server_info(plan)
+    check_server_url(plan.url)
+    server = fetch_server_info(plan.url, plan.token)
     frames = load_frames(plan.source) if plan.source else synthetic_frames()
     bodies, encode_ms = [], []
     for frame in frames:
@@ -264,36 +254,32 @@ def run_remote_bench(plan: BenchPlan, show_progress: bool = True) -> Dict[str, A
     where = destination(plan.url)
     info("benching %s (%s) at %s, %s" % (server["model"]["name"], server["model"].get("backend"), plan.url, where))
     gen = Loadgen(plan, bodies)
-    steps = []
+    steps: List[Dict[str, Any]] = []
+    stopped = None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total}"),
                         TimeElapsedColumn(), console=console, transient=True, disable=not show_progress)
-    with progress:
-        for c in plan.concurrency or []:
-            task = progress.add_task("%d in flight" % c, total=plan.requests if not plan.duration else None)
-            steps.append(asyncio.run(gen.closed(c, progress, task)))
-        if plan.rate:
-            task = progress.add_task("%g/s %s" % (plan.rate, plan.arrivals), total=gen._count(plan.rate))
-            steps.append(asyncio.run(gen.open(plan.rate, progress, task)))
-    model = server["model"]
-    results = []
+    total = plan.requests if not plan.duration else None
+    try:
+        with progress, sigterm_interrupts():
+            for c in plan.concurrency or []:
+                task = progress.add_task("%d in flight" % c, total=total)
+                steps.append(asyncio.run(gen.closed(c, progress, task)))
+                gen.live = None
+            if plan.rate:
+                task = progress.add_task("%g/s %s" % (plan.rate, plan.arrivals), total=total)
+                steps.append(asyncio.run(gen.open(plan.rate, progress, task)))
+                gen.live = None
+    except KeyboardInterrupt as exc:  # Ctrl-C/SIGTERM: the finished steps and the one cut short
+        stopped = signal_of(exc)
+        partial = gen.partial_step()
+        steps += [partial] if partial else []
     for step in steps:
-        if not step["ok"]:
-            continue
-        server_stages = step["server"]
-        stages = {k: server_stages[k] for k in ("decode", "preprocess", "queue", "inference", "postprocess")
-                  if k in server_stages}
-        stages["e2e"] = step["latency"]
-        results.append({
-            "name": model["name"], "model": model.get("file"), "sha256": model.get("sha256"),
-            "backend": model.get("backend"), "device": model.get("device"), "precision": model.get("precision"),
-            "trained": model.get("trained"), "params": model.get("params"), "gflops": model.get("gflops"),
-            "pruned": bool(model.get("pruned")), "destination": where, "batch": 1,
-            "in_flight": step["concurrency"] if step["mode"] == "closed" else "%g/s" % step["rate"],
-            "stages": stages, "fps": step["throughput_fps"]})
+        step["failed"] = step["error_rate"] > plan.max_error_rate
     return {"kind": "remote-bench", "created_at": utc_now(), "system": server.get("system") or {},
-            "client_system": system_info(), "url": plan.url, "destination": where, "model": model,
+            "client_system": system_info(), "url": plan.url, "destination": where, "model": server["model"],
             "server": {k: server.get(k) for k in ("max_batch", "max_queue", "max_queue_delay_ms", "input_hw")},
             "plan": asdict(plan, dict_factory=lambda items: {k: v for k, v in items if k != "token"}),
             "image": {"width": int(frames[0].shape[1]), "height": int(frames[0].shape[0]),
                       "jpeg_bytes_mean": int(sum(map(len, bodies)) / len(bodies))},
-            "encode_ms": summarize(encode_ms), "steps": steps, "results": results}
+            "encode_ms": summarize(encode_ms), "steps": steps,
+            "results": report_rows(steps, server, where, plan.max_error_rate), "stopped_by_signal": stopped}

@@ -38,3 +38,27 @@ class Metrics:
     @property
     def content_type(self) -> str:
         return self._prom.CONTENT_TYPE_LATEST
+
+
+ROUTE_LABELS = {"/v1/detect": "detect", "/healthz": "healthz", "/readyz": "readyz", "/v1/info": "info",
+                "/metrics": "metrics"}
+
+
+class CountResponses:
+    """Pure ASGI middleware, outermost: every answered request counts in ``edgekit_requests_total{route,code}``,
+    whoever answered it (the token check's 401, a route's 400/413/415/503/504, the router's 404/405)."""
+
+    def __init__(self, app, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        route = ROUTE_LABELS.get(scope["path"], "other")  # a bounded label set, whatever paths clients try
+
+        async def counted(message) -> None:
+            if message["type"] == "http.response.start":
+                self.metrics.requests.labels(route, str(message["status"])).inc()
+            await send(message)
+
+        await self.app(scope, receive, counted)

@@ -7,18 +7,17 @@ finish (up to ``--drain-timeout``), then the inference thread answers what is qu
 from __future__ import annotations
 
 import hmac
-import os
 import signal
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
-from edgekit.log import info
+from edgekit.log import info, warn
+from edgekit.serve.access import check_bind, is_loopback, resolve_token
 from edgekit.serve.app import OPEN_ROUTES, ServeConfig, ServerState, detect, error_response
-from edgekit.serve.metrics import Metrics
+from edgekit.serve.metrics import CountResponses, Metrics
 from edgekit.serve.worker import InferenceWorker
 
 SERVE_HINT = "edgekit serve needs the serve extra: pip install 'edgekit[serve]'"
@@ -86,13 +85,13 @@ def make_app(state: ServerState):
                 request.method, request.url.path)
         else:
             message = "%s %s: %s" % (request.method, request.url.path, exc.detail)
-        state.metrics.requests.labels("other", str(exc.status_code)).inc()
         return error_response(exc.status_code, message)
 
     routes = [Route("/v1/detect", detect, methods=["POST"]), Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/v1/info", v1_info), Route("/metrics", metrics)]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
-                    middleware=[Middleware(TokenAuth, token=state.config.token, metrics=state.metrics)])
+                    middleware=[Middleware(CountResponses, metrics=state.metrics),  # outermost: counts the 401s too
+                                Middleware(TokenAuth, token=state.config.token, metrics=state.metrics)])
     app.state.edgekit = state
     return app
 
@@ -118,7 +117,8 @@ def serve(config: ServeConfig) -> None:
 
     if not Path(config.model).is_file():
         raise EdgekitError("model %s not found: give the engine or ONNX to serve" % config.model)
-    _check_port(config.host, config.port)
+    check_bind(config.host, config.port)
+    config.token = resolve_token(config.token, config.no_token, config.host)
     from edgekit.sysinfo import system_info
 
     metrics = Metrics()
@@ -166,6 +166,8 @@ def serve(config: ServeConfig) -> None:
     worker.start()
     info("edgekit serve %s on http://%s:%d (token %s); /readyz turns 200 once the model is warm"
          % (Path(config.model).name, config.host, config.port, "required" if config.token else "off"))
+    if config.token is None and not is_loopback(config.host):  # only with --no-token (resolve_token)
+        warn("--no-token: anyone who reaches %s:%d can use this server" % (config.host, config.port))
     try:
         server.run()
     finally:
@@ -179,24 +181,9 @@ def serve(config: ServeConfig) -> None:
     info("stopped after answering every request in flight")
 
 
-def _check_port(host: str, port: int) -> None:
-    """A taken port is one line before the model loads, not uvicorn's log."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise EdgekitError("cannot listen on %s:%d: %s (another server there? pick --port)"
-                               % (host, port, exc.strerror or exc)) from None
-
-
 def _available(fast: str, fallback: str) -> str:
     """What uvicorn's "auto" picks: the C implementation when installed (the serve extra has it)."""
     import importlib.util
 
     return fast if importlib.util.find_spec(fast) is not None else fallback
 
-
-def token_from_env(token: Optional[str]) -> Optional[str]:
-    return token or os.environ.get("EDGEKIT_TOKEN") or None

@@ -1,4 +1,5 @@
-"""Frame sources behind the URI grammar: OpenCV captures (file, V4L2, CSI, RTSP), image folders, synthetic.
+"""Frame sources behind the URI grammar: OpenCV captures (file, V4L2, CSI, RTSP), image folders, synthetic;
+HTTP MJPEG cameras are in :mod:`edgekit.video.mjpeg`.
 
 A source's ``read()`` returns a BGR frame, or None when it failed or ended (``ended`` tells which).
 Opening failures raise :class:`SourceError` with a message that says what to check.
@@ -9,11 +10,12 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
 
+from edgekit.video.quiet import filtered_stderr, quiet_opencv
 from edgekit.video.uri import SourceOptions, SourceSpec, csi_pipeline, rtsp_pipeline
 from edgekit.vision.images import IMAGE_SUFFIXES
 
@@ -41,6 +43,13 @@ class FrameSource:
 
     def close(self) -> None:
         pass
+
+    def frame_rate(self) -> Tuple[Optional[float], str]:
+        """(the rate its frames stand for, in FPS, and where that comes from), for a recording that plays at the
+        source's speed; None: the source does not say, measure it. Call after open()."""
+        if self.fps and self.fps > 0:
+            return float(self.fps), "the source's nominal rate"
+        return None, "measured: the source does not say its rate"
 
 
 class SyntheticSource(FrameSource):
@@ -88,6 +97,11 @@ class SyntheticSource(FrameSource):
         self.index += 1
         return frame
 
+    def frame_rate(self) -> Tuple[Optional[float], str]:
+        if self.on_demand:
+            return None, "measured: synthetic fps=0 has no rate of its own"
+        return float(self.fps), "the source's rate"
+
 
 class ImagesSource(FrameSource):
     """A folder of images (sorted by name) or a single image, one frame each."""
@@ -113,7 +127,8 @@ class ImagesSource(FrameSource):
         while self.index < len(self.files):
             path = self.files[self.index]
             self.index += 1
-            frame = cv2.imread(str(path))
+            with filtered_stderr():  # libjpeg prints "Premature end of JPEG file" itself
+                frame = cv2.imread(str(path))
             if frame is None:
                 if str(path) not in self.undecodable:  # once per file, also when looping
                     self.undecodable.append(str(path))
@@ -124,6 +139,9 @@ class ImagesSource(FrameSource):
             return frame
         self.ended = True
         return None
+
+    def frame_rate(self) -> Tuple[Optional[float], str]:
+        return float(self.fps), "--fps: images have no frame rate"
 
 
 class CvSource(FrameSource):
@@ -174,6 +192,13 @@ class CvSource(FrameSource):
             self.cap.release()
             self.cap = None
 
+    def frame_rate(self) -> Tuple[Optional[float], str]:
+        if not self.finite:
+            return super().frame_rate()
+        if self.fps and self.fps > 0:
+            return float(self.fps), "the file's rate"
+        return None, "measured: the file does not say its rate"
+
 
 def has_gstreamer() -> bool:
     return any("GStreamer" in line and "YES" in line for line in cv2.getBuildInformation().splitlines())
@@ -181,6 +206,7 @@ def has_gstreamer() -> bool:
 
 def make_source(spec: SourceSpec, o: SourceOptions) -> FrameSource:
     """The FrameSource for a parsed URI (not opened yet)."""
+    quiet_opencv()  # edgekit's one-line errors, not OpenCV's/FFmpeg's own lines before them
     if spec.kind == "synthetic":
         p = spec.params
         return SyntheticSource(p.get("width", o.width), p.get("height", o.height), p.get("fps", o.fps),
@@ -211,6 +237,10 @@ def make_source(spec: SourceSpec, o: SourceOptions) -> FrameSource:
         hint = "check the ribbon cable and sensor id, and restart nvargus-daemon (sudo systemctl restart " \
                "nvargus-daemon)"
         return CvSource("csi://" + spec.location, csi_pipeline(spec.location, o), cv2.CAP_GSTREAMER, False, hint)
+    if spec.kind == "http":
+        from edgekit.video.mjpeg import MjpegSource
+
+        return MjpegSource(_redact(spec.location), spec.location)
     # rtsp: hardware decode through GStreamer on a Jetson, FFmpeg over TCP with timeouts elsewhere
     hint = "check the URL, credentials and that the host is reachable"
     if has_gstreamer() and os.path.exists("/etc/nv_tegra_release"):
@@ -222,10 +252,10 @@ def make_source(spec: SourceSpec, o: SourceOptions) -> FrameSource:
 
 
 def _redact(url: str) -> str:
-    """rtsp://user:pass@host/... -> rtsp://user:***@host/... for logs."""
+    """rtsp://user:pass@host/... (or http://) -> rtsp://user:***@host/... for logs."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         creds, host = rest.split("@", 1)
-        if ":" in creds:
+        if ":" in creds and "/" not in creds:  # user:pass before the host, not an @ in the path
             return "%s://%s:***@%s" % (scheme, creds.split(":", 1)[0], host)
     return url

@@ -3,19 +3,21 @@
     csi://0                          MIPI CSI camera through GStreamer's nvarguscamerasrc (Jetson)
     /dev/video0, v4l2:///dev/video0  USB camera (V4L2), MJPG or YUYV
     rtsp://user:pass@host:554/path   network stream (GStreamer rtspsrc on Jetson, FFmpeg elsewhere)
+    http://user:pass@host/video.mjpg IP camera: an MJPEG stream or a JPEG snapshot URL (https:// too)
     file://clip.mp4, clip.mp4        video file; a folder of images or one image works too
     synthetic://?width=1280&height=720&fps=30   generated moving shapes: demos and tests with no camera
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 from urllib.parse import parse_qsl, urlsplit
 
 from edgekit.errors import EdgekitError
 
-SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "file", "synthetic")
+SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "http", "https", "file", "synthetic")
 
 
 def _number(kind: Callable[[str], Any], low: float, high: float, low_open: bool = False) -> Callable[[str], Any]:
@@ -23,6 +25,8 @@ def _number(kind: Callable[[str], Any], low: float, high: float, low_open: bool 
 
     def parse(text: str) -> Any:
         value = kind(text)  # ValueError for "abc"
+        if not math.isfinite(value):  # nan passes every comparison below, inf an open end
+            raise ValueError("must be a finite number")
         if value < low or value > high or (low_open and value == low):
             raise ValueError("must be %s %g and <= %g" % (">" if low_open else ">=", low, high))
         return value
@@ -32,8 +36,8 @@ def _number(kind: Callable[[str], Any], low: float, high: float, low_open: bool 
 
 
 # The query parameters each scheme takes, with their parsers: anything else is an error listing these.
-# rtsp:// is not listed: its query string belongs to the camera's own URL and is passed on untouched
-# (only ``codec`` is read from it, for the Jetson hardware-decode pipeline).
+# rtsp:// and http(s):// are not listed: their query string belongs to the camera's own URL and is passed on
+# untouched (rtsp: only ``codec`` is read from it, for the Jetson hardware-decode pipeline).
 URI_PARAMS: Dict[str, Dict[str, Callable[[str], Any]]] = {
     "synthetic": {"width": _number(int, 16, 16384), "height": _number(int, 16, 16384),
                   # fps 0: a frame whenever the loop takes one (an uncapped source, for measuring the loop)
@@ -45,6 +49,8 @@ RTSP_CODECS = ("h264", "h265")
 
 def parse_params(scheme: str, uri: str, query: str) -> Dict[str, Any]:
     """The URI's query parameters, typed and range-checked; an unknown key names the known ones."""
+    if scheme in ("http", "https"):
+        return {}
     if scheme == "rtsp":
         params: Dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True))
         codec = params.get("codec")
@@ -82,19 +88,20 @@ class SourceOptions:
 
 @dataclass
 class SourceSpec:
-    kind: str  # csi | v4l2 | rtsp | file | synthetic
+    kind: str  # csi | v4l2 | rtsp | http | file | synthetic
     location: str  # sensor id, device path, URL or file path
     params: Dict[str, Any]
 
     @property
     def live(self) -> bool:
         """Live sources run at their own rate: the loop takes the newest frame and drops the rest."""
-        return self.kind in ("csi", "v4l2", "rtsp", "synthetic")
+        return self.kind in ("csi", "v4l2", "rtsp", "http", "synthetic")
 
 
 def parse_uri(uri: str) -> SourceSpec:
     if not uri:
-        raise EdgekitError("empty source: give csi://0, /dev/video0, rtsp://..., a file, or synthetic://")
+        raise EdgekitError("empty source: give csi://0, /dev/video0, rtsp://..., http://.../video.mjpg, a file, "
+                           "or synthetic://")
     if uri.startswith("/dev/video"):
         return SourceSpec("v4l2", uri, {})
     if "://" not in uri:
@@ -107,6 +114,11 @@ def parse_uri(uri: str) -> SourceSpec:
     params = parse_params("rtsp" if scheme == "rtsps" else scheme, uri, parts.query)
     if scheme in ("rtsp", "rtsps"):
         return SourceSpec("rtsp", uri, params)
+    if scheme in ("http", "https"):
+        if not parts.netloc:
+            raise EdgekitError("%s: expected %s://HOST[:PORT]/PATH, e.g. http://192.168.1.20:8080/video.mjpg"
+                               % (uri, scheme))
+        return SourceSpec("http", uri, params)
     if scheme == "csi":
         sensor = parts.netloc or parts.path.strip("/") or "0"
         if not sensor.isdigit():

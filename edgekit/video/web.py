@@ -1,7 +1,8 @@
 """``--serve PORT``: the live annotated stream (MJPEG) and live numbers on a small web page.
 
 For headless boxes in the field, watched from a laptop or phone: ``/`` is the page, ``/stream.mjpg``
-the stream, ``/stats.json`` the numbers (polled by the page), ``/snapshot.jpg`` one frame.
+the stream, ``/stats.json`` the numbers (polled by the page), ``/snapshot.jpg`` one frame. Read-only: other
+methods than GET and HEAD get 405 with a JSON body and an Allow header.
 Frames are JPEG-encoded only while someone watches the stream.
 """
 
@@ -82,7 +83,7 @@ class WebStream(Output):
         self._thread = threading.Thread(target=self.server.serve_forever, name="edgekit-web", daemon=True)
         self._thread.start()
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, index: Optional[int] = None) -> None:
         jpeg = self._encode(frame) if self.clients else None
         with self._cond:
             self._frame, self._jpeg = frame, jpeg
@@ -130,18 +131,38 @@ class WebStream(Output):
             return json.dumps(self._stats).encode()
 
 
+ALLOWED = "GET, HEAD"
+
+
 def _handler(stream: WebStream):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # keep the terminal for the loop's own output
             pass
 
-        def _send(self, body: bytes, ctype: str, status: int = 200) -> None:
+        def _send(self, body: bytes, ctype: str, status: int = 200, headers=()) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Cache-Control", "no-store")
+            for name, value in headers:
+                self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+            self.do_GET()
+
+        def __getattr__(self, name: str):
+            """Any other method (POST, PUT, DELETE, OPTIONS, ...): 405 with Allow, not http.server's HTML 501."""
+            if name.startswith("do_"):
+                return self._not_allowed
+            raise AttributeError(name)
+
+        def _not_allowed(self) -> None:
+            body = json.dumps({"error": "method %s not allowed: this page is read-only (GET, HEAD)" % self.command,
+                               "status": 405}).encode()
+            self._send(body, "application/json", 405, [("Allow", ALLOWED)])
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             path = self.path.split("?", 1)[0]
@@ -165,6 +186,8 @@ def _handler(stream: WebStream):
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
+            if self.command == "HEAD":
+                return
             stream.add_client(+1)
             try:
                 seq = 0

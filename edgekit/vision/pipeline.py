@@ -30,6 +30,17 @@ NMS_OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes")
 RING = 3  # uint8 buffers in turn: one in inference, one queued, one being written (the camera's pipeline)
 
 
+class FrameSizeError(EdgekitError):
+    """A frame of another size than a --graph-letterbox model takes; ``advice`` (from the caller, who knows the
+    source: camera, file, bench) says how to feed the right size."""
+
+    def __init__(self, model: str, want: Tuple[int, int], got: Tuple[int, int], advice: str = "") -> None:
+        self.model, self.want, self.got = model, want, got
+        super().__init__("%s letterboxes %dx%d frames in its graph; this frame is %dx%d: %s or export without "
+                         "--graph-letterbox" % (model, want[0], want[1], got[0], got[1],
+                                                advice or "feed %dx%d frames" % want))
+
+
 @dataclass(frozen=True)
 class InputFormat:
     kind: str  # "float", "uint8" or "uint8-letterbox"
@@ -95,10 +106,7 @@ class Pipeline:
         fh, fw = self.format.frame_hw or (0, 0)
         for frame in frames:
             if frame.shape[:2] != (fh, fw):
-                raise EdgekitError("%s letterboxes %dx%d frames in its graph; this frame is %dx%d: capture at "
-                                   "%dx%d (--width %d --height %d) or export without --graph-letterbox"
-                                   % (self.runner.path.name, fw, fh, frame.shape[1], frame.shape[0], fw, fh,
-                                      fw, fh))
+                raise FrameSizeError(self.runner.path.name, (fw, fh), (frame.shape[1], frame.shape[0]))
         plan = letterbox_plan((fh, fw), self.hw)
         boxes = [plan.letterbox] * len(frames)
         if len(frames) == 1 and frames[0].flags.c_contiguous:

@@ -123,6 +123,22 @@ def _short(key: str, value: Any) -> Any:
     return value
 
 
+def graph_rows(manifest: Dict[str, Any]) -> List[Any]:
+    """What export moved into the graph (the manifest's preprocess/nms blocks): the runner's input and outputs
+    depend on it, so the table says it rather than leaving it to --json."""
+    rows: List[Any] = []
+    pre, nms = manifest.get("preprocess") or {}, manifest.get("nms") or {}
+    if pre.get("in_graph"):
+        box = pre.get("letterbox") or {}
+        frame = box.get("frame")
+        rows.append(("preprocess", "in the graph: %s%s" % (pre.get("input", "uint8 pixels"), (
+            ", letterboxes %dx%d frames" % (frame[1], frame[0])) if frame else "")))
+    if nms.get("in_graph"):
+        rows.append(("NMS", "in the graph: %s, conf %s, iou %s, max_det %s (TensorRT only)" % (
+            nms.get("plugin"), nms.get("conf"), nms.get("iou"), nms.get("max_det"))))
+    return rows
+
+
 def inspect_rows(doc: Dict[str, Any]) -> Any:
     """A two-column rich table of the most useful fields."""
     from rich.markup import escape
@@ -145,6 +161,7 @@ def inspect_rows(doc: Dict[str, Any]) -> Any:
                 "batch", "weights_label", "pruned", "params", "gflops", "sha256", "onnx", "build_seconds", "command"):
         if manifest.get(key) not in (None, [], {}):
             rows.append((key, _short(key, manifest[key])))
+    rows += graph_rows(manifest)
     if manifest.get("agreement_vs_fp32"):
         det = manifest["agreement_vs_fp32"]["detections"]
         rows.append(("vs FP32 (ORT)", "%(matched)d of %(a)d detections matched, mean IoU %(mean_iou)s, class "
