@@ -153,7 +153,7 @@ def test_camera_names_undecodable_files(yolov8n_onnx, tmp_path):
     assert "broken.jpg cannot be decoded" in result.output and "bad frames 1 (" in result.output
     (summary,) = json.loads(js.read_text())["results"]
     assert summary["frames"] == 2 and summary["bad_frames"] == 1 and summary["bad_files"][0].endswith("broken.jpg")
-    assert "wrote %s (2 frames)" % rec in result.output  # --record says where it wrote
+    assert "wrote %s (2 frames at 30.0 FPS, --fps" % rec in result.output  # where, and at which rate
 
 
 def test_bench_source_names_undecodable_files(yolov8n_onnx, tmp_path):

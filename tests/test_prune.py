@@ -101,7 +101,7 @@ def test_pruned_checkpoint_needs_no_modelopt(pruned_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--flops", "abc"], "--flops abc"), (["--flops", "120%"], "below 100%"),
+    (["--flops", "abc"], "'--flops': abc: use a percentage"), (["--flops", "120%"], "below 100%"),
     (["--flops", "50%", "--params", "50%"], "not both"), (["--calib-batches", 10], ">= 50"),
 ])
 def test_bad_budgets(synthetic_model, tmp_path, args, fragment):
