@@ -65,6 +65,18 @@ def yolov8n_onnx(yolov8n_pt, tmp_path_factory):
     return export(weights=str(yolov8n_pt), imgsz=TEST_IMGSZ, out=str(out))
 
 
+@pytest.fixture(scope="session")
+def letterbox_onnx(yolov8n_onnx, tmp_path_factory):
+    """yolov8n_onnx with the letterbox in its graph, for 160x120 frames."""
+    import onnx
+
+    from edgekit.host.graph import add_preprocessing
+
+    path = tmp_path_factory.mktemp("lb") / "lb160x120.onnx"
+    onnx.save(add_preprocessing(onnx.load(str(yolov8n_onnx)), (120, 160)), str(path))
+    return path
+
+
 # --- a YOLOv8n trained on the synthetic dataset: accuracy numbers that mean something, cached on disk ----------
 TRAIN = dict(epochs=40, imgsz=160, batch=16, workers=0, device="cpu", plots=False, amp=False, seed=0,
              deterministic=True, val=False, mosaic=0.0, optimizer="AdamW", lr0=0.003, warmup_epochs=1)

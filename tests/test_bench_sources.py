@@ -5,22 +5,12 @@ import json
 
 import cv2
 import numpy as np
-import onnx
 import pytest
 from helpers import assert_user_error, invoke
 
 from edgekit.bench.frames import load_frames, synthetic_frames
 
 FAST = ["--warmup", 0, "--iterations", 2, "--no-power", "--threads", 1]
-
-
-@pytest.fixture(scope="module")
-def letterbox_onnx(yolov8n_onnx, tmp_path_factory):
-    from edgekit.host.graph import add_preprocessing
-
-    path = tmp_path_factory.mktemp("lb") / "lb160x120.onnx"
-    onnx.save(add_preprocessing(onnx.load(str(yolov8n_onnx)), (120, 160)), str(path))
-    return path
 
 
 @pytest.mark.parametrize(

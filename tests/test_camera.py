@@ -136,18 +136,6 @@ def test_full_disk_keeps_the_summary_and_names_what_was_not_written(yolov8n_onnx
     assert result.output.count("the frame log %s stopped" % log) == 1  # one warning, then the loop went on
 
 
-@pytest.fixture(scope="module")
-def letterbox_onnx(yolov8n_onnx, tmp_path_factory):
-    """yolov8n_onnx with the letterbox in its graph, for 160x120 frames."""
-    import onnx
-
-    from edgekit.host.graph import add_preprocessing
-
-    path = tmp_path_factory.mktemp("lb") / "lb160x120.onnx"
-    onnx.save(add_preprocessing(onnx.load(str(yolov8n_onnx)), (120, 160)), str(path))
-    return path
-
-
 @pytest.mark.parametrize(
     "source, advice",
     [("synthetic://?width=320&height=240", "use synthetic://?width=160&height=120"),
