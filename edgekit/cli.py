@@ -30,6 +30,11 @@ class EdgekitGroup(click.Group):
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
             click.echo("error: %s (see %s --help)" % (one_line(exc.format_message()), where), err=True)
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:  # click would print "Aborted!" and exit 1; bench and camera stop on their own
+            click.echo("error: stopped by Ctrl-C before %s finished; no output was half-written"
+                       % " ".join([ctx.command_path] + ([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])),
+                       err=True)
+            ctx.exit(130)
 
 
 def one_line(text: str) -> str:

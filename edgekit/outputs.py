@@ -24,6 +24,7 @@ from edgekit.errors import EdgekitError
 from edgekit.manifest import WriteError
 
 MIN_FREE_BYTES = 1 << 20  # a results file is kilobytes; under 1 MiB free the disk is full for practical purposes
+RECORD_MIN_FREE_MB = 200  # camera --record stops below this; a disk already under it is refused up front
 
 
 def _existing_ancestor(folder: Path) -> Path:
@@ -33,7 +34,7 @@ def _existing_ancestor(folder: Path) -> Path:
     return folder
 
 
-def writable_problem(path, folder: bool = False) -> Optional[str]:
+def writable_problem(path, folder: bool = False, min_free: int = MIN_FREE_BYTES) -> Optional[str]:
     """Why a file at ``path`` (or, with ``folder``, files inside the folder ``path``) cannot be written, or None.
 
     Nothing is created: the probe is an anonymous temporary file in the nearest folder that exists (the folders
@@ -53,7 +54,10 @@ def writable_problem(path, folder: bool = False) -> Optional[str]:
     except OSError as exc:
         return "cannot write in %s: %s" % (os.path.abspath(str(base)), exc.strerror or exc)
     free = shutil.disk_usage(str(base)).free
-    if free < MIN_FREE_BYTES:
+    if free < min_free and min_free > MIN_FREE_BYTES:
+        return "the disk holding %s is full for a recording: %d MB free, it needs %d MB" % (
+            os.path.abspath(str(base)), free // 10 ** 6, min_free // 10 ** 6)
+    if free < min_free:
         return "the disk holding %s is full (%d KiB free)" % (os.path.abspath(str(base)), free // 1024)
     return None
 
@@ -65,10 +69,10 @@ def check_writable(path, what: str, folder: bool = False) -> None:
         raise EdgekitError("%s %s: %s; choose another place (nothing was run)" % (what, path, problem))
 
 
-def _callback(folder: bool):
+def _callback(folder: bool, min_free: int = MIN_FREE_BYTES):
     def check(ctx, param, value):
         if value is not None and not ctx.resilient_parsing:
-            problem = writable_problem(value, folder=folder)
+            problem = writable_problem(value, folder=folder, min_free=min_free)
             if problem:
                 raise click.BadParameter("%s: %s" % (value, problem), ctx=ctx, param=param)
         return value
@@ -78,6 +82,7 @@ def _callback(folder: bool):
 
 writable_file = _callback(folder=False)  # click callbacks: --json, --csv, --markdown, --plot, --record, --log
 writable_folder = _callback(folder=True)  # --out folders of export, quantize, build, prune
+writable_recording = _callback(folder=False, min_free=RECORD_MIN_FREE_MB * 10 ** 6)  # camera --record
 
 
 class Writes:

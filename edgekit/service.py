@@ -129,6 +129,8 @@ def plan(source: Optional[str], model: str, port: int = 8080, name: str = DEFAUL
         source = checks.check_source(source or "")
     kind = "serve" if serve else "camera"
     checks.check_extra(kind, extra)
+    checks.check_host(host)
+    extra = checks.absolute_paths(kind, extra)
     command = unit_command(source or "", str(model_path), port, python, extra, serve, host, no_token)
     checks.check_command_line(kind, command[3:], str(model_path.parent))
     text = render(source or "", str(model_path), port, name, user, python=python, extra=extra, serve=serve,
@@ -156,11 +158,18 @@ def install(source: Optional[str], model: str, port: int = 8080, name: str = DEF
 
 
 def folder_problem(folder: Path) -> Optional[str]:
-    """Why the unit cannot be written into ``folder``, or None."""
-    if folder.is_dir() and os.access(str(folder), os.W_OK):
+    """Why the unit cannot be written into ``folder``, or None; root is the advice only where root would help."""
+    from edgekit.outputs import writable_problem
+
+    if not folder.is_dir():
+        return "cannot write to %s: it is not a folder; give --unit-dir an existing folder" % folder
+    problem = writable_problem(folder, folder=True)
+    if problem is None:
         return None
-    return ("cannot write to %s: run as root (sudo %s -m edgekit service install ...) or give --unit-dir"
-            % (folder, sys.executable))
+    if os.geteuid() != 0 and not os.access(str(folder), os.W_OK) and "Read-only" not in problem:
+        return ("cannot write to %s: run as root (sudo %s -m edgekit service install ...) or give --unit-dir"
+                % (folder, sys.executable))
+    return "%s: give --unit-dir another folder" % problem
 
 
 def uninstall(name: str = DEFAULT_NAME, unit_dir: Optional[str] = None, stop: bool = True) -> Path:

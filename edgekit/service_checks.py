@@ -101,6 +101,9 @@ def check_source(source: str) -> str:
         spec = parse_uri(source)
     except EdgekitError as exc:
         raise EdgekitError("--source %s" % exc) from exc
+    if spec.kind == "v4l2" and not Path(spec.location).exists():
+        raise EdgekitError("--source %s: no such camera now (ls /dev/video*): plug it in before installing, or the "
+                           "unit would restart until it gives up" % source)
     if spec.kind != "file":
         return source
     path = Path(spec.location).expanduser()
@@ -154,3 +157,33 @@ def check_command_line(kind: str, args: List[str], workdir: str) -> None:
                            "--help)" % (kind, kind)) from exc
     finally:
         os.chdir(here)
+
+
+def check_host(host: Optional[str]) -> None:
+    """--host must be an address this box can listen on (0.0.0.0, 127.0.0.1 or one of its own), or the unit
+    fails at every start; the check binds an ephemeral port, so a running service on --port does not matter."""
+    from edgekit.serve.access import check_bind
+
+    if host:
+        try:
+            check_bind(host, 0)
+        except EdgekitError as exc:
+            raise EdgekitError("--host %s: the unit could not listen there: %s" % (host, exc)) from exc
+
+
+def absolute_paths(kind: str, extra: List[str]) -> List[str]:
+    """Files named after -- (``--record demo.mp4``, ``--log frames.jsonl``) made absolute from the folder
+    install runs in: the unit runs in the model's folder, where a relative path would land elsewhere."""
+    import click
+
+    path_options = {opt for param in command_params(kind).values() if isinstance(param, click.Option)
+                    and isinstance(param.type, click.Path) for opt in param.opts}
+    out: List[str] = []
+    for i, token in enumerate(extra):
+        name, eq, value = token.partition("=")
+        if eq and name in path_options:
+            token = "%s=%s" % (name, os.path.abspath(value))
+        elif i and extra[i - 1] in path_options and not token.startswith("-"):
+            token = os.path.abspath(token)
+        out.append(token)
+    return out

@@ -193,3 +193,12 @@ def test_ctrl_c_during_a_real_bench_prints_the_table_and_saves(yolov8n_onnx, tmp
     assert doc["results"][0]["name"] == yolov8n_onnx.stem and "interrupted" not in doc["results"][0]
     assert all(r.get("interrupted") for r in doc["results"][1:])  # the second, if it had 3 iterations
     assert yolov8n_onnx.stem in stdout and "e2e" in stdout
+
+
+def test_settings_line_names_each_count_when_a_model_was_cut_short():
+    from edgekit.bench.report import settings_line
+
+    row = {"iterations": 300, "warmup": 10, "threads": 2, "source": "synthetic", "name": "a"}
+    assert settings_line([row, dict(row, name="b")]).startswith("300 timed iterations after 10 warm-up")
+    assert settings_line([row, dict(row, name="b", iterations=283)]).startswith(
+        "283/300 timed iterations (a 300, b 283) after 10 warm-up")

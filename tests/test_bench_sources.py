@@ -63,3 +63,23 @@ def test_letterbox_model_with_a_source_of_another_size(letterbox_onnx, tmp_path)
     cv2.imwrite(str(image), np.zeros((240, 320, 3), np.uint8))
     assert_user_error(invoke(["bench", letterbox_onnx, "--source", image, "--no-save"] + FAST),
                       "this frame is 320x240: give --source with 160x120 frames")
+
+
+def test_bench_source_with_a_broken_jpeg_has_no_library_noise(yolov8n_onnx, tmp_path):
+    """libjpeg prints "Premature end of JPEG file" from C; bench names the file once, in its own words."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    ok, jpeg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    (folder / "good.jpg").write_bytes(jpeg.tobytes())
+    (folder / "broken.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "bench", str(yolov8n_onnx), "--source", str(folder),
+                           "--no-save", "--no-power", "--warmup", "0", "--iterations", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "JPEG" not in proc.stderr, proc.stderr

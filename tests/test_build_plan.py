@@ -182,6 +182,15 @@ def test_calibration_batches_are_inference_preprocessing(tmp_path):
     assert len(list(CalibrationSet.from_folder(folder, 2, (64, 96), max_batches=1).batches())) == 1
 
 
+def test_quantize_images_is_a_cap_not_a_demand(tmp_path):
+    """quantize --images 256 (its default) on a folder of 5 uses the 5; build --calib-batches 256 still refuses."""
+    folder = _images(tmp_path / "five", 5)
+    assert CalibrationSet.from_folder(folder, 1, (64, 64), max_batches=256, at_most=True).num_batches == 5
+    assert CalibrationSet.from_folder(folder, 1, (64, 64), max_batches=3, at_most=True).num_batches == 3
+    with pytest.raises(EdgekitError, match="lower --calib-batches"):
+        CalibrationSet.from_folder(folder, 1, (64, 64), max_batches=256)
+
+
 def test_cache_key_covers_what_went_in(tmp_path):
     folder = _images(tmp_path / "c", 4)
     base = CalibrationSet.from_folder(folder, 1, (64, 64))

@@ -88,3 +88,15 @@ def test_unreadable_manifest_is_user_error(tmp_path, yolov8n_onnx):
     model.write_bytes(yolov8n_onnx.read_bytes())
     (tmp_path / "m.onnx.json").write_text("{not json")
     assert_user_error(invoke(["bench", model, "--no-save"]), "manifest", "unreadable")
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, tmp_path):
+    """Not click's "Aborted!" with exit 1: a script can tell an interrupted run from a failed one."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("edgekit.host.quantize.quantize", interrupted)
+    result = invoke(["quantize", tmp_path / "m.onnx", "--calib", tmp_path])
+    assert result.exit_code == 130 and "Aborted" not in result.output
+    assert_user_error(result, "stopped by Ctrl-C before", "quantize finished")

@@ -280,6 +280,9 @@ def install(*args, print_only=False):
     (["--serve", "--", "--bogus-flag"], "--bogus-flag"),
     (["--serve", "--model", "nosuch.onnx"], "nosuch.onnx not found"),
     (["--serve", "--token-file", "nosuch.env"], "openssl rand"),
+    (["--source", "/dev/video99"], "no such camera now"),
+    (["--source", "csi://0", "--host", "999.1.1.1"], "--host 999.1.1.1"),
+    (["--serve", "--host", "nosuch.invalid", "--no-token"], "--host nosuch.invalid"),
 ])
 @pytest.mark.parametrize("print_only", [False, True])
 def test_service_install_refuses_a_unit_that_would_crash_loop(box, args, fragment, print_only):
@@ -323,6 +326,7 @@ def test_token_as_systemd_reads_it(text, token):
                                                                      "--drain-timeout 15\n"]),
     (["--serve", "--host", "0.0.0.0", "--no-token"], ["--host 0.0.0.0", "--drain-timeout 15 --no-token\n"]),
     (["--serve", "--", "--max-batch", "4"], ["--host 127.0.0.1 --port 8080 --drain-timeout 15 --max-batch 4\n"]),
+    (["--source", "csi://0", "--", "--log", "f.jsonl", "--record=r.mp4"], ["--log {box}/f.jsonl --record={box}/r.mp4"]),
 ])
 def test_service_print_is_exactly_what_install_writes(box, args, fragments):
     shown = install(*args, print_only=True)

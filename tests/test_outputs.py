@@ -93,6 +93,14 @@ def test_every_output_option_is_checked():
                 assert (command.name, p.opts[0]) in covered or command is remote_bench, (command.name, p.opts)
 
 
+def test_a_recording_needs_room_before_the_run(tmp_path, monkeypatch):
+    """camera stops a recording below 200 MB free; a disk already below that is refused when parsed."""
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: SimpleNamespace(total=1 << 30, free=50 * 10 ** 6))
+    args = ["camera", "synthetic://", "--model", "m.onnx", "--no-save"]
+    assert_user_error(invoke(args + ["--record", tmp_path / "r.mp4"]), "--record", "50 MB free", "needs 200 MB")
+    assert_user_error(invoke(args + ["--log", tmp_path / "f.jsonl"]), "model m.onnx not found")  # logs fit
+
+
 def test_default_results_folder_is_checked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "benchmarks").write_text("a file")

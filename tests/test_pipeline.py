@@ -138,6 +138,10 @@ def stages(**ms):
     (dict(fps=40.0, source_fps=None, stages=stages(capture=24.0, inference=10.0)), "capture"),
     (dict(fps=40.0, source_fps=None, stages=stages(inference=10.0, draw=8.0, output=7.0)), "output"),
     (dict(fps=40.0, stages=stages(inference=10.0, postprocess=11.0, preprocess=1.0)), "postprocess"),
+    # a short run at 26.5 of 30 FPS whose slowest stage takes 7.5 of the 33 ms per frame: startup, not inference
+    (dict(fps=26.5, source_fps=30.0, stages=stages(inference=7.5, preprocess=1.0)), "source"),
+    # run one after another, 20 + 15 ms do not fit in 33 ms: the largest share is named
+    (dict(fps=25.0, source_fps=30.0, pipelined=False, stages=stages(inference=20.0, preprocess=15.0)), "inference"),
 ])
 def test_bottleneck_rules(summary, stage):
     result = bottleneck(summary)

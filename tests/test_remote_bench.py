@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from helpers import invoke  # noqa: E402
+from helpers import assert_user_error, invoke  # noqa: E402
 from serve_helpers import ROOT, Server  # noqa: E402 - imports httpx
 
 from edgekit.report.render import COLUMNS  # noqa: E402
@@ -125,7 +125,10 @@ def test_server_killed_mid_bench_reports_connection_errors_and_exits_nonzero(yol
     (["rtsp://cam/1"], "http://HOST:PORT or https://HOST:PORT"),
     (["http://127.0.0.1:99999", "--requests", "5"], "port 99999 is out of range"),
     (["http://127.0.0.1:0"], "port 0 is out of range"),
-    (["http://127.0.0.1:abc"], "port abc is out of range"),
+    (["http://127.0.0.1:abc"], "port abc is not a number"),
+    (["http:/127.0.0.1:8081", "--requests", "2"], "two slashes"),
+    (["127.0.0.1:8081", "--no-save"], "give it as http://127.0.0.1:8081"),
+    (["box.local:8080", "--no-save"], "give it as http://box.local:8080"),
     (["http://127.0.0.1:8080/v1/detect"], "no path"),
     (["http://127.0.0.1:1", "--max-error-rate", "nan"], "--max-error-rate"),
     (["http://127.0.0.1:1", "--max-error-rate", "5"], "--max-error-rate"),
@@ -264,3 +267,17 @@ def test_ctrl_c_during_a_real_remote_bench_prints_the_table_and_saves(server, tm
     assert "1 (interrupted)" in stdout
     (step,) = json.loads(js.read_text())["steps"]
     assert step["interrupted"] and step["ok"] >= 5 and step["concurrency"] == 1
+
+
+def test_https_to_a_plain_http_server_says_tls(tmp_path):
+    """Not 'cannot reach': the server answered, in plain HTTP, and the TLS handshake is what failed."""
+    import http.server
+    import threading
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        result = invoke(["bench", "https://127.0.0.1:%d" % httpd.server_port, "--requests", 1, "--no-save"])
+    finally:
+        httpd.shutdown()
+    assert_user_error(result, "TLS handshake failed", "http://127.0.0.1:%d" % httpd.server_port)

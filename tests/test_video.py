@@ -14,11 +14,11 @@ import pytest
 from edgekit.camera.stats import JsonlLog
 from edgekit.errors import EdgekitError
 from edgekit.video.capture import Capture, EndOfStream
-from edgekit.video.outputs import Recorder
-from edgekit.video.quiet import filtered_stderr
+from edgekit.video.outputs import Recorder, writer_rate
 from edgekit.video.sources import FrameSource, ImagesSource, SourceError, SyntheticSource, make_source
 from edgekit.video.uri import SourceOptions, csi_pipeline, parse_uri
 from edgekit.video.web import WebStream
+from edgekit.vision.quiet import filtered_stderr
 
 
 @pytest.mark.parametrize(
@@ -252,6 +252,29 @@ def test_recording_plays_at_the_source_rate(tmp_path, fps, indices, written, rep
     assert (rec.frames, rec.repeated, rec.fps) == (written, repeated, pytest.approx(file_fps))
     assert read_back(tmp_path / "out.avi") == (pytest.approx(file_fps, rel=0.01), written)
     assert rec.describe().startswith("wrote %s (%d frames at %.1f FPS" % (tmp_path / "out.avi", written, file_fps))
+
+
+def test_measured_rate_keeps_real_time_when_the_loop_slows_down(tmp_path):
+    """An uncapped source's rate is measured over the first frames, before the writer's own cost slows the loop:
+    later frames keep to the clock (repeats fill the gaps), so the file lasts as long as the run."""
+    times = iter([0.01 * i for i in range(90)] + [0.89 + 0.02 * j for j in range(1, 51)])
+    rec = Recorder(tmp_path / "out.avi", None, clock=lambda: next(times))
+    for i in range(140):
+        rec.write(np.full((48, 64, 3), i % 255, np.uint8), i)
+    rec.close()
+    assert rec.fps == pytest.approx(100.0) and rec.repeated > 40
+    fps, n = read_back(tmp_path / "out.avi")
+    assert n == rec.frames and n / fps == pytest.approx(1.89, abs=0.02)  # the run's 1.89 s of wall time
+
+
+@pytest.mark.parametrize("fps, rate", [(141.843, 141.84), (100.123, 100.12), (29.97, 29.97), (23.976, 23.976),
+                                       (1000 / 7, 142.86), (999.9999, 1000.0), (0.5, 0.5)])
+def test_writer_rate_fits_mpeg4(tmp_path, fps, rate):
+    """FFmpeg's MPEG-4 writer refuses a rate whose thousandths reduce to a numerator over 65535 (141.843 FPS)."""
+    assert writer_rate(fps) == pytest.approx(rate)
+    writer = cv2.VideoWriter(str(tmp_path / "r.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), writer_rate(fps), (64, 48))
+    assert writer.isOpened()
+    writer.release()
 
 
 def test_recording_that_never_starts_says_no_file(tmp_path):

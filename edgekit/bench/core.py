@@ -182,7 +182,8 @@ def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool
     results = []
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-        TimeElapsedColumn(), console=console, transient=True, disable=not show_progress,
+        TimeElapsedColumn(), console=console, transient=True,
+        disable=not show_progress or not console.is_terminal,  # a log or a pipe gets no bar (nor its blank line)
     )
     power = PowerMeter.open(config.power_interval, config.idle) if config.power else None
     try:

@@ -17,7 +17,7 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.log import warn
 from edgekit.video.uri import parse_uri
-from edgekit.vision.images import IMAGE_SUFFIXES, undecodable_note
+from edgekit.vision.images import IMAGE_SUFFIXES, read_image, undecodable_note
 from edgekit.vision.pipeline import FrameSizeError
 
 SYNTHETIC_HW = (720, 1280)  # bench's default frames: a 720p camera
@@ -65,7 +65,7 @@ def load_frames(source, limit: int = 32) -> List[np.ndarray]:
         for file in files:
             if len(frames) >= limit:
                 break
-            frame = cv2.imread(str(file))
+            frame = read_image(file)
             if frame is None:
                 bad.append(file)
             else:

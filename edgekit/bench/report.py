@@ -89,9 +89,12 @@ def settings_line(results: Sequence[Dict[str, Any]]) -> str:
         source = "synthetic %s frames" % "/".join(sizes)  # a --graph-letterbox model gets its own frame size
     else:
         source = "frames from %s" % r.get("source")
-    return ("%d timed iterations after %d warm-up | %s threads | %s | FPS = batch x 1000 / mean ms "
+    counts = sorted({x["iterations"] for x in results})
+    iterations = "%d timed iterations" % counts[0] if len(counts) == 1 else "%s timed iterations (%s)" % (
+        "/".join(str(c) for c in counts), ", ".join("%s %d" % (x.get("name"), x["iterations"]) for x in results))
+    return ("%s after %d warm-up | %s threads | %s | FPS = batch x 1000 / mean ms "
             "(e2e row: the whole pipeline; inference row: the engine alone)"
-            % (r["iterations"], r["warmup"], r.get("threads") or "default", source))
+            % (iterations, r["warmup"], r.get("threads") or "default", source))
 
 
 def result_document(kind: str, results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

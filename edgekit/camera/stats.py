@@ -60,11 +60,17 @@ def bottleneck(summary: Dict[str, Any]) -> Dict[str, Any]:
     fps, source_fps = summary.get("fps") or 0.0, summary.get("source_fps")
     ms = {name: round(sum(stages[k]["mean"] for k in keys if k in stages), 3) for name, keys in LIMITS}
     frame_ms = 1e3 / fps if fps else None
-    if source_fps and fps >= SOURCE_SHARE * source_fps:
+    # the time a frame needs from the loop: its slowest stage when pipelined, all of them one after another if not
+    busy_ms = (max(ms.values()) if summary.get("pipelined", True) else sum(ms.values())) if ms else 0.0
+    keeps_up = bool(source_fps) and busy_ms < SOURCE_SHARE * 1e3 / source_fps
+    if source_fps and (fps >= SOURCE_SHARE * source_fps or (keeps_up and any(ms.values()))):
         stage = "source"
         line = "limited by the source: %.1f FPS of its %.1f FPS" % (fps, source_fps)
         if summary.get("engine_fps"):
             line += " (the engine alone runs %.1f FPS)" % summary["engine_fps"]
+        if fps < SOURCE_SHARE * source_fps:  # a short run: startup and the first frames weigh on the mean
+            line += "; the loop needs %.1f ms of the source's %.1f ms per frame, the rest is startup or waiting" % (
+                busy_ms, 1e3 / source_fps)
     elif not any(ms.values()):
         stage, line = "unknown", "limited by: no frames timed"
     else:

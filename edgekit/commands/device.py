@@ -21,7 +21,7 @@ from edgekit.options import (
     save_results,
     source_options,
 )
-from edgekit.outputs import Writes, writable_file
+from edgekit.outputs import Writes, writable_file, writable_recording
 
 
 @click.command(cls=BenchCommand)
@@ -88,7 +88,7 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 @click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True, help="NMS IoU threshold.")
 @click.option("--display/--headless", default=None,
               help="Show a window  [default: when a display exists]; --headless never opens one.")
-@click.option("--record", type=click.Path(dir_okay=False), default=None, callback=writable_file,
+@click.option("--record", type=click.Path(dir_okay=False), default=None, callback=writable_recording,
               help="Record the annotated video (.mp4/.avi).")
 @click.option("--serve", type=PORT, default=None,
               help="Serve the live stream and numbers on this port (web page at http://HOST:PORT/).")

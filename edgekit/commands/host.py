@@ -129,7 +129,7 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
 @click.argument("onnx_path", metavar="MODEL.onnx")
 @click.option("--calib", default=None, help="Folder of calibration images (frames like the camera's).")
 @click.option("--images", type=click.IntRange(min=1), default=256, show_default=True,
-              help="Calibration images to use.")
+              help="Calibration images to use, at most (a smaller folder is used whole).")
 @click.option("--method", type=click.Choice(["entropy", "max"]), default="entropy", show_default=True)
 @click.option("--high-precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="Type of the unquantized layers: fp32 builds on TensorRT 8.5+; fp16 for TensorRT 11 --best.")

@@ -64,7 +64,7 @@ def error_rate(ctx, param, value):
 
 @click.command("bench")
 @click.argument("url")
-@click.option("--concurrency", default="1,4,16,64", show_default=True,
+@click.option("--concurrency", default="1,4,16,64", show_default=True, callback=lambda ctx, p, v: _steps(v),
               help="Closed loop: frames in flight per step, comma-separated (e.g. 1,4,16,64,100).")
 @click.option("--rate", type=FloatRange(min=0.001, min_open=False), default=None,
               help="Open loop instead: send this many requests per second (latency from the scheduled send).")
@@ -131,6 +131,17 @@ def remote_bench(url, concurrency, rate, arrivals, n_requests, duration, warmup,
         raise EdgekitError(failed)
 
 
+def _steps(text: str) -> str:
+    """--concurrency checked when the command line is parsed (the command parses it again into its steps)."""
+    from edgekit.errors import EdgekitError
+
+    try:
+        parse_concurrency(text)
+    except EdgekitError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[-1].replace("give", "%r: give" % text, 1)) from None
+    return text
+
+
 def parse_concurrency(text: str):
     from edgekit.errors import EdgekitError
 
@@ -152,8 +163,12 @@ def is_url(args, value_options=("--source",)) -> bool:
 
     args = [str(a) for a in args]
     for i, a in enumerate(args):
+        if i and args[i - 1] in value_options:
+            continue
+        if re.match(r"(?i)https?:/?[^/]", a):  # http:/box:8080 or http:box:8080: a URL with a slash lost
+            raise EdgekitError("%s: give the server as http://HOST:PORT (two slashes)" % a)
         scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", a)
-        if scheme is None or (i and args[i - 1] in value_options):
+        if scheme is None:
             continue
         if scheme.group(1).lower() in ("http", "https"):
             return True

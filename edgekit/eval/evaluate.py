@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional
 
-import cv2
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -18,6 +17,7 @@ from edgekit.eval.dataset import Dataset
 from edgekit.eval.metrics import detection_metrics
 from edgekit.log import console, warn
 from edgekit.runtime import Runner
+from edgekit.vision.images import read_image
 from edgekit.vision.pipeline import Pipeline
 
 
@@ -37,7 +37,7 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
             if not sample.image.is_file():  # named as missing, and OpenCV is not asked (it logs its own warning)
                 dataset.problem("missing_images", "%s: not found; skipped" % sample.image)
                 continue
-            image = cv2.imread(str(sample.image))
+            image = read_image(sample.image)
             if image is None:
                 dataset.problem("unreadable_images", "%s: cannot decode; skipped" % sample.image)
                 continue

@@ -11,6 +11,7 @@ import numpy as np
 from rich.table import Table
 
 from edgekit.bench.frames import load_frames, synthetic_frames
+from edgekit.vision.images import read_image
 
 
 def metrics_table(result: Dict[str, Any]) -> Table:
@@ -74,13 +75,11 @@ def compare_table(r: Dict[str, Any]) -> Table:
 def load_frames_for(data: Optional[str], images: Optional[str], source: Optional[str], limit: int) -> List[np.ndarray]:
     """Frames for compare: a dataset's images, a --source, or synthetic frames."""
     if data:
-        import cv2
-
         from edgekit.eval.dataset import load_dataset
 
         frames = []
         for sample in load_dataset(data, images=images).samples:
-            img = cv2.imread(str(sample.image))
+            img = read_image(sample.image)
             if img is not None:
                 frames.append(img)
             if len(frames) >= limit:

@@ -85,7 +85,7 @@ def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = No
     if not fp16_only:
         if not calib_dir:
             raise EdgekitError("INT8 quantization needs calibration images: --calib DIR")
-        calib = CalibrationSet.from_folder(calib_dir, 1, hw, images)
+        calib = CalibrationSet.from_folder(calib_dir, 1, hw, images, at_most=True)  # --images: up to N
     suffix = "-fp16" if fp16_only else "-int8-qdq" + ("-hp16" if high_precision == "fp16" else "")
     target = Path(out or onnx_path.parent) / (name or onnx_path.stem + suffix + ".onnx")
     lazy_import("modelopt")

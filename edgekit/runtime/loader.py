@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -22,7 +23,9 @@ def check_model_path(path) -> Path:
         raise EdgekitError("model %s is a folder: give an .onnx or .engine file in it (e.g. %s/*.onnx)"
                            % (path, str(path).rstrip("/")))
     if not path.is_file():
-        raise EdgekitError("model %s not found" % path)
+        server = re.match(r"^(?:https?:/+)?([\w.-]+|\[[\w:]+\]):(\d+)/?$", str(path))
+        raise EdgekitError("model %s not found%s" % (path, (
+            ": to bench a running edgekit serve, give it as http://%s:%s" % server.groups()) if server else ""))
     if path.stat().st_size == 0:
         raise EdgekitError("model %s is empty (0 bytes): re-export or rebuild it" % path)
     suffix = path.suffix.lower()

@@ -171,8 +171,12 @@ async def _detect(request, state: ServerState):
         loop = asyncio.get_running_loop()
         data = await image_bytes(request, kind, body)
         runner = worker.runner
-        frame, blob, lb, timings = await loop.run_in_executor(
-            state.pool, prepare, data, config.max_pixels, worker.hw, runner.input_dtype)
+        try:  # the decode threads can be busy too: the deadline holds while waiting for them
+            frame, blob, lb, timings = await asyncio.wait_for(loop.run_in_executor(
+                state.pool, prepare, data, config.max_pixels, worker.hw, runner.input_dtype),
+                max(deadline - time.perf_counter(), 0.001))
+        except asyncio.TimeoutError:
+            raise Expired() from None
         future = loop.create_future()
 
         def deliver(result, future=future):

@@ -24,8 +24,9 @@ def check_server_url(url: str) -> None:
     except ValueError:
         port = -1
     if port is not None and not 1 <= port <= 65535:
-        raise EdgekitError("%s: port %s is out of range: give a port within 1..65535 (edgekit serve's --port, "
-                           "8080 by default)" % (url, parsed.netloc.rpartition(":")[2]))
+        text = parsed.netloc.rpartition(":")[2]
+        raise EdgekitError("%s: port %s is %s: give a port within 1..65535 (edgekit serve's --port, 8080 by "
+                           "default)" % (url, text, "out of range" if text.isdigit() else "not a number"))
     if not parsed.hostname or parsed.path.strip("/") or parsed.query:
         raise EdgekitError("%s: give the server as http://HOST:PORT (no path: the bench posts to /v1/detect "
                            "itself)" % url)
@@ -51,6 +52,11 @@ def fetch_server_info(url: str, token: Optional[str], wait_ready: float = 60.0) 
             time.sleep(0.5)
         response = httpx.get(base + "/v1/info", headers=headers, timeout=10)
     except httpx.HTTPError as exc:
+        if base.startswith("https://") and any(w in str(exc).lower() for w in ("ssl", "tls", "wrong version")):
+            raise EdgekitError("%s: the TLS handshake failed (%s): edgekit serve speaks plain HTTP; give "
+                               "http://%s, or the address of the TLS proxy in front of it"
+                               % (base, str(exc).strip().splitlines()[0][:120] if str(exc).strip() else
+                                  type(exc).__name__, base[len("https://"):])) from None
         raise EdgekitError("cannot reach %s (%s): is edgekit serve running there, and bound to an address this "
                            "machine can reach (--host 0.0.0.0 on the box)?" % (base, type(exc).__name__)) from None
     if response.status_code == 401 and token:

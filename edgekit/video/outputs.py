@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.outputs import RECORD_MIN_FREE_MB
 
 
 class Output:
@@ -79,12 +81,12 @@ class Recorder(Output):
     measure_max = 90  # frames held while measuring, at most
     fallback_fps = 30.0  # a recording too short to measure
 
-    def __init__(self, path, fps: Optional[float], rate_note: str = "", min_free_mb: float = 200.0,
+    def __init__(self, path, fps: Optional[float], rate_note: str = "", min_free_mb: float = RECORD_MIN_FREE_MB,
                  free_mb: Optional[Callable[[Path], float]] = None, on_event=None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps = float(fps) if fps and fps > 0 else None
+        self.fps = writer_rate(float(fps)) if fps and fps > 0 else None
         self.rate_note = rate_note or ("measured" if self.fps is None else "the source's rate")
         self.min_free_mb = min_free_mb
         self.free_mb = free_mb or _free_mb
@@ -99,6 +101,7 @@ class Recorder(Output):
         self._next_check = 0
         self._held: List[Tuple[np.ndarray, int, float]] = []  # (frame, index, time) while measuring the rate
         self._last: Optional[np.ndarray] = None
+        self._t0: Optional[float] = None  # with a measured rate, frames keep to this clock from its first frame
         self._last_index: Optional[int] = None
 
     def write(self, frame: np.ndarray, index: Optional[int] = None) -> None:
@@ -113,7 +116,7 @@ class Recorder(Output):
             if last[2] - first[2] >= self.measure_s or len(self._held) >= self.measure_max:
                 self._settle()
             return
-        self._put(frame, index)
+        self._put(frame, index, self.clock() if self._t0 is not None else None)
 
     def _settle(self) -> None:
         """Fix the measured rate from the held frames and write them."""
@@ -122,18 +125,22 @@ class Recorder(Output):
         # in a burst (buffered while the model loaded)
         steps = sorted((b[2] - a[2]) / (b[1] - a[1]) for a, b in zip(held, held[1:]) if b[1] > a[1])
         if steps and steps[len(steps) // 2] > 0:
-            self.fps = min(max(1.0 / steps[len(steps) // 2], 0.1), 1000.0)
+            self.fps = writer_rate(min(max(1.0 / steps[len(steps) // 2], 0.1), 1000.0))
         else:
             self.fps = self.fallback_fps
             self.rate_note = "too short to measure the rate"
-        for frame, index, _ in held:
-            self._put(frame, index)
+        self._t0 = held[0][2]
+        for frame, index, t in held:
+            self._put(frame, index, t)
             if self.stopped_reason:
                 return
 
-    def _put(self, frame: np.ndarray, index: int) -> None:
-        gap = index - self._last_index if self._last_index is not None else 1
-        for _ in range(min(max(gap - 1, 0), int(self.fps * 10))):  # hold the frame before over the drops
+    def _put(self, frame: np.ndarray, index: int, t: Optional[float] = None) -> None:
+        if t is not None and self._t0 is not None:  # a measured rate: keep to the clock (the loop may slow down)
+            missing = int(round((t - self._t0) * (self.fps or 1.0))) - self.frames
+        else:  # a known rate: the source's frame numbers say what the loop dropped
+            missing = index - self._last_index - 1 if self._last_index is not None else 0
+        for _ in range(min(max(missing, 0), int((self.fps or 1.0) * 10))):  # hold the frame before over the gap
             if not self._write_one(self._last):
                 return
             self.repeated += 1
@@ -152,8 +159,9 @@ class Recorder(Output):
             self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
                 self.writer = None
-                raise EdgekitError("cannot record to %s: check the folder exists and is writable, and the "
-                                   "extension (.mp4 or .avi)" % self.path)
+                raise EdgekitError("cannot record to %s: OpenCV's writer refused %dx%d at %g FPS; check the "
+                                   "extension (.mp4 or .avi) and that the folder is writable"
+                                   % (self.path, self.size[0], self.size[1], self.fps))
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)
         self.writer.write(frame)
@@ -198,6 +206,16 @@ class Recorder(Output):
             if self.repeated else ""
         return "wrote %s (%d frames at %.1f FPS, %s%s)" % (self.path, self.frames, self.fps or 0.0,
                                                           self.rate_note, repeats)
+
+
+def writer_rate(fps: float) -> float:
+    """``fps`` as the writer can take it: FFmpeg's MPEG-4 refuses a time base denominator over 65535, and OpenCV
+    passes the rate as thousandths (141.843 -> 1000/141843), so a rate keeps the decimals that fit."""
+    for digits in (3, 2, 1):
+        rate = round(fps, digits)
+        if Fraction(int(round(rate * 1000)), 1000).numerator <= 65535:
+            return rate
+    return float(max(round(fps), 1))
 
 
 def _free_mb(folder: Path) -> float:

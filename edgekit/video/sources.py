@@ -15,9 +15,9 @@ from typing import List, Optional, Tuple
 import cv2
 import numpy as np
 
-from edgekit.video.quiet import filtered_stderr, quiet_opencv
 from edgekit.video.uri import SourceOptions, SourceSpec, csi_pipeline, rtsp_pipeline
-from edgekit.vision.images import IMAGE_SUFFIXES
+from edgekit.vision.images import IMAGE_SUFFIXES, read_image
+from edgekit.vision.quiet import quiet_opencv
 
 
 class SourceError(Exception):
@@ -127,8 +127,7 @@ class ImagesSource(FrameSource):
         while self.index < len(self.files):
             path = self.files[self.index]
             self.index += 1
-            with filtered_stderr():  # libjpeg prints "Premature end of JPEG file" itself
-                frame = cv2.imread(str(path))
+            frame = read_image(path)  # without libjpeg's own "Premature end of JPEG file"
             if frame is None:
                 if str(path) not in self.undecodable:  # once per file, also when looping
                     self.undecodable.append(str(path))

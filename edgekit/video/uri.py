@@ -20,6 +20,10 @@ from edgekit.errors import EdgekitError
 SCHEMES = ("csi", "v4l2", "rtsp", "rtsps", "http", "https", "file", "synthetic")
 
 
+def _text(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else "%g" % bound
+
+
 def _number(kind: Callable[[str], Any], low: float, high: float, low_open: bool = False) -> Callable[[str], Any]:
     """A parser for one URI parameter: ``kind`` (int/float) within [low, high] ((low, high] if ``low_open``)."""
 
@@ -28,7 +32,7 @@ def _number(kind: Callable[[str], Any], low: float, high: float, low_open: bool 
         if not math.isfinite(value):  # nan passes every comparison below, inf an open end
             raise ValueError("must be a finite number")
         if value < low or value > high or (low_open and value == low):
-            raise ValueError("must be %s %g and <= %g" % (">" if low_open else ">=", low, high))
+            raise ValueError("must be %s %s and <= %s" % (">" if low_open else ">=", _text(low), _text(high)))
         return value
 
     parse.__name__ = kind.__name__

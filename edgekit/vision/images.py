@@ -5,11 +5,21 @@ into the other for them."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
+import numpy as np
+
+from edgekit.vision.quiet import filtered_stderr
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_image(path, flags: int = cv2.IMREAD_COLOR) -> Optional[np.ndarray]:
+    """cv2.imread without libjpeg's own "Premature end of JPEG file" on the console (a broken file is edgekit's
+    to name, once, in its own words); None when the file does not decode."""
+    with filtered_stderr():
+        return cv2.imread(str(path), flags)
 
 
 def decodable(files: Sequence[Path]) -> Tuple[List[Path], List[Path]]:
@@ -17,7 +27,7 @@ def decodable(files: Sequence[Path]) -> Tuple[List[Path], List[Path]]:
     most of the work): enough to find files that are not images at all before a long job starts."""
     good, bad = [], []
     for path in files:
-        (good if cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None else bad).append(path)
+        (good if read_image(path, cv2.IMREAD_REDUCED_GRAYSCALE_8) is not None else bad).append(path)
     return good, bad
 
 

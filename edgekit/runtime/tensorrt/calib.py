@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
-import cv2
 import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.log import info, warn
 from edgekit.manifest import atomic_path, write_json_atomic
 from edgekit.vision import preprocess
-from edgekit.vision.images import IMAGE_SUFFIXES, decodable, undecodable_note
+from edgekit.vision.images import IMAGE_SUFFIXES, decodable, read_image, undecodable_note
 
 # bump when edgekit.vision.preprocess changes what it feeds the network
 PREPROCESS_ID = "letterbox-center-pad114-rgb-div255-nchw-v1"
@@ -38,8 +37,12 @@ class CalibrationSet:
     undecodable: List[str] = field(default_factory=list)  # files in the folder that are not decodable images
 
     @classmethod
-    def from_folder(cls, folder, batch_size: int, hw: Tuple[int, int], max_batches: Optional[int] = None):
-        """Check the folder now, so a bad one fails before a build that can take many minutes."""
+    def from_folder(cls, folder, batch_size: int, hw: Tuple[int, int], max_batches: Optional[int] = None,
+                    at_most: bool = False):
+        """Check the folder now, so a bad one fails before a build that can take many minutes.
+
+        ``max_batches`` is what ``build --calib-batches`` asks for, all of it; with ``at_most`` (``quantize
+        --images``) it is a cap, and a smaller folder is used whole."""
         folder = Path(folder)
         if not folder.exists():
             raise EdgekitError("calibration folder %s not found: give --calib a folder of images" % folder)
@@ -54,7 +57,7 @@ class CalibrationSet:
         images, bad = decodable(files)  # a broken file is named now, not counted as calibration
         if bad:
             warn("calibration folder %s: %s" % (folder, undecodable_note(bad, len(files))))
-        needed = batch_size * (max_batches or 1)
+        needed = batch_size * (1 if at_most else (max_batches or 1))
         if len(images) < needed:
             raise EdgekitError(
                 "calibration folder %s has %d decodable image(s)%s; %s needs %d: add images%s"
@@ -86,7 +89,7 @@ class CalibrationSet:
         for path in self.images:
             if produced >= self.num_batches:
                 break
-            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            frame = read_image(path)
             if frame is None:
                 skipped += 1
                 continue
