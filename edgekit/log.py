@@ -37,3 +37,11 @@ def info(msg: str, style: str = "") -> None:
 
 def warn(msg: str) -> None:
     console.print("[yellow]warning:[/yellow] %s" % escape(msg))
+
+
+def progress_bar(*columns, show: bool = True):
+    """A transient rich progress bar on stderr, only where a person watches it: a log or a pipe gets none
+    (neither the bar's redraws nor the blank line it leaves when it stops)."""
+    from rich.progress import Progress
+
+    return Progress(*columns, console=console, transient=True, disable=not show or not console.is_terminal)

@@ -62,6 +62,18 @@ def atomic_path(path) -> Iterator[Path]:
 DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
+@contextlib.contextmanager
+def disk_errors(place) -> Iterator[None]:
+    """The disk refusing a write anywhere in the block (a library's own temporary files included) is one line
+    naming ``place``, not an OSError traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise WriteError(place, exc) from exc
+
+
 class WriteError(EdgekitError):
     """A file that could not be written, with the disk's reason; nothing half-written was left behind."""
 

@@ -82,7 +82,16 @@ def _callback(folder: bool, min_free: int = MIN_FREE_BYTES):
 
 writable_file = _callback(folder=False)  # click callbacks: --json, --csv, --markdown, --plot, --record, --log
 writable_folder = _callback(folder=True)  # --out folders of export, quantize, build, prune
-writable_recording = _callback(folder=False, min_free=RECORD_MIN_FREE_MB * 10 ** 6)  # camera --record
+RECORD_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".m4v")  # containers OpenCV's writer makes (mp4v; MJPG in .avi)
+_writable_recording = _callback(folder=False, min_free=RECORD_MIN_FREE_MB * 10 ** 6)
+
+
+def writable_recording(ctx, param, value):
+    """camera --record: a video container OpenCV can write, in a place with room for it."""
+    if value is not None and Path(value).suffix.lower() not in RECORD_SUFFIXES:
+        raise click.BadParameter("%s: name the video file with one of %s (e.g. demo.mp4)"
+                                 % (value, ", ".join(RECORD_SUFFIXES)), ctx=ctx, param=param)
+    return _writable_recording(ctx, param, value)
 
 
 class Writes:

@@ -99,9 +99,11 @@ def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, 
         raise EdgekitError("--name %r: use letters, digits, '-' and '_' (a systemd unit name)" % name)
     command = unit_command(source, model, port, python, extra, serve, host, no_token)
     if serve:
-        description = "edgekit inference server: %s on %s:%d" % (Path(model).name, host or "127.0.0.1", port)
+        description = "edgekit inference server: %s on %s:%d" % (Path(model).name.replace("%", "%%"),
+                                                                  host or "127.0.0.1", port)
     else:
-        description = "edgekit field demo: %s on %s" % (Path(model).name, source.replace("%", "%%"))
+        description = "edgekit field demo: %s on %s" % (Path(model).name.replace("%", "%%"),  # systemd specifiers
+                                                        source.replace("%", "%%"))
     return UNIT.format(
         name=name, description=description, user=user or default_user(),
         environment_file="EnvironmentFile=%s\n" % token_file if token_file else "",
@@ -162,7 +164,8 @@ def folder_problem(folder: Path) -> Optional[str]:
     from edgekit.outputs import writable_problem
 
     if not folder.is_dir():
-        return "cannot write to %s: it is not a folder; give --unit-dir an existing folder" % folder
+        return "cannot write to %s: %s; give --unit-dir an existing folder" % (
+            folder, "it is a file, not a folder" if folder.exists() else "no such folder")
     problem = writable_problem(folder, folder=True)
     if problem is None:
         return None

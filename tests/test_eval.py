@@ -299,3 +299,11 @@ def test_box_iou_and_greedy_match():
     iou = box_iou(a.xyxy, b.xyxy)
     assert iou[0, 1] == pytest.approx(0.5) and iou[1, 0] == pytest.approx(81 / 119)
     assert [(i, j) for i, j, _ in match(a, b, 0.5)] == [(1, 0), (0, 1)]
+
+
+@pytest.mark.parametrize("source, limit, count", [
+    (None, None, 8), (None, 20, 20), ("synthetic://?width=64&height=64", 12, 12), ("synthetic://", None, 8)])
+def test_compare_frames_count_is_honoured_on_synthetic_frames(source, limit, count):
+    from edgekit.eval.report import load_frames_for
+
+    assert len(load_frames_for(None, None, source, limit)) == count

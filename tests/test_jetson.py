@@ -236,6 +236,7 @@ def box(tmp_path, monkeypatch):
     """A model file (service checks only that it exists), a private token file, an empty unit folder; cwd here."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "m.onnx").write_bytes(b"not parsed by service install")
+    (tmp_path / "a%b.onnx").write_bytes(b"a name with a systemd specifier in it")
     (tmp_path / "clip.mp4").write_bytes(b"")
     write_token(tmp_path / "serve.env")
     (tmp_path / "units").mkdir()
@@ -327,6 +328,7 @@ def test_token_as_systemd_reads_it(text, token):
     (["--serve", "--host", "0.0.0.0", "--no-token"], ["--host 0.0.0.0", "--drain-timeout 15 --no-token\n"]),
     (["--serve", "--", "--max-batch", "4"], ["--host 127.0.0.1 --port 8080 --drain-timeout 15 --max-batch 4\n"]),
     (["--source", "csi://0", "--", "--log", "f.jsonl", "--record=r.mp4"], ["--log {box}/f.jsonl --record={box}/r.mp4"]),
+    (["--source", "csi://0", "--model", "a%b.onnx"], ["Description=edgekit field demo: a%%b.onnx on csi://0\n"]),
 ])
 def test_service_print_is_exactly_what_install_writes(box, args, fragments):
     shown = install(*args, print_only=True)

@@ -101,6 +101,12 @@ def test_a_recording_needs_room_before_the_run(tmp_path, monkeypatch):
     assert_user_error(invoke(args + ["--log", tmp_path / "f.jsonl"]), "model m.onnx not found")  # logs fit
 
 
+@pytest.mark.parametrize("name", ["rec", "rec.txt", "rec.jpg"])
+def test_a_recording_needs_a_video_name(tmp_path, name):
+    assert_user_error(invoke(["camera", "synthetic://", "--model", "m.onnx", "--record", tmp_path / name]),
+                      "--record", ".mp4, .avi")
+
+
 def test_default_results_folder_is_checked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "benchmarks").write_text("a file")
@@ -162,3 +168,31 @@ def test_report_prints_its_table_when_the_markdown_cannot_be_written(yolov8n_onn
     result = invoke(["report", res, "--markdown", tmp_path / "r.md"])
     assert yolov8n_onnx.stem in result.output
     assert_user_error(result, "could not write %s" % (tmp_path / "r.md"))
+
+
+def test_make_dataset_on_a_disk_that_fills_leaves_nothing(tmp_path, monkeypatch):
+    real = type(tmp_path).write_text
+    calls = []
+
+    def write_text(self, *args, **kwargs):
+        calls.append(self)
+        if len(calls) > 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tmp_path), "write_text", write_text)
+    result = invoke(["make-dataset", tmp_path / "ds", "--train", 4, "--val", 2])
+    assert_user_error(result, "could not write %s" % (tmp_path / "ds"), "no space left")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_export_on_a_disk_that_fills_is_one_line(tmp_path, monkeypatch):
+    import onnx
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(onnx, "save", full)
+    result = invoke(["export", "--weights", "yolov8n.yaml", "--imgsz", 64, "--out", tmp_path / "out"])
+    assert_user_error(result, "could not write %s" % (tmp_path / "out" / "yolov8n-64.onnx"), "no space left")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -398,3 +398,18 @@ def test_frame_rate_says_where_it_comes_from(tmp_path, make, rate):
         assert source.frame_rate() == rate
     finally:
         source.close()
+
+
+def test_a_paced_source_opened_early_does_not_burst():
+    """The engine runs between open and the first read: a camera does not queue the frames it would have sent,
+    so the first frames still come one period apart (a burst made a 5 FPS source look like 15 FPS)."""
+    from edgekit.video.sources import SyntheticSource
+
+    source = SyntheticSource(64, 48, fps=10)
+    source.open()
+    time.sleep(0.35)  # the engine-only runs
+    times = []
+    for _ in range(3):
+        source.read()
+        times.append(time.perf_counter())
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.09

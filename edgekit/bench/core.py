@@ -18,7 +18,7 @@ from edgekit.bench.frames import SYNTHETIC_HW, frames_for_model, load_frames, sy
 from edgekit.bench.interrupt import BenchStopped, signal_name, signal_of
 from edgekit.bench.stats import summarize
 from edgekit.errors import EdgekitError
-from edgekit.log import console, info
+from edgekit.log import info, progress_bar
 from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
 from edgekit.runtime.loader import check_model_path
@@ -180,11 +180,8 @@ def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool
         check_model_path(model)
     frames = load_frames(config.source) if config.source else synthetic_frames()
     results = []
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-        TimeElapsedColumn(), console=console, transient=True,
-        disable=not show_progress or not console.is_terminal,  # a log or a pipe gets no bar (nor its blank line)
-    )
+    progress = progress_bar(TextColumn("{task.description}"), BarColumn(), TextColumn(
+        "{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(), show=show_progress)
     power = PowerMeter.open(config.power_interval, config.idle) if config.power else None
     try:
         with progress:

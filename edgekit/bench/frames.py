@@ -51,7 +51,7 @@ def load_frames(source, limit: int = 32) -> List[np.ndarray]:
         spec = parse_uri(str(source))  # camera's grammar: a bad parameter is its one-line error
         if spec.kind == "synthetic":
             p = spec.params
-            return synthetic_frames(min(limit, 8), (p.get("height", SYNTHETIC_HW[0]), p.get("width", SYNTHETIC_HW[1])),
+            return synthetic_frames(limit, (p.get("height", SYNTHETIC_HW[0]), p.get("width", SYNTHETIC_HW[1])),
                                     p.get("seed", 0))
         if spec.kind != "file":
             raise EdgekitError("--source %s is a live source: this command takes %s (edgekit camera %s runs "

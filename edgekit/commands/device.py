@@ -212,7 +212,8 @@ def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, j
 @click.option("--images", default=None, help="Image folder, for a COCO json.")
 @click.option("--source", default=None,
               help="Or: an image, image folder, video or synthetic://?width=W&height=H  [default: synthetic frames]")
-@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), default=None,
+              help="Frames to compare  [default: 50; 8 synthetic frames]")
 @backend_options
 @click.option("--conf", type=UNIT_INTERVAL, default=0.25, show_default=True)
 @click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True)

@@ -186,9 +186,23 @@ def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup,
 @click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
 def make_dataset_cmd(out, n_train, n_val, seed):
     """Write the small synthetic detection dataset (shapes, YOLO labels) used by tests and demos."""
-    from edgekit.eval.synthetic import make_dataset
+    import shutil
 
-    click.echo(str(make_dataset(out, n_train=n_train, n_val=n_val, seed=seed)))
+    from edgekit.eval.synthetic import make_dataset
+    from edgekit.manifest import disk_errors
+
+    root = Path(out)
+    made = [p for p in (root, root / "images", root / "labels", root / "data.yaml") if not p.exists()]
+    try:
+        with disk_errors(root):
+            click.echo(str(make_dataset(out, n_train=n_train, n_val=n_val, seed=seed)))
+    except BaseException:  # a full disk or Ctrl-C: no half-written dataset is left for a later run to trust
+        for path in made:
+            if path.is_dir():
+                shutil.rmtree(str(path), ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        raise
 
 
 @click.command()

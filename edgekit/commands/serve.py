@@ -169,6 +169,8 @@ def is_url(args, value_options=("--source",)) -> bool:
             raise EdgekitError("%s: give the server as http://HOST:PORT (two slashes)" % a)
         scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", a)
         if scheme is None:
+            if re.match(r"^[\w.-]+:\d+/?$", a) and not os.path.exists(a):  # box:8080 without http://
+                raise EdgekitError("%s: to bench a running edgekit serve, give it as http://%s" % (a, a.rstrip("/")))
             continue
         if scheme.group(1).lower() in ("http", "https"):
             return True

@@ -10,12 +10,12 @@ import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from edgekit.errors import EdgekitError
 from edgekit.eval.dataset import Dataset
 from edgekit.eval.metrics import detection_metrics
-from edgekit.log import console, warn
+from edgekit.log import progress_bar, warn
 from edgekit.runtime import Runner
 from edgekit.vision.images import read_image
 from edgekit.vision.pipeline import Pipeline
@@ -28,8 +28,8 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
     if mismatch:
         warn(mismatch)
     gts, preds, infer_ms = [], [], []
-    progress = Progress(TextColumn("eval %s" % runner.path.name), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=console, transient=True, disable=not show_progress)
+    progress = progress_bar(TextColumn("eval %s" % runner.path.name), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), show=show_progress)
     with progress:
         task = progress.add_task("eval", total=len(dataset.samples))
         for img_id, sample in enumerate(dataset.samples, 1):

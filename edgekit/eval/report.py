@@ -72,8 +72,17 @@ def compare_table(r: Dict[str, Any]) -> Table:
     return table
 
 
-def load_frames_for(data: Optional[str], images: Optional[str], source: Optional[str], limit: int) -> List[np.ndarray]:
-    """Frames for compare: a dataset's images, a --source, or synthetic frames."""
+SYNTHETIC_COMPARE_FRAMES = 8  # compare's default on synthetic frames (deterministic: more add little)
+COMPARE_FRAMES = 50  # compare's default on a dataset or a --source
+
+
+def load_frames_for(data: Optional[str], images: Optional[str], source: Optional[str],
+                    limit: Optional[int]) -> List[np.ndarray]:
+    """Frames for compare: a dataset's images, a --source, or synthetic frames; ``limit`` None takes the
+    default (50, or 8 synthetic frames), a number given is honoured for every kind."""
+    if limit is None:
+        limit = COMPARE_FRAMES if data or (source and not str(source).startswith("synthetic://")) \
+            else SYNTHETIC_COMPARE_FRAMES
     if data:
         from edgekit.eval.dataset import load_dataset
 
@@ -87,4 +96,4 @@ def load_frames_for(data: Optional[str], images: Optional[str], source: Optional
         return frames
     if source:
         return load_frames(source, limit)
-    return synthetic_frames(min(limit, 8))
+    return synthetic_frames(limit)

@@ -21,7 +21,7 @@ from edgekit.host.graph import GraphOptions, apply_graph_options, graph_manifest
 from edgekit.host.weights import weights_loading
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase
-from edgekit.manifest import atomic_path, package_versions, sha256_file, utc_now, write_json_atomic
+from edgekit.manifest import atomic_path, disk_errors, package_versions, sha256_file, utc_now, write_json_atomic
 from edgekit.runtime.modelinfo import onnx_io
 
 # TensorRT 8.5 (JetPack 5.1) parses ONNX opsets up to 17; newer TensorRT reads 17 too.
@@ -235,7 +235,7 @@ def export(
              style="yellow")
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".edgekit-export-", dir=str(out_dir)) as work:
+    with disk_errors(target), tempfile.TemporaryDirectory(prefix=".edgekit-export-", dir=str(out_dir)) as work:
         with phase("exporting ONNX (opset %d)" % opset):
             raw = export_raw_onnx(model, Path(work), spec.stem, imgsz, batch, dynamic, opset)
         with phase("simplifying with onnxsim and checking"):

@@ -28,7 +28,16 @@ from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase, warn
-from edgekit.manifest import atomic_path, package_versions, read_manifest, sha256_file, utc_now, write_json_atomic
+from edgekit.manifest import (
+    DISK_ERRNOS,
+    WriteError,
+    atomic_path,
+    package_versions,
+    read_manifest,
+    sha256_file,
+    utc_now,
+    write_json_atomic,
+)
 from edgekit.runtime.tensorrt.calib import CalibrationSet
 from edgekit.runtime.tensorrt.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
 
@@ -163,6 +172,10 @@ def _modelopt_int8(src: Path, dst: Path, data: np.ndarray, method: str, high_pre
         mo_quantize(str(src), quantize_mode="int8", calibration_data={"images": data}, calibration_method=method,
                     calibration_eps=eps, output_path=str(dst), high_precision_dtype=high_precision,
                     log_level="WARNING")
+    except OSError as exc:
+        if exc.errno in DISK_ERRNOS:  # ModelOpt's own files beside the output: the disk is full or read-only
+            raise WriteError(dst, exc) from exc
+        raise EdgekitError("ModelOpt quantization failed: %s" % exc) from exc
     except Exception as exc:  # ModelOpt raises many types; the first line says what went wrong
         raise EdgekitError("ModelOpt quantization failed: %s" % (str(exc).splitlines()[0][:300] if str(exc)
                                                                   else type(exc).__name__)) from exc

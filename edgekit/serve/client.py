@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from edgekit.bench.stats import summarize
 from edgekit.lazy import lazy_import
-from edgekit.log import console, info
+from edgekit.log import info, progress_bar
 from edgekit.serve.remote_target import check_server_url, fetch_server_info
 
 CLIENT_STAGES = ("connect", "upload", "wait", "download", "json")
@@ -234,7 +234,7 @@ class Loadgen:
 def run_remote_bench(plan: BenchPlan, show_progress: bool = True) -> Dict[str, Any]:
     """Every step of the plan against the server; a result document ``edgekit report`` joins (kind remote-bench)."""
     lazy_import("httpx")
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     from edgekit.bench.frames import load_frames, synthetic_frames
     from edgekit.bench.interrupt import signal_of, sigterm_interrupts
@@ -256,8 +256,8 @@ def run_remote_bench(plan: BenchPlan, show_progress: bool = True) -> Dict[str, A
     gen = Loadgen(plan, bodies)
     steps: List[Dict[str, Any]] = []
     stopped = None
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total}"),
-                        TimeElapsedColumn(), console=console, transient=True, disable=not show_progress)
+    progress = progress_bar(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:.0f}/{task.total}"), TimeElapsedColumn(), show=show_progress)
     total = plan.requests if not plan.duration else None
     try:
         with progress, sigterm_interrupts():

@@ -202,7 +202,8 @@ class Recorder(Output):
             return self.failed
         if not self.frames:
             return "no recording written to %s: no frame reached it" % self.path
-        repeats = "; %d repeat the frame before, where the loop dropped source frames" % self.repeated \
+        repeats = "; %d repeat the frame before, %s" % (self.repeated, "to keep to the clock" if self._t0 is not None
+                                                         else "where the loop dropped source frames") \
             if self.repeated else ""
         return "wrote %s (%d frames at %.1f FPS, %s%s)" % (self.path, self.frames, self.fps or 0.0,
                                                           self.rate_note, repeats)

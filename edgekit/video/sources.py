@@ -67,19 +67,25 @@ class SyntheticSource(FrameSource):
         self.radius = rng.integers(max(8, height // 20), max(9, height // 6), n)
         self.colors = [tuple(int(c) for c in rng.integers(0, 255, 3)) for _ in range(n)]
         self.index = 0
-        self.next_time = 0.0
+        self.next_time: Optional[float] = None
         self.on_demand = fps <= 0
 
     def open(self) -> None:
         super().open()
-        self.next_time = time.perf_counter()
+        self.next_time = None  # the clock starts at the first read, not at open (the engine runs in between)
 
     def read(self) -> Optional[np.ndarray]:
+        if self.next_time is None:
+            self.next_time = time.perf_counter()
         self.last_wait = max(self.next_time - time.perf_counter(), 0.0) if not self.on_demand else 0.0
         if self.last_wait > 0:
             time.sleep(self.last_wait)
         if not self.on_demand:
-            self.next_time = max(self.next_time + 1.0 / self.fps, time.perf_counter() - 1.0 / self.fps)
+            period = 1.0 / self.fps
+            self.next_time += period
+            now = time.perf_counter()
+            if self.next_time < now:  # a late reader gets the next slot, not a burst of the missed ones
+                self.next_time += ((now - self.next_time) // period + 1) * period
         w, h = self.size
         self.pos += self.vel
         for axis, limit in ((0, w), (1, h)):
@@ -153,7 +159,7 @@ class CvSource(FrameSource):
         self.params = params  # e.g. FFmpeg open/read timeouts
         self.realtime = realtime
         self.cap = None
-        self.next_time = 0.0
+        self.next_time: Optional[float] = None
 
     def open(self) -> None:
         super().open()
@@ -170,7 +176,7 @@ class CvSource(FrameSource):
         self.cap = cap
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 0 < fps < 1000 else self.fps
-        self.next_time = time.perf_counter()
+        self.next_time = None  # --realtime's clock starts at the first frame read, not at open
 
     def read(self) -> Optional[np.ndarray]:
         if self.cap is None:
@@ -180,6 +186,8 @@ class CvSource(FrameSource):
             self.ended = self.finite
             return None
         if self.realtime and self.fps:  # play a file at its own rate, like a camera
+            if self.next_time is None:
+                self.next_time = time.perf_counter() - 1.0 / self.fps
             self.next_time += 1.0 / self.fps
             self.last_wait = max(self.next_time - time.perf_counter(), 0.0)
             if self.last_wait > 0:
