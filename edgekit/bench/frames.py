@@ -9,7 +9,7 @@ of the size its graph takes, and a --source of another size is refused with that
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -44,19 +44,21 @@ def synthetic_frames(count: int = 8, shape: Tuple[int, int] = SYNTHETIC_HW, seed
     return frames
 
 
-def load_frames(source, limit: int = 32) -> List[np.ndarray]:
-    """Up to ``limit`` BGR frames from an image, a folder of images, or a video file; undecodable images are
-    skipped with a warning that names them; ``synthetic://?width=W&height=H`` makes them."""
+def load_frames(source, limit: Optional[int] = None) -> List[np.ndarray]:
+    """Up to ``limit`` BGR frames from an image, a folder of images, or a video file (default 32); undecodable
+    images are skipped with a warning that names them; ``synthetic://?width=W&height=H`` makes them (default 8,
+    as many as bench's own synthetic frames)."""
     if "://" in str(source) or str(source).startswith("/dev/video"):
         spec = parse_uri(str(source))  # camera's grammar: a bad parameter is its one-line error
         if spec.kind == "synthetic":
             p = spec.params
-            return synthetic_frames(limit, (p.get("height", SYNTHETIC_HW[0]), p.get("width", SYNTHETIC_HW[1])),
+            return synthetic_frames(limit or 8, (p.get("height", SYNTHETIC_HW[0]), p.get("width", SYNTHETIC_HW[1])),
                                     p.get("seed", 0))
         if spec.kind != "file":
             raise EdgekitError("--source %s is a live source: this command takes %s (edgekit camera %s runs "
                                "live sources)" % (source, SOURCE_FORMS, source))
         source = spec.location
+    limit = limit or 32
     path = Path(source)
     if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
