@@ -274,7 +274,11 @@ def test_https_to_a_plain_http_server_says_tls(tmp_path):
     import http.server
     import threading
 
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # "code 400, bad request version" on the stderr CliRunner captures
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         result = invoke(["bench", "https://127.0.0.1:%d" % httpd.server_port, "--requests", 1, "--no-save"])
