@@ -7,7 +7,9 @@ import signal
 import threading
 from typing import Callable, Dict, Optional
 
-INTERRUPTED = "Ctrl-C (SIGINT)"  # the summary's "stopped by"
+from edgekit.bench.interrupt import signal_name
+
+INTERRUPTED = signal_name(signal.SIGINT)  # the summary's "stopped by", worded as bench's
 
 
 def stop_on_signals(stop: Callable[[str], None], stopping: threading.Event) -> Optional[Dict[int, object]]:
