@@ -153,15 +153,13 @@ def _save_or_not(ctx, param, value):
     """--no-save with --json/--csv asks for two opposite things: refuse it when the command line is parsed
     (whichever of the three click processes last sees the others). The places the results will go are checked
     here too, so a read-only or full disk is one line before the run, not a traceback after it."""
-    from edgekit.outputs import results_folder_problem, writable_problem
+    from edgekit.outputs import results_folder_problem
 
     given = dict(ctx.params, **{param.name: value})
     if given.get("no_save") and (given.get("json_path") or given.get("csv_path")):
         raise click.BadParameter("--no-save writes no files, but --json/--csv name one: drop one of them")
-    if value and param.name in ("json_path", "csv_path") and not ctx.resilient_parsing:
-        problem = writable_problem(value)
-        if problem:
-            raise click.BadParameter("%s: %s" % (value, problem), ctx=ctx, param=param)
+    if value and param.name in ("json_path", "csv_path"):
+        writable_file(ctx, param, value)
     if all(name in given for name in ("json_path", "csv_path", "no_save")) and not given["no_save"] \
             and not given["json_path"] and not ctx.resilient_parsing:
         from edgekit.bench.report import DEFAULT_DIR

@@ -62,13 +62,6 @@ def writable_problem(path, folder: bool = False, min_free: int = MIN_FREE_BYTES)
     return None
 
 
-def check_writable(path, what: str, folder: bool = False) -> None:
-    """Raise a one-line :class:`EdgekitError` when ``path`` cannot be written (``what`` names the option)."""
-    problem = writable_problem(path, folder=folder)
-    if problem:
-        raise EdgekitError("%s %s: %s; choose another place (nothing was run)" % (what, path, problem))
-
-
 def _callback(folder: bool, min_free: int = MIN_FREE_BYTES):
     def check(ctx, param, value):
         if value is not None and not ctx.resilient_parsing:

@@ -223,11 +223,11 @@ def demo(models, imgsz, iterations, warmup, out, trust_weights):
     if not names:
         raise EdgekitError("--models is empty: give YOLOv8 names such as yolov8n,yolov8m")
     from edgekit.bench.report import DEFAULT_DIR
-    from edgekit.outputs import results_folder_problem
+    from edgekit.outputs import writable_problem
 
-    problem = results_folder_problem(DEFAULT_DIR)
+    problem = writable_problem(DEFAULT_DIR, folder=True)
     if problem:  # the bench at the end saves there: say so before the exports, not after them
-        raise EdgekitError("cannot save the demo's results: %s" % problem.split(" (")[0])
+        raise EdgekitError("cannot save the demo's results: %s" % problem)
     onnx_paths = []
     for name in names:
         weights = name + ".pt"
