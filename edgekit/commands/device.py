@@ -189,7 +189,8 @@ def info(as_json, watch, interval, count):
 @click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True)
 @output_options
 def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, json_path, csv_path, no_save):
-    """mAP50-95, mAP50, precision, recall of a model on a dataset, as ultralytics val computes them (device)."""
+    """mAP50-95, mAP50, precision, recall of a model on a dataset, as ultralytics val computes them, overall, per
+    class and by object size (COCO's small/medium/large) (device)."""
     from edgekit.bench.report import default_result_path, result_document
     from edgekit.eval import report as eval_report
     from edgekit.eval.dataset import load_dataset
@@ -218,13 +219,18 @@ def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, j
 @click.option("--conf", type=UNIT_INTERVAL, default=0.25, show_default=True)
 @click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True)
 @click.option("--match-iou", type=UNIT_INTERVAL, default=0.5, show_default=True, help="IoU for two boxes to match.")
+@click.option("--accuracy/--no-accuracy", default=True, show_default=True,
+              help="With --data: also evaluate both models on its whole val split (mAP, recall, by object size).")
 @output_options
-def compare(model_a, model_b, data, images, source, max_frames, backend, threads, conf, iou, match_iou, json_path,
-            csv_path, no_save):
-    """Output agreement of two models on the same frames: ONNX vs engine, FP16 vs INT8, baseline vs pruned."""
+def compare(model_a, model_b, data, images, source, max_frames, backend, threads, conf, iou, match_iou, accuracy,
+            json_path, csv_path, no_save):
+    """Output agreement of two models on the same frames: ONNX vs engine, FP16 vs INT8, baseline vs pruned;
+    with --data, also both models' accuracy on the dataset and B's change."""
     from edgekit.bench.report import default_result_path, result_document
     from edgekit.eval import report as eval_report
+    from edgekit.eval.compare import accuracy as compare_accuracy
     from edgekit.eval.compare import compare as do_compare
+    from edgekit.eval.dataset import load_dataset
     from edgekit.eval.report import load_frames_for
     from edgekit.log import out
     from edgekit.runtime import open_runner
@@ -234,7 +240,11 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
     frames = load_frames_for(data, images, source, max_frames)
     with open_runner(model_a, backend, threads=threads) as a, open_runner(model_b, backend, threads=threads) as b:
         result = do_compare(a, b, frames, conf=conf, iou=iou, match_iou=match_iou)
+        # null in the JSON when not measured (no --data, or --no-accuracy)
+        result["accuracy"] = compare_accuracy(a, b, load_dataset(data, images=images)) if data and accuracy else None
     out.print(eval_report.compare_table(result))
+    if result.get("accuracy"):
+        out.print(eval_report.accuracy_table(result))
     save_results(result_document("compare", [result]), json_path, None, None, no_save,
                  default_result_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
 
@@ -245,14 +255,17 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
               help="Write Markdown here.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=png_path,
               help="Write the accuracy vs latency plot (PNG) here.")
-def report(paths, md_path, plot_path):
+@click.option("--baseline", default=None, metavar="NAME",
+              help="Compare every row's mAP with this model (a name or file as the report shows it)  [default: each "
+              "row with the model it was made from]")
+def report(paths, md_path, plot_path, baseline):
     """Join bench and eval results (default: benchmarks/) into one table per device, Markdown and a plot."""
     from edgekit.log import out
     from edgekit.manifest import write_text_atomic
     from edgekit.report import join_results, load_documents
     from edgekit.report.render import markdown, plot, plot_problem, tables
 
-    joined = join_results(load_documents(paths or ["benchmarks"]))
+    joined = join_results(load_documents(paths or ["benchmarks"]), baseline=baseline)
     if not joined:
         raise EdgekitError("no bench or eval results in %s: run edgekit bench / edgekit eval first"
                            % ", ".join(paths or ["benchmarks"]))

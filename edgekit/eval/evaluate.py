@@ -1,4 +1,5 @@
-"""``edgekit eval``: run a model (any backend) over a dataset and compute mAP/P/R, ultralytics-style.
+"""``edgekit eval``: run a model (any backend) over a dataset and compute mAP/P/R, ultralytics-style, overall, per
+class and by object size (``edgekit.eval.metrics``).
 
 Predictions use the deployment pipeline (letterbox, the runner, decode + NMS) with validation settings:
 conf 0.001, IoU 0.7, up to 300 detections, multi-label NMS. Images that fail to decode are skipped and counted.
@@ -7,29 +8,40 @@ conf 0.001, IoU 0.7, up to 300 detections, multi-label NMS. Images that fail to 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from edgekit.errors import EdgekitError
 from edgekit.eval.dataset import Dataset
-from edgekit.eval.metrics import detection_metrics
+from edgekit.eval.metrics import SIZES, detection_metrics, size_figures
 from edgekit.log import progress_bar, warn
 from edgekit.runtime import Runner
+from edgekit.runtime.modelinfo import derived_from
 from edgekit.vision.images import read_image
 from edgekit.vision.pipeline import Pipeline
 
 
 def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float = 0.7, max_det: int = 300,
              show_progress: bool = True) -> Dict[str, Any]:
-    pipe = Pipeline(runner, conf=conf, iou=iou, max_det=max_det, multi_label=True)
-    mismatch = class_mismatch(runner.info.names if runner.info else {}, dataset.names, runner.path.name)
-    if mismatch:
-        warn(mismatch)
-    gts, preds, infer_ms = [], [], []
-    progress = progress_bar(TextColumn("eval %s" % runner.path.name), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), show=show_progress)
+    return evaluate_many([runner], dataset, conf=conf, iou=iou, max_det=max_det, show_progress=show_progress)[0]
+
+
+def evaluate_many(runners: Sequence[Runner], dataset: Dataset, conf: float = 0.001, iou: float = 0.7,
+                  max_det: int = 300, show_progress: bool = True) -> List[Dict[str, Any]]:
+    """``evaluate`` for several models on the same images: each image is read once and its problems counted once
+    (``compare --data`` evaluates both models this way). One result per runner, in order."""
+    pipes = [Pipeline(r, conf=conf, iou=iou, max_det=max_det, multi_label=True) for r in runners]
+    mismatches = [class_mismatch(r.info.names if r.info else {}, dataset.names, r.path.name) for r in runners]
+    for mismatch in mismatches:
+        if mismatch:
+            warn(mismatch)
+    gts: List[Any] = []
+    preds: List[List[Any]] = [[] for _ in runners]
+    infer_ms: List[List[float]] = [[] for _ in runners]
+    progress = progress_bar(TextColumn("eval %s" % ", ".join(r.path.name for r in runners)), BarColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn(), show=show_progress)
     with progress:
         task = progress.add_task("eval", total=len(dataset.samples))
         for img_id, sample in enumerate(dataset.samples, 1):
@@ -42,21 +54,28 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
                 dataset.problem("unreadable_images", "%s: cannot decode; skipped" % sample.image)
                 continue
             h, w = image.shape[:2]
-            blob, boxes = pipe.preprocess([image])
-            t0 = time.perf_counter()
-            outputs = runner.infer(blob)
-            infer_ms.append((time.perf_counter() - t0) * 1e3)
-            dets = pipe.postprocess(outputs, boxes)[0]
+            for runner, pipe, found, ms in zip(runners, pipes, preds, infer_ms):
+                blob, boxes = pipe.preprocess([image])
+                t0 = time.perf_counter()
+                outputs = runner.infer(blob)
+                ms.append((time.perf_counter() - t0) * 1e3)
+                dets = pipe.postprocess(outputs, boxes)[0]
+                found.append((img_id, dets.xyxy, dets.confidence, dets.class_id))
             crowd = sample.iscrowd if sample.iscrowd is not None else np.zeros(len(sample.classes), np.int64)
             gts.append((img_id, w, h, sample.boxes_xyxy(w, h), sample.classes, crowd))
-            preds.append((img_id, dets.xyxy, dets.confidence, dets.class_id))
     for kind, count in dataset.problems.items():
         warn("%d %s in %s (first: %s)" % (count, kind.replace("_", " "), dataset.source, dataset.messages[kind][0]))
     if not gts:
         raise EdgekitError("no image of %s could be evaluated (%s): nothing to measure"
                            % (dataset.source, ", ".join("%d %s" % (n, k.replace("_", " "))
                                                         for k, n in dataset.problems.items()) or "no images"))
-    metrics = detection_metrics(gts, preds, dataset.names, max_det=max_det)
+    return [_result(runner, pipe, dataset, detection_metrics(gts, found, dataset.names, max_det=max_det), mismatch,
+                    ms, {"conf": conf, "iou": iou, "max_det": max_det, "multi_label": True})
+            for runner, pipe, found, mismatch, ms in zip(runners, pipes, preds, mismatches, infer_ms)]
+
+
+def _result(runner: Runner, pipe: Pipeline, dataset: Dataset, metrics: Dict[str, Any], mismatch: Optional[str],
+            infer_ms: List[float], settings: Dict[str, Any]) -> Dict[str, Any]:
     info = runner.info
     return {
         "model": str(runner.path),
@@ -67,6 +86,8 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
         "trained": info.trained if info else None,
         "weights_label": info.weights_label if info else None,
         "sha256": info.get("sha256") if info else None,
+        "accuracy_gate": info.get("accuracy") if info else None,  # edgekit build/quantize --accuracy-data's record
+        "derived_from": derived_from(info),  # the source model's sha256: edgekit report's change column
         "pruned": bool(info.get("pruned", False)) if info else False,
         "params": info.get("params") if info else None,
         "gflops": info.get("gflops") if info else None,
@@ -78,7 +99,7 @@ def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float =
         "dataset": dataset.source,
         "split": dataset.split,
         "class_mismatch": mismatch,
-        "settings": {"conf": conf, "iou": iou, "max_det": max_det, "multi_label": True},
+        "settings": settings,
         "metrics": metrics,
         "problems": dict(dataset.problems),
         "problem_examples": {kind: dataset.messages[kind][0] for kind in dataset.problems},
@@ -111,11 +132,19 @@ def _some(names: Dict[int, str], n: int = 3) -> str:
 
 
 def metrics_rows(result: Dict[str, Any]) -> List[List[str]]:
-    """Rows for a table: 'all' first, then each class of the dataset ('-' for a class with no instances)."""
+    """Rows for a table or CSV: 'all' first, then each class of the dataset ('-' for a class with no instances);
+    columns: class, images, instances, P, R, mAP50, mAP50-95, then mAP50-95 and R of each size (SIZE_COLUMNS)."""
     m = result["metrics"]
-    rows = [["all", str(m["images"]), str(m["instances"]), "%.3f" % m["precision"], "%.3f" % m["recall"],
-             "%.3f" % m["map50"], "%.3f" % m["map50_95"]]]
+    rows = [["all", str(m["images"]), str(m["instances"])] + _figures(m)]
     for c in m["per_class"]:
-        rows.append([c["name"], "", str(c["instances"])] + [
-            "-" if c[k] is None else "%.3f" % c[k] for k in ("precision", "recall", "map50", "map50_95")])
+        rows.append([c["name"], "", str(c["instances"])] + _figures(c))
     return rows
+
+
+SIZE_COLUMNS = [(kind + "_" + size) for size in SIZES for kind in ("map50_95", "recall")]
+
+
+def _figures(m: Dict[str, Any]) -> List[str]:
+    sizes = size_figures(m)
+    return ["-" if v is None else "%.3f" % v
+            for v in [m[k] for k in ("precision", "recall", "map50", "map50_95")] + [sizes[k] for k in SIZE_COLUMNS]]

@@ -11,36 +11,44 @@ import numpy as np
 from rich.table import Table
 
 from edgekit.bench.frames import load_frames, synthetic_frames
+from edgekit.eval.metrics import SIZES
 from edgekit.vision.images import read_image
+
+# the table's size columns (the CSV and JSON have all six figures): mAP50-95 of each size and small objects'
+# recall, where accuracy is usually lost (INT8, pruning, a smaller input), in 100 columns
+TABLE_SIZE_COLUMNS = [("mAP S", "map50_95_small"), ("R S", "recall_small"), ("mAP M", "map50_95_medium"),
+                      ("mAP L", "map50_95_large")]
+SIZE_LEGEND = "S, M, L: objects < 32², 32²-96², >= 96² pixels; mAP: mAP50-95; R S: recall of small objects at R's conf"
 
 
 def metrics_table(result: Dict[str, Any]) -> Table:
-    from edgekit.eval.evaluate import metrics_rows
+    from edgekit.eval.evaluate import SIZE_COLUMNS, metrics_rows
 
     label = "" if result["trained"] else " (%s)" % ("untrained" if result["trained"] is False else "weights unknown")
     table = Table(title="edgekit eval: %s%s on %s (%s/%s)" % (
         result["name"], label, result["dataset"], result["backend"], result["device"]))
-    for col in ("class", "images", "instances", "P", "R", "mAP50", "mAP50-95"):
+    picked = list(range(7)) + [7 + SIZE_COLUMNS.index(key) for _, key in TABLE_SIZE_COLUMNS]  # of metrics_rows
+    for col in ["class", "images", "instances", "P", "R", "mAP50", "mAP50-95"] + [c for c, _ in TABLE_SIZE_COLUMNS]:
         table.add_column(col, justify="left" if col == "class" else "right")
     for i, row in enumerate(metrics_rows(result)):
-        table.add_row(*row, end_section=(i == 0))
+        table.add_row(*[row[k] for k in picked], end_section=(i == 0))
     problems = result.get("problems") or {}
     notes = ["skipped: " + ", ".join("%d %s" % (n, k.replace("_", " ")) for k, n in problems.items())
              ] if problems else []
     if result.get("class_mismatch"):
         notes.append("classes differ: " + result["class_mismatch"])
-    if notes:
-        table.caption = "\n".join(notes)
-        table.caption_justify = "left"
+    table.caption = "\n".join([SIZE_LEGEND] + notes)
+    table.caption_justify = "left"
     return table
 
 
 def to_csv(result: Dict[str, Any]) -> str:
-    from edgekit.eval.evaluate import metrics_rows
+    from edgekit.eval.evaluate import SIZE_COLUMNS, metrics_rows
 
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["model", "backend", "class", "images", "instances", "precision", "recall", "map50", "map50_95"])
+    writer.writerow(["model", "backend", "class", "images", "instances", "precision", "recall", "map50", "map50_95"]
+                    + SIZE_COLUMNS)
     for row in metrics_rows(result):
         writer.writerow([result["model"], result["backend"], *row])
     return buf.getvalue()
@@ -70,6 +78,47 @@ def compare_table(r: Dict[str, Any]) -> Table:
         table.add_row(k, v)
     table.caption = "identical outputs" if r["identical"] else ""
     return table
+
+
+ACCURACY_ROWS = [("mAP50-95", "map50_95"), ("mAP50", "map50"), ("precision", "precision"), ("recall", "recall")] + [
+    (label + " " + size, key + "_" + size) for size in SIZES
+    for label, key in (("mAP50-95", "map50_95"), ("recall", "recall"))]
+
+
+def accuracy_table(r: Dict[str, Any]) -> Table:
+    """compare --data: A's and B's accuracy on the dataset side by side, and B's change in points."""
+    from edgekit.eval.compare import accuracy_figures
+
+    acc = r["accuracy"]
+    fa, fb = accuracy_figures(acc["a"]), accuracy_figures(acc["b"])
+    table = Table(title="edgekit compare: accuracy on %s (%s%d images, eval's settings)" % (
+        acc["dataset"], "%s split, " % acc["split"] if acc.get("split") else "", acc["a"]["images"]))
+    table.add_column("measure")
+    table.add_column("A: " + Path(r["a"]).name, justify="right")
+    table.add_column("B: " + Path(r["b"]).name, justify="right")
+    table.add_column("change", justify="right")
+    absent = []
+    for label, key in ACCURACY_ROWS:
+        if fa[key] is None and fb[key] is None:  # no object of that size in the split
+            if label.startswith("mAP"):
+                absent.append(label.split()[-1])
+            continue
+        table.add_row(label, *["-" if v is None else "%.3f" % v for v in (fa[key], fb[key])],
+                      points(acc["change"][key]), end_section=(key == "recall"))
+    if absent:
+        table.caption = "no %s objects in the split (COCO's areas: small < 32², large >= 96² pixels)" % \
+            " or ".join(absent)
+    return table
+
+
+def points(change: Optional[float]) -> str:
+    """A change of a 0..1 figure in points: -0.054 -> '-5.4 pts'; tiny changes keep two decimals."""
+    if change is None:
+        return "-"
+    pts = 100 * change
+    if pts == 0:
+        return "0.0 pts"
+    return ("%+.1f pts" if abs(pts) >= 0.05 else "%+.2f pts") % pts
 
 
 SYNTHETIC_COMPARE_FRAMES = 8  # compare's default on synthetic frames (deterministic: more add little)
