@@ -22,6 +22,7 @@ from edgekit.log import info, progress_bar
 from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
 from edgekit.runtime.loader import check_model_path
+from edgekit.runtime.modelinfo import derived_from
 from edgekit.vision.pipeline import Pipeline, has_trt_nms, input_format
 
 DEFAULT_IMGSZ = 640
@@ -80,6 +81,7 @@ def bench_model(
     pipe = Pipeline(runner, conf=config.conf, iou=config.iou)
     frames = frames_for_model(pipe, frames, from_source=config.source is not None)  # --graph-letterbox sizes
     samples: Dict[str, List[float]] = {}
+    candidates: List[int] = []  # boxes entering NMS, per timed frame (they set the postprocess time)
     n = len(frames)
 
     def once(i: int, record: bool) -> None:
@@ -91,6 +93,8 @@ def bench_model(
         t2 = time.perf_counter()
         pipe.postprocess(outputs, boxes)
         t3 = time.perf_counter()
+        if record and pipe.candidates is not None:
+            candidates.extend(pipe.candidates)
         if record:
             stage = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2, "e2e": t3 - t0}
             for key, seconds in stage.items():
@@ -123,20 +127,22 @@ def bench_model(
     except KeyboardInterrupt as exc:  # Ctrl-C/SIGTERM: the iterations done so far, for bench_models to report
         power_run.stop()
         if i >= MIN_INTERRUPTED_ITERATIONS:
-            partial = make_result(runner, config, batch, hw, i, {k: v[:i] for k, v in samples.items()})
+            partial = make_result(runner, config, batch, hw, i, {k: v[:i] for k, v in samples.items()},
+                                  candidates[:i * batch])
             partial["interrupted"] = signal_name(signal_of(exc))
             if power is not None:
                 partial["power"] = power_run.summary(i * batch)
             exc.partial = partial  # type: ignore[attr-defined]
         raise
     power_run.stop()
-    result = make_result(runner, config, batch, hw, i, samples)
+    result = make_result(runner, config, batch, hw, i, samples, candidates)
     if power is not None:
         result["power"] = power_run.summary(i * batch)
     return result
 
 
-def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations: int, samples) -> Dict[str, Any]:
+def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations: int, samples,
+                candidates: Optional[Sequence[int]] = None) -> Dict[str, Any]:
     stages = {k: summarize(v) for k, v in samples.items()}
     info = runner.info
     get = info.get if info else (lambda key, default=None: default)
@@ -151,6 +157,8 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         "trained": info.trained if info else None,
         "weights_label": info.weights_label if info else None,
         "sha256": get("sha256"),
+        "accuracy_gate": get("accuracy"),  # the manifest's accuracy gate (edgekit build/quantize --accuracy-data)
+        "derived_from": derived_from(info),  # the source model's sha256: edgekit report's change column
         "pruned": bool(get("pruned", False)),
         "params": get("params"),
         "gflops": get("gflops"),
@@ -168,6 +176,8 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         "stages": stages,
         "fps": round(batch * 1e3 / stages["e2e"]["mean"], 2),
         "inference_fps": round(batch * 1e3 / stages["inference"]["mean"], 2),
+        # mean boxes per frame entering NMS (None: NMS in the engine); it explains the postprocess time
+        "candidates_per_frame": round(float(np.mean(candidates)), 1) if candidates else None,
         "config": asdict(config),
     }
 

@@ -51,7 +51,8 @@ def weights_note(result: Dict[str, Any]) -> str:
 
 def results_table(results: Sequence[Dict[str, Any]]) -> Table:
     """One table for all models: a row per stage, FPS on the end-to-end and inference rows."""
-    caption = "\n".join(line for line in (settings_line(results), power_report.caption(list(results))) if line)
+    caption = "\n".join(line for line in (settings_line(results), candidates_line(results),
+                                          power_report.caption(list(results)), gate_lines(results)) if line)
     table = Table(title="edgekit bench (latency in ms)", show_lines=False, caption=caption, caption_justify="left")
     power = any(power_report.has_power(r) for r in results)
     for col in ("model", "backend", "input", "batch", "stage") + STAT_KEYS + ("FPS",) + (
@@ -95,6 +96,23 @@ def settings_line(results: Sequence[Dict[str, Any]]) -> str:
     return ("%s after %d warm-up | %s threads | %s | FPS = batch x 1000 / mean ms "
             "(e2e row: the whole pipeline; inference row: the engine alone)"
             % (iterations, r["warmup"], r.get("threads") or "default", source))
+
+
+def candidates_line(results: Sequence[Dict[str, Any]]) -> str:
+    """Boxes entering NMS per frame, per model: the postprocess time grows with them (a fine-tuned or pruned
+    model can pass many more than another). Empty when no result has them (NMS in the engine, older results)."""
+    shown = [(r.get("name"), r.get("candidates_per_frame")) for r in results]
+    if all(n is None for _, n in shown):
+        return ""
+    return "boxes into NMS per frame (mean, they drive postprocess): %s" % ", ".join(
+        "%s %s" % (name, "-" if n is None else "%.1f" % n) for name, n in shown)
+
+
+def gate_lines(results: Sequence[Dict[str, Any]]) -> str:
+    """The accuracy gate each model passed when it was built (its manifest's ``accuracy``), one line per model."""
+    from edgekit.eval.gate import caption
+
+    return "\n".join(line for line in (caption(r.get("accuracy_gate"), r.get("name") or "") for r in results) if line)
 
 
 def result_document(kind: str, results: Sequence[Dict[str, Any]]) -> Dict[str, Any]:

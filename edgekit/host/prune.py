@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
 from edgekit.errors import EdgekitError
+from edgekit.host.finetune import baseline_label, finetune, finetune_baseline, late_step
 from edgekit.lazy import lazy_import, require
 from edgekit.log import info, phase
 
@@ -186,22 +187,6 @@ def count(model, imgsz: int) -> Dict[str, float]:
     return {"params": int(sum(p.numel() for p in model.parameters())), "gflops": round(get_flops(model, imgsz), 3)}
 
 
-def finetune(pruned, data: str, imgsz: int, epochs: int, batch: int, workdir: Path, device: Optional[str]):
-    """Fine-tune the pruned model with the ultralytics trainer; returns the path of the trained checkpoint."""
-    from ultralytics.models.yolo.detect import DetectionTrainer
-
-    class PrunedTrainer(DetectionTrainer):
-        def get_model(self, cfg=None, weights=None, verbose=True):
-            return pruned  # the trainer trains the model we hand it, not a fresh one from YAML
-
-    args = dict(model="pruned.yaml", data=data, imgsz=imgsz, epochs=epochs, batch=batch, workers=0, plots=False,
-                amp=False, project=str(workdir.resolve()), name="finetune", exist_ok=True, verbose=False, val=False,
-                device=device or "cpu")
-    trainer = PrunedTrainer(overrides=args)
-    trainer.train()
-    return Path(trainer.last)
-
-
 def parse_budget(flops: Optional[str], params: Optional[str]) -> Dict[str, Any]:
     """``--flops 66%`` / ``--params 60%`` (or an absolute number) -> ModelOpt constraints."""
     if flops and params:
@@ -220,9 +205,13 @@ def parse_budget(flops: Optional[str], params: Optional[str]) -> Dict[str, Any]:
 def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional[str] = None, imgsz: int = 640,
           finetune_epochs: int = 50, batch: int = 16, calib_batches: int = MIN_CALIB_BATCHES, score_images: int = 64,
           out: str = "engines", cache: str = ".edgekit-cache", device: Optional[str] = None,
-          download: bool = False, trust_weights: bool = False) -> Dict[str, Any]:
-    """Prune ``weights`` under the budget, fine-tune, export ``out/NAME-pruned.onnx``; returns a summary dict."""
-    from edgekit.host.export import export, load_model, resolve_weights
+          download: bool = False, trust_weights: bool = False, baseline_as_is: bool = False) -> Dict[str, Any]:
+    """Prune ``weights`` under the budget, fine-tune, export ``out/NAME-pruned.onnx``; returns a summary dict.
+
+    The baseline it is compared with gets the same fine-tuning (``out/NAME-finetuned-Nep.onnx``) unless
+    ``baseline_as_is`` or no fine-tuning: otherwise the comparison would credit the pruning with what the
+    fine-tuning did. Steps after the search fail with one line naming the step and what is already written."""
+    from edgekit.host.export import export, load_model, onnx_name, resolve_weights
     from edgekit.manifest import sha256_file
 
     constraints = parse_budget(flops, params)
@@ -236,6 +225,7 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
     train_loader, val_loader, _, cfg = loaders(data, imgsz, batch, score_images)  # bad data fails before work
     with phase("loading %s" % weights):
         yolo = load_model(spec)
+    import copy
     import os
 
     import torch
@@ -243,6 +233,9 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
     # ultralytics sets OMP_NUM_THREADS=1 on import when it is unset: search and CPU fine-tuning want every core
     torch.set_num_threads(int(os.environ.get("EDGEKIT_THREADS", os.cpu_count() or 1)))
     baseline = yolo.model.float().cpu()
+    fair = finetune_epochs > 0 and not baseline_as_is
+    # the search changes the model it is given; a fair baseline starts from the same weights (also random init)
+    untouched = copy.deepcopy(baseline) if fair else None
     before = count(baseline, imgsz)
     weights_sha = sha256_file(spec.path) if spec.path else spec.arg
     key = search_key(weights_sha, constraints, imgsz, data, calib_batches, score_images)
@@ -257,10 +250,34 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
     after = count(pruned, imgsz)
     info("pruned: params %.2fM -> %.2fM, GFLOPs %.2f -> %.2f at %d"
          % (before["params"] / 1e6, after["params"] / 1e6, before["gflops"], after["gflops"], imgsz))
-    stem = spec.stem + "-pruned"
     work = cache_dir / ("run-%s" % key)
+    base_name = onnx_name(spec.stem, imgsz, 1, False)
+    kept = {"search": "%s (a rerun resumes from it)" % checkpoint}  # what a late failure leaves behind
+
+    # the baseline first: a failure in the pruned model's fine-tune then loses only that fine-tune
+    if fair:
+        with late_step("fine-tuning the baseline", kept, work), phase("fine-tuning the baseline (%d epochs)"
+                                                                     % finetune_epochs):
+            base_tuned = finetune_baseline(untouched, spec.path if spec.kind == "pt" else None, data, imgsz,
+                                           finetune_epochs, batch, cache_dir, work, device)
+        del untouched
+        kept["fine-tuned baseline checkpoint"] = str(base_tuned)
+        base_extra = {"model": spec.stem,  # not the checkpoint's name (last)
+                      "baseline_finetune": {"epochs": finetune_epochs, "weights": weights, "data": data,
+                                            "imgsz": imgsz, "batch": batch, "for": "edgekit prune"}}
+        with late_step("exporting the fine-tuned baseline", kept, work):
+            base_onnx = export(weights=str(base_tuned), imgsz=imgsz, out=out, extra=base_extra,
+                               name=base_name[:-len(".onnx")] + "-finetuned-%dep.onnx" % finetune_epochs)
+    else:
+        base_tuned = None
+        with late_step("exporting the baseline", kept, work):
+            base_onnx = export(weights=weights, imgsz=imgsz, out=out, download=download, trust_weights=trust_weights)
+    kept["baseline"] = str(base_onnx)
+
+    stem = spec.stem + "-pruned"
     if finetune_epochs > 0:
-        with phase("fine-tuning %d epochs" % finetune_epochs):
+        with late_step("fine-tuning the pruned model", kept, work), phase("fine-tuning the pruned model (%d epochs)"
+                                                                                            % finetune_epochs):
             tuned = finetune(pruned, data, imgsz, finetune_epochs, batch, work, device)
     else:
         tuned = work / (stem + ".pt")
@@ -268,11 +285,19 @@ def prune(weights: str, data: str, flops: Optional[str] = None, params: Optional
         # not fine-tuned: as trained as the baseline was (a random-init baseline stays labelled untrained)
         torch.save({"model": pruned.half(), "train_args": (getattr(yolo, "ckpt", None) or {}).get("train_args") or {},
                     "edgekit": {"pruned_without_finetune": True}}, str(tuned))
-    extra = {"pruned": True, "prune": {"method": "modelopt fastnas", "constraints": constraints,
-                                       "before": before, "after": after, "finetune_epochs": finetune_epochs,
-                                       "modelopt_state": str(state), "search_checkpoint": str(checkpoint)}}
-    base_onnx = export(weights=weights, imgsz=imgsz, out=out, download=download, trust_weights=trust_weights)
-    pruned_onnx = export(weights=str(tuned), imgsz=imgsz, out=out, name=Path(base_onnx).stem + "-pruned.onnx",
-                         extra=extra)
+    kept["pruned checkpoint"] = str(tuned)
+    label = baseline_label(finetune_epochs, baseline_as_is)
+    prune_record = {"method": "modelopt fastnas", "constraints": constraints, "before": before, "after": after,
+                    "finetune_epochs": finetune_epochs, "modelopt_state": str(state),
+                    "search_checkpoint": str(checkpoint),
+                    # lineage: the baseline this run compares against (edgekit report shows changes against it)
+                    "baseline_onnx": str(base_onnx), "baseline_sha256": sha256_file(base_onnx), "baseline": label}
+    extra = {"model": spec.stem, "pruned": True, "prune": prune_record}
+    with late_step("exporting the pruned model", kept, work):
+        pruned_onnx = export(weights=str(tuned), imgsz=imgsz, out=out, extra=extra,
+                             name=base_name[:-len(".onnx")] + "-pruned.onnx")
     return {"baseline": str(base_onnx), "pruned": str(pruned_onnx), "before": before, "after": after,
-            "constraints": constraints, "modelopt_state": str(state), "checkpoint": str(tuned)}
+            "constraints": constraints, "modelopt_state": str(state), "checkpoint": str(tuned),
+            "finetune_epochs": finetune_epochs, "baseline_label": label,
+            "baseline_finetuned": fair, "baseline_checkpoint": str(base_tuned) if base_tuned else None,
+            "baseline_sha256": prune_record["baseline_sha256"]}

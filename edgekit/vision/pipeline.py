@@ -84,6 +84,8 @@ class Pipeline:
         self._ring: List[np.ndarray] = []
         self._turn = 0
         self._geometry: List[Any] = []  # per ring buffer: the letterbox plans its borders were painted for
+        # boxes that entered NMS, per frame of the last postprocess (None with NMS in the engine: not seen here)
+        self.candidates: Optional[List[int]] = None
         if self.nms:
             self._check_nms_settings()
 
@@ -152,8 +154,9 @@ class Pipeline:
     # --- postprocess ----------------------------------------------------------------------------------
     def postprocess(self, outputs: Sequence[np.ndarray], letterboxes: Sequence[Letterbox]) -> List[Detections]:
         if not self.nms:
+            self.candidates = []
             return postprocess(outputs[0], letterboxes, conf=self.conf, iou=self.iou, max_det=self.max_det,
-                               agnostic=self.agnostic, multi_label=self.multi_label)
+                               agnostic=self.agnostic, multi_label=self.multi_label, candidates=self.candidates)
         return read_trt_nms(outputs, letterboxes, self.conf, self.max_det)
 
     def _check_nms_settings(self) -> None:

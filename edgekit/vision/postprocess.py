@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -72,8 +72,13 @@ def postprocess(
     max_det: int = 300,
     agnostic: bool = False,
     multi_label: bool = False,
+    candidates: Optional[List[int]] = None,
 ) -> List[Detections]:
-    """Raw ``[B, 4+nc, N]`` output -> one :class:`Detections` per frame, in original frame coordinates."""
+    """Raw ``[B, 4+nc, N]`` output -> one :class:`Detections` per frame, in original frame coordinates.
+
+    ``candidates``: a list to which the number of boxes entering NMS (above ``conf``, at most ``MAX_NMS``) is
+    appended per frame; NMS time grows with it, and a fine-tuned or pruned model can pass far more than another.
+    """
     if output.ndim != 3 or output.shape[1] < 5:
         raise ValueError("expected YOLOv8 output [B, 4+nc, N], got %s" % (output.shape,))
     results = []
@@ -82,6 +87,8 @@ def postprocess(
         if len(scores) > MAX_NMS:
             top = np.argsort(-scores, kind="stable")[:MAX_NMS]
             xyxy, scores, class_id = xyxy[top], scores[top], class_id[top]
+        if candidates is not None:
+            candidates.append(len(scores))
         keep = nms(xyxy, scores, class_id, iou, agnostic)[:max_det]
         dets = Detections(xyxy[keep], scores[keep], class_id[keep])
         dets.xyxy = scale_boxes(dets.xyxy, lb)
