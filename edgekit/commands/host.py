@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from edgekit.commands.tensorrt import accuracy_gate_options
 from edgekit.errors import EdgekitError
 from edgekit.options import (
     DEFAULT_OPSET,
@@ -16,7 +17,6 @@ from edgekit.options import (
     UNIT_INTERVAL,
     ListOption,
     output_options,
-    save_results,
     trust_weights_option,
 )
 from edgekit.outputs import Writes, writable_folder
@@ -83,7 +83,11 @@ def _budget(ctx, param, value):
               help="FLOPs budget, percent of the baseline or absolute  [default: 66%]")
 @click.option("--params", default=None, callback=_budget, help="Or a parameter budget, e.g. 60%.")
 @click.option("--imgsz", type=IMGSZ, default=640, show_default=True)
-@click.option("--finetune-epochs", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--finetune-epochs", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Fine-tune the pruned model, and the baseline it is compared with, this many epochs.")
+@click.option("--baseline-as-is", is_flag=True,
+              help="Compare with the baseline as given, not fine-tuned like the pruned model (faster; the changes "
+                   "then mix the pruning with the fine-tuning).")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--calib-batches", type=POSITIVE_INT, default=50, show_default=True,
               help="Batches for BatchNorm recalibration of each candidate (>= 50).")
@@ -97,31 +101,48 @@ def _budget(ctx, param, value):
 @click.option("--download", is_flag=True, help="Let ultralytics download official weights when missing.")
 @trust_weights_option
 @output_options
-def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib_batches, score_images, out, cache,
-              device, threads, iterations, download, trust_weights, json_path, csv_path, no_save):
-    """Prune with ModelOpt FastNAS under a budget, fine-tune, export, and measure against the baseline (host)."""
+def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, baseline_as_is, batch, calib_batches,
+              score_images, out, cache, device, threads, iterations, download, trust_weights, json_path, csv_path,
+              no_save):
+    """Prune with ModelOpt FastNAS under a budget, fine-tune (the baseline too), export, and measure against the
+    baseline, end to end and by object size (host)."""
+    from edgekit.bench.report import default_result_path, result_document
+    from edgekit.host.finetune import baseline_note
     from edgekit.host.prune import prune
-    from edgekit.host.prune_report import measure, table
+    from edgekit.host.prune_report import failure_line, measure, table
     from edgekit.log import out as console_out
+    from edgekit.manifest import write_json_atomic
 
     result = prune(weights, data, flops=flops, params=params, imgsz=imgsz, finetune_epochs=finetune_epochs,
                    batch=batch, calib_batches=calib_batches, score_images=score_images, out=out, cache=cache,
-                   device=device, download=download, trust_weights=trust_weights)
+                   device=device, download=download, trust_weights=trust_weights, baseline_as_is=baseline_as_is)
     m = measure(result["baseline"], result["pruned"], data, threads or os.cpu_count(), iterations=iterations)
-    console_out.print(table(m, "edgekit prune: %s under %s" % (weights, result["constraints"])))
-    from edgekit.bench.report import default_result_path, result_document
-
-    doc = {"kind": "prune", "prune": result, "measured": {k: v for k, v in m.items() if k not in ("bench", "eval")}}
+    note = baseline_note(finetune_epochs, baseline_as_is)
+    console_out.print(table(m, "edgekit prune: %s under %s" % (weights, result["constraints"]),
+                            result["baseline_label"], note))
+    measured = {k: v for k, v in m.items() if k not in ("bench", "eval")}
+    measured["baseline"] = {"label": result["baseline_label"], "onnx": result["baseline"],
+                            "finetuned": result["baseline_finetuned"], "note": note}
+    doc = {"kind": "prune", "prune": result, "measured": measured}
     name = "prune-" + Path(weights).stem
-    writes = Writes()
-    save_results(doc, json_path, None, None, no_save, default_result_path("prune", Path(weights).stem), writes)
-    if not no_save:  # the same rows join edgekit report; beside --json when given
+    writes, saved = Writes(), []  # each file on its own: one that cannot be written does not stop the others
+    if not no_save:  # the bench and eval rows join edgekit report; beside --json when given
         folder = Path(json_path).parent if json_path else None
-        save_results(result_document("bench", m["bench"]), None, None, None, False,
-                     default_result_path("bench", name, folder), writes)
-        save_results(result_document("eval", m["eval"]), None, None, None, False,
-                     default_result_path("eval", name, folder), writes)
+        for path, document in ((json_path or default_result_path("prune", Path(weights).stem), doc),
+                               (default_result_path("bench", name, folder), result_document("bench", m["bench"])),
+                               (default_result_path("eval", name, folder), result_document("eval", m["eval"]))):
+            if document.get("kind") == "prune" or document["results"]:
+                if writes.attempt(path, lambda p=path, d=document: write_json_atomic(p, d)) is not None:
+                    saved.append(str(path))
     click.echo(result["pruned"])
+    if m["failed"]:
+        error = EdgekitError(failure_line(result, m, saved, no_save) + (
+            "; could not write %s" % ", ".join(writes.failed) if writes.failed else ""))
+        if m["stopped"] is not None:
+            from edgekit.bench.interrupt import exit_code
+
+            error.exit_code = exit_code(m["stopped"])
+        raise error
     writes.finish()
 
 
@@ -138,12 +159,16 @@ def prune_cmd(weights, data, flops, params, imgsz, finetune_epochs, batch, calib
               help="Opset to write (TensorRT 8.5 parses up to 17); 0 keeps ModelOpt's.")
 @click.option("--out", default=None, callback=writable_folder, help="Output folder  [default: beside the ONNX]")
 @click.option("--name", default=None, help="Output file name.")
-def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, opset, out, name):
+@accuracy_gate_options
+def quantize_cmd(onnx_path, calib, images, method, high_precision, fp16_only, opset, out, name, accuracy_data,
+                 accuracy_split, accuracy_images, max_map_drop):
     """Insert INT8 Q/DQ nodes with NVIDIA ModelOpt (host), so devices build INT8 without calibration images."""
+    from edgekit.eval.gate import gate_request
     from edgekit.host.quantize import quantize
 
+    gate = gate_request(accuracy_data, accuracy_split, accuracy_images, max_map_drop)  # checked before ModelOpt
     click.echo(str(quantize(onnx_path, calib, out=out, name=name, images=images, method=method,
-                            high_precision=high_precision, target_opset=opset, fp16_only=fp16_only)))
+                            high_precision=high_precision, target_opset=opset, fp16_only=fp16_only, gate=gate)))
 
 
 
@@ -184,18 +209,21 @@ def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup,
 @click.option("--train", "n_train", type=click.IntRange(min=1), default=160, show_default=True)
 @click.option("--val", "n_val", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--seed", type=NON_NEGATIVE_INT, default=0, show_default=True)
-def make_dataset_cmd(out, n_train, n_val, seed):
+@click.option("--small-objects", "small_share", type=UNIT_INTERVAL, default=0.0, show_default=True,
+              help="Share of images made of four half-size scenes: objects of 17-48 px, COCO small and medium "
+                   "(the default scenes hold medium objects only).")
+def make_dataset_cmd(out, n_train, n_val, seed, small_share):
     """Write the small synthetic detection dataset (shapes, YOLO labels) used by tests and demos."""
     import shutil
 
-    from edgekit.eval.synthetic import make_dataset
+    from edgekit.eval.mosaic import make_dataset_with_small_objects
     from edgekit.manifest import disk_errors
 
     root = Path(out)
     made = [p for p in (root, root / "images", root / "labels", root / "data.yaml") if not p.exists()]
     try:
         with disk_errors(root):
-            click.echo(str(make_dataset(out, n_train=n_train, n_val=n_val, seed=seed)))
+            click.echo(str(make_dataset_with_small_objects(out, n_train, n_val, seed, small_share)))
     except BaseException:  # a full disk or Ctrl-C: no half-written dataset is left for a later run to trust
         for path in made:
             if path.is_dir():

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import click
 
-from edgekit.options import ExclusiveFlag
+from edgekit.options import NON_NEGATIVE_FLOAT, ExclusiveFlag, bundle
 from edgekit.outputs import writable_folder
+
+# build and quantize spell the gate's options the same (edgekit.eval.gate)
+accuracy_gate_options = bundle(
+    click.option("--accuracy-data", default=None, metavar="DATA",
+                 help="data.yaml or COCO json: evaluate the new model and its float ONNX (ONNX Runtime) on it, print "
+                      "both mAPs and record them in the manifest ('accuracy')."),
+    click.option("--accuracy-split", default="val", show_default=True, help="data.yaml split for --accuracy-data."),
+    click.option("--accuracy-images", default=None, metavar="DIR", help="Image folder, for a COCO json."),
+    click.option("--max-map-drop", type=NON_NEGATIVE_FLOAT, default=None, metavar="POINTS",
+                 help="Refuse (exit 1, nothing kept) a model that loses more mAP50-95 points than this on "
+                      "--accuracy-data (1.0 = 0.01 mAP)  [default: measure and record only]"),
+)
 
 
 @click.command("build")
@@ -44,11 +56,16 @@ from edgekit.outputs import writable_folder
 @click.option("--verbose", is_flag=True, help="Show TensorRT's own log.")
 @click.option("--if-changed", is_flag=True,
               help="Skip the build when OUT has an intact engine of this ONNX (sha256), precision, DLA core, "
-                   "TensorRT version and GPU; print its path ('up to date').")
+                   "TensorRT version and GPU (and, with --accuracy-data, measured on that data within "
+                   "--max-map-drop); print its path ('up to date').")
+@accuracy_gate_options
 def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace, timing_cache, dla_core,
               allow_gpu_fallback, batch, tactic_sources, fast_build, tactic_heuristic, optimization_level,
-              avg_timing_iterations, out, name, gpu, verbose, if_changed):
+              avg_timing_iterations, out, name, gpu, verbose, if_changed, accuracy_data, accuracy_split,
+              accuracy_images, max_map_drop):
     """Build a TensorRT engine from an ONNX on this device: FP16, INT8 (calibrated or Q/DQ), DLA (device)."""
+    from edgekit.eval.gate import gate_request
+    from edgekit.eval.gated_build import build_gated, check_gate, why_rebuild
     from edgekit.lazy import require_tensorrt
     from edgekit.runtime.tensorrt.plan import BuildRequest
     from edgekit.runtime.tensorrt.prepare import prepare, rebuild_command
@@ -58,8 +75,10 @@ def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace
                            batch=batch)
     speed = SpeedRequest(fast_build=fast_build, tactic_heuristic=tactic_heuristic,
                          optimization_level=optimization_level, avg_timing_iterations=avg_timing_iterations)
+    gate = gate_request(accuracy_data, accuracy_split, accuracy_images, max_map_drop)
     prepared = prepare(onnx_path, request, workspace=workspace, tactic_sources=tactic_sources,
                        calib_batches=calib_batches, fast_build=fast_build)  # bad input fails here, before TensorRT
+    check_gate(prepared, gate)
     require_tensorrt(building=True)
     from edgekit.runtime.tensorrt.builder import build_engine
 
@@ -68,14 +87,21 @@ def build_cmd(onnx_path, precision, calib, calib_batches, calib_cache, workspace
         from edgekit.runtime.tensorrt.engine_file import find_current_engine
 
         current = find_current_engine(out, prepared.onnx_manifest["sha256"], precision, device_facts(gpu), dla_core)
-        if current is not None:
+        reason = why_rebuild(current, gate) if current is not None else None
+        if current is not None and reason is None:
             click.echo("up to date: %s" % current, err=True)
             click.echo(str(current))
             return
+        if reason:
+            click.echo("%s is current but %s: building it again with the gate" % (current, reason), err=True)
     command = rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, allow_gpu_fallback, batch,
-                              workspace, tactic_sources, speed)
-    click.echo(str(build_engine(prepared, request, out=out, name=name, timing_cache=timing_cache,
-                                calib_cache=calib_cache, gpu=gpu, verbose=verbose, command=command, speed=speed)))
+                              workspace, tactic_sources, speed, gate)
+    options = dict(out=out, name=name, timing_cache=timing_cache, calib_cache=calib_cache, gpu=gpu, verbose=verbose,
+                   command=command, speed=speed)
+    if gate is None:
+        click.echo(str(build_engine(prepared, request, **options)))
+    else:
+        click.echo(str(build_gated(prepared, request, gate, build=build_engine, **options)))
 
 
 @click.command("inspect")

@@ -10,7 +10,9 @@ points of 0. ``--high-precision fp16`` keeps the unquantized layers in FP16: wha
 typed builds need to be fast (``edgekit build --best``). ``--fp16`` converts to FP16 only (no INT8).
 
 The result is checked with ONNX Runtime against the FP32 model on the calibration frames and the agreement
-is written to its manifest.
+is written to its manifest. With ``gate`` (``--accuracy-data DATA [--max-map-drop POINTS]``) both are also
+evaluated on DATA (:mod:`edgekit.eval.gate`): the mAPs go into the manifest as ``accuracy``, and a model that
+loses more than the limit is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.eval.gate import GateRefused, GateRequest, check_model, failure_message, result_line, run_gate
 from edgekit.lazy import lazy_import
 from edgekit.log import info, phase, warn
 from edgekit.manifest import (
@@ -38,6 +41,7 @@ from edgekit.manifest import (
     utc_now,
     write_json_atomic,
 )
+from edgekit.runtime.modelinfo import onnx_metadata
 from edgekit.runtime.tensorrt.calib import CalibrationSet
 from edgekit.runtime.tensorrt.qdq import JETPACK5_TENSORRT, load_onnx, model_facts, opset, qdq_problems, qdq_summary
 
@@ -70,8 +74,9 @@ def calibration_array(calib: CalibrationSet) -> np.ndarray:
 
 def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = None, name: Optional[str] = None,
              images: int = 256, method: str = "entropy", high_precision: str = "fp32", target_opset: int = TRT85_OPSET,
-             fp16_only: bool = False, verify_frames: int = 32) -> Path:
-    """Write ``NAME-int8-qdq.onnx`` (or ``NAME-fp16.onnx`` with ``fp16_only``) + manifest; returns its path."""
+             fp16_only: bool = False, verify_frames: int = 32, gate: Optional[GateRequest] = None) -> Path:
+    """Write ``NAME-int8-qdq.onnx`` (or ``NAME-fp16.onnx`` with ``fp16_only``) + manifest; returns its path.
+    With ``gate``: only when it loses no more mAP on the gate's data than its limit (else :class:`GateRefused`)."""
     onnx_path = Path(onnx_path)
     proto = load_onnx(onnx_path)
     facts = model_facts(proto)
@@ -89,6 +94,8 @@ def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = No
     from edgekit.runtime.tensorrt.prepare import input_size
 
     source_manifest = read_manifest(onnx_path) or {}
+    if gate is not None:  # a dataset of other classes would gate nothing: said now, not after ModelOpt
+        check_model(gate, source_manifest.get("names") or onnx_metadata(proto, "names") or {}, onnx_path.name)
     hw = input_size(proto, source_manifest)
     calib = None
     if not fp16_only:
@@ -118,13 +125,28 @@ def quantize(onnx_path, calib_dir: Optional[str] = None, out: Optional[str] = No
         with atomic_path(target) as tmp:
             onnx.save(quantized, str(tmp))
             agreement = verify(onnx_path, tmp, calib_dir, verify_frames, hw)
+            accuracy = _gate(gate, onnx_path, tmp, target, fp16_only) if gate is not None else None
             doc = _manifest(source_manifest, target, tmp, onnx_path, quantized, method, high_precision, fp16_only,
                             calib, problems, agreement)
+            doc["accuracy"] = accuracy
             write_json_atomic(str(target) + ".json", doc)
-    info("wrote %s (%.1f MB): build it on the device with edgekit build %s --%s" % (
-        target, target.stat().st_size / 1e6, shlex.quote(as_typed(target)),
-        "fp16" if fp16_only else ("best" if high_precision == "fp16" else "int8")))
+    info("wrote %s (%.1f MB)%s: build it on the device with edgekit build %s --%s" % (
+        target, target.stat().st_size / 1e6, "; INT8 calibrated on %d images" % calib.used if calib else "",
+        shlex.quote(as_typed(target)), "fp16" if fp16_only else ("best" if high_precision == "fp16" else "int8")))
     return target
+
+
+def _gate(gate: GateRequest, reference: Path, tmp: Path, target: Path, fp16_only: bool) -> Dict[str, Any]:
+    """The new model (still at its temporary path) against the float one, both on ONNX Runtime."""
+    record = run_gate(tmp, reference, gate, label=str(target), backend="onnxruntime")
+    record["candidate"]["precision"] = "fp16" if fp16_only else "int8"  # the temporary file has no manifest yet
+    info(result_line(record))
+    if record["passed"] is False:
+        raise GateRefused(failure_message(record, (
+            "convert again and check the FP16 model on ONNX Runtime" if fp16_only else
+            "quantize on more and more varied images like the camera's (--calib DIR, --images 500), or try "
+            "--method max") + ("; %s from an earlier run is left as it was" % target.name if target.exists() else "")))
+    return record
 
 
 def _quantize_in(raw: Path, proto: Any, onnx_path: Path, calib: Optional[CalibrationSet], method: str,
@@ -208,7 +230,7 @@ def _manifest(source: Dict[str, Any], target: Path, tmp: Path, onnx_path: Path, 
     from edgekit.runtime.modelinfo import onnx_io
 
     inputs, outputs = onnx_io(proto)
-    doc = dict(source)
+    doc = {k: v for k, v in source.items() if k not in ("accuracy", "calibration")}  # the source's, not ours
     doc.update({
         "kind": "onnx", "file": target.name, "sha256": sha256_file(tmp), "created_at": utc_now(),
         "edgekit_version": __version__, "precision": "fp16" if fp16_only else "int8",
@@ -219,6 +241,7 @@ def _manifest(source: Dict[str, Any], target: Path, tmp: Path, onnx_path: Path, 
             "undecodable": calib.undecodable if calib else [],
             "qdq": qdq_summary(proto), "tensorrt_8.5_problems": problems,
         },
+        "calibration": calib.record() if calib else None,
         "derived_from": {"file": str(onnx_path), "sha256": sha256_file(onnx_path)},
         "agreement_vs_fp32": agreement,
         "versions": dict(source.get("versions") or {}, **package_versions(["nvidia-modelopt", "onnx", "onnxruntime"])),

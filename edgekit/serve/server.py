@@ -109,6 +109,14 @@ def model_summary(model: str) -> dict:
             "params": manifest.get("params"), "gflops": manifest.get("gflops"), "pruned": manifest.get("pruned")}
 
 
+def accuracy_gate(model: str):
+    """The model's accuracy gate record (edgekit build/quantize --accuracy-data), for /v1/info; None without one.
+    Kept out of ``model_summary``, which every detection response carries."""
+    from edgekit.manifest import read_manifest
+
+    return (read_manifest(model) or {}).get("accuracy")
+
+
 def serve(config: ServeConfig) -> None:
     """Run until SIGTERM/Ctrl-C (exit 0 after the drain); a model that fails to load is an EdgekitError."""
     require_serve_deps()
@@ -145,7 +153,8 @@ def serve(config: ServeConfig) -> None:
                              on_error=failed, cuda_graph=config.cuda_graph)
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="edgekit-decode")
     state = ServerState(config, worker, metrics, pool)
-    state.info = {"model": model_summary(config.model), "edgekit": __version__, "system": system_info(),
+    state.info = {"model": model_summary(config.model), "accuracy_gate": accuracy_gate(config.model),
+                  "edgekit": __version__, "system": system_info(),
                   "http": _available("httptools", "h11"), "loop": _available("uvloop", "asyncio")}
 
     class Server(uvicorn.Server):

@@ -16,7 +16,7 @@ import tensorrt as trt
 
 from edgekit.errors import EdgekitError
 from edgekit.log import info, phase
-from edgekit.manifest import atomic_path, sha256_file, write_json_atomic
+from edgekit.manifest import atomic_path, read_manifest, sha256_file, write_json_atomic
 from edgekit.runtime.tensorrt import trtlib
 from edgekit.runtime.tensorrt.calib import CalibrationCache, cache_key
 from edgekit.runtime.tensorrt.cuda import CudaContext
@@ -110,8 +110,12 @@ def config_from_plan(builder: trt.Builder, network: Any, plan: BuildPlan, speed:
 def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines", name: Optional[str] = None,
                  timing_cache: Optional[str] = None, calib_cache: Optional[str] = None, gpu: int = 0,
                  verbose: bool = False, command: Optional[str] = None,
-                 speed: Optional[SpeedRequest] = None) -> Path:
+                 speed: Optional[SpeedRequest] = None, stage: Optional[str] = None) -> Path:
     """Build the prepared ONNX into ``out/NAME.engine`` + manifest on this GPU; returns the engine path.
+
+    ``stage``: write the engine and its manifest into that folder instead, under the same name (the accuracy
+    gate measures it there before it moves into ``out``: ``edgekit.eval.gated_build``); the calibration table still
+    goes to ``out/calib``.
 
     Every TensorRT and pycuda object lives in ``_build``'s frame: they go when it returns (or, on an error, when
     ``CudaContext.current`` clears the frames), in both cases while the CUDA context is still current.
@@ -123,16 +127,20 @@ def build_engine(prepared: Prepared, request: BuildRequest, out: str = "engines"
     try:
         with logs.active(), gpu_ctx.current():
             target, seconds = _build(prepared, request, out, name, timing_cache, calib_cache, gpu_ctx, logs,
-                                     command, speed or SpeedRequest(), t_start)
+                                     command, speed or SpeedRequest(), t_start, stage)
     finally:
         gpu_ctx.release()
-    info("wrote %s (%.1f MB) in %.0f s" % (target, target.stat().st_size / 1e6, seconds["total"]))
+    images = (read_manifest(target) or {}).get("calibration_images")
+    info("%s %s (%.1f MB) in %.0f s%s" % ("built" if stage else "wrote", target.name if stage else target,
+                                        target.stat().st_size / 1e6, seconds["total"],
+                                        "; INT8 calibrated on %d images" % images if images else ""))
     return target
 
 
 def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[str], timing_cache: Optional[str],
            calib_cache: Optional[str], gpu_ctx: CudaContext, logs: trtlib.LogCapture, command: Optional[str],
-           speed_request: SpeedRequest, t_start: float) -> Tuple[Path, Dict[str, float]]:
+           speed_request: SpeedRequest, t_start: float, stage: Optional[str] = None
+           ) -> Tuple[Path, Dict[str, float]]:
     onnx_path, facts = prepared.onnx_path, prepared.facts
     seconds: Dict[str, float] = {}
     builder = trtlib.builder()
@@ -142,7 +150,7 @@ def _build(prepared: Prepared, request: BuildRequest, out: str, name: Optional[s
     check_buildable(prepared.proto, facts, caps.tensorrt, onnx_path)
     for note in plan.notes + speed.notes:
         info("note: %s" % note)
-    target = Path(out) / (name or engine_name(onnx_path.stem, plan, caps, request.batch))
+    target = Path(stage or out) / (name or engine_name(onnx_path.stem, plan, caps, request.batch))
     calibrator = _calibrator(prepared, calib_cache, out) if plan.quantization == "calibrated" else None
     try:
         t0 = time.perf_counter()

@@ -13,19 +13,19 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.log import info, warn
 from edgekit.manifest import atomic_path, write_json_atomic
+from edgekit.runtime.tensorrt.calib_check import calibration_warnings, decode_thumbnails, sameness
 from edgekit.vision import preprocess
-from edgekit.vision.images import IMAGE_SUFFIXES, decodable, read_image, undecodable_note
+from edgekit.vision.images import IMAGE_SUFFIXES, read_image, undecodable_note
 
 # bump when edgekit.vision.preprocess changes what it feeds the network
 PREPROCESS_ID = "letterbox-center-pad114-rgb-div255-nchw-v1"
-FEW_IMAGES = 100  # NVIDIA suggests ~500 representative images; fewer than this gets a warning
 
 
 @dataclass
@@ -35,6 +35,8 @@ class CalibrationSet:
     hw: Tuple[int, int]
     max_batches: Optional[int] = None
     undecodable: List[str] = field(default_factory=list)  # files in the folder that are not decodable images
+    alike: Optional[Dict[str, Any]] = None  # calib_check.sameness of the images used: distinct, spread
+    warnings: List[str] = field(default_factory=list)  # too few images, nearly all alike (said when checked)
 
     @classmethod
     def from_folder(cls, folder, batch_size: int, hw: Tuple[int, int], max_batches: Optional[int] = None,
@@ -54,7 +56,7 @@ class CalibrationSet:
                                % (folder, "/".join(s.lstrip(".") for s in IMAGE_SUFFIXES)))
         if max_batches is not None and max_batches < 1:
             raise EdgekitError("--calib-batches %d: must be at least 1" % max_batches)
-        images, bad = decodable(files)  # a broken file is named now, not counted as calibration
+        images, bad, thumbs = decode_thumbnails(files)  # a broken file is named now, not counted as calibration
         if bad:
             warn("calibration folder %s: %s" % (folder, undecodable_note(bad, len(files))))
         needed = batch_size * (1 if at_most else (max_batches or 1))
@@ -66,16 +68,30 @@ class CalibrationSet:
                    if max_batches else "one batch of %d" % batch_size, needed,
                    " or lower --calib-batches" if max_batches else "")
             )
-        if len(images) < FEW_IMAGES:
-            warn("only %d calibration images in %s: INT8 scales from few images are noisy (aim for ~500)"
-                 % (len(images), folder))
-        return cls(images=images, batch_size=batch_size, hw=hw, max_batches=max_batches,
-                   undecodable=[str(p) for p in bad])
+        calib = cls(images=images, batch_size=batch_size, hw=hw, max_batches=max_batches,
+                    undecodable=[str(p) for p in bad])
+        calib.alike = sameness(thumbs[: calib.used])
+        calib.warnings = calibration_warnings(calib.used, folder, calib.alike)
+        for line in calib.warnings:
+            warn(line)
+        return calib
 
     @property
     def num_batches(self) -> int:
         full = len(self.images) // self.batch_size
         return min(full, self.max_batches) if self.max_batches else full
+
+    @property
+    def used(self) -> int:
+        """How many images calibrate: whole batches only, up to --calib-batches / --images."""
+        return self.num_batches * self.batch_size
+
+    def record(self) -> Dict[str, Any]:
+        """What manifests and build summaries say about the calibration images."""
+        return {"images": self.used, "folder_images": len(self.images), "batch": self.batch_size,
+                "batches": self.num_batches, "distinct": (self.alike or {}).get("distinct"),
+                "spread": (self.alike or {}).get("spread"), "warnings": list(self.warnings),
+                "undecodable": list(self.undecodable)}
 
     @property
     def nbytes(self) -> int:

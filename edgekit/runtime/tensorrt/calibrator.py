@@ -80,8 +80,7 @@ class Calibration:
         self.buffer.free()
 
     def summary(self) -> dict:
-        return {
-            "images": len(self.calib.images), "batch": self.calib.batch_size, "batches": self.calib.num_batches,
-            "fed": self.feed.batches_fed, "cache": str(self.cache.path), "cache_key": self.cache.key,
-            "from_cache": self.feed.used_cache, "algorithm": "entropy2", "undecodable": self.calib.undecodable,
-        }
+        """The calibration set's record (``images``: how many calibrated, ``warnings``, ...) plus what the
+        calibrator did: batches fed, or the cached table reused."""
+        return dict(self.calib.record(), fed=self.feed.batches_fed, cache=str(self.cache.path),
+                    cache_key=self.cache.key, from_cache=self.feed.used_cache, algorithm="entropy2")

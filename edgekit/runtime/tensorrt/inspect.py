@@ -117,9 +117,16 @@ def _short(key: str, value: Any) -> Any:
         return "%s Q/DQ by %s (%s calibration on %s images, unquantized layers %s)" % (
             value.get("mode"), value.get("tool"), value.get("method"), value.get("images"), value.get("high_precision"))
     if key == "calibration" and isinstance(value, dict):
-        return "%s batches of %s from %s images%s; table %s" % (
-            value.get("batches"), value.get("batch"), value.get("images"),
-            " (reused)" if value.get("from_cache") else "", value.get("cache"))
+        return "%s images (%s batches of %s, %s distinct)%s%s" % (
+            value.get("images"), value.get("batches"), value.get("batch"), value.get("distinct", "?"),
+            "; table %s%s" % (value["cache"], " (reused)" if value.get("from_cache") else "") if value.get("cache")
+            else "", "; %d warning(s)" % len(value["warnings"]) if value.get("warnings") else "")
+    if key == "accuracy" and isinstance(value, dict) and value.get("candidate"):
+        limit = value.get("max_drop_points")
+        return "mAP50-95 %.3f vs %.3f for %s on %s: %+.1f points (%s)" % (
+            value["candidate"]["map50_95"], value["reference"]["map50_95"], value["reference"].get("model"),
+            value.get("data"), 0.0 - value["drop_points"],
+            "no limit" if limit is None else "limit %g: %s" % (limit, "passed" if value.get("passed") else "failed"))
     return value
 
 
@@ -157,7 +164,8 @@ def inspect_rows(doc: Dict[str, Any]) -> Any:
         for t in doc["inputs"] + doc["outputs"]:
             rows.append(("tensor %s" % t["name"], "%s %s" % (t["dtype"], t["shape"])))
         rows.append(("ops", ", ".join("%s %d" % kv for kv in list(doc["ops"].items())[:10])))
-    for key in ("precision", "flags", "quantization", "calibration", "tensorrt", "gpu", "sm", "dla_core", "imgsz",
+    for key in ("precision", "flags", "quantization", "calibration", "accuracy", "tensorrt", "gpu", "sm", "dla_core",
+                "imgsz",
                 "batch", "weights_label", "pruned", "params", "gflops", "sha256", "onnx", "build_seconds", "command"):
         if manifest.get(key) not in (None, [], {}):
             rows.append((key, _short(key, manifest[key])))

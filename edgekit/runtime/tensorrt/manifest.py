@@ -39,6 +39,8 @@ def engine_manifest(target: Path, engine_file: Path, sha256: str, prepared: Prep
         "quantization": plan.quantization,
         "strongly_typed": plan.strongly_typed,
         "calibration": calibration,
+        # how many images set the INT8 scales: the calibrator's, or those edgekit quantize used for a Q/DQ ONNX
+        "calibration_images": calibration_images(plan, calibration, onnx_manifest),
         "qdq": qdq_summary(proto) if plan.quantization == "qdq" else None,
         "onnx": str(prepared.onnx_path),
         "onnx_sha256": onnx_manifest.get("sha256"),
@@ -62,3 +64,15 @@ def engine_manifest(target: Path, engine_file: Path, sha256: str, prepared: Prep
     if not doc.get("names"):
         doc["names"] = {int(k): str(v) for k, v in (onnx_metadata(proto, "names") or {}).items()}
     return doc
+
+
+def calibration_images(plan: BuildPlan, calibration: Optional[Dict[str, Any]],
+                       onnx_manifest: Dict[str, Any]) -> Optional[int]:
+    """How many images calibrated this engine's INT8 scales; None for FP16/FP32 or a Q/DQ ONNX of unknown origin."""
+    if plan.quantization == "calibrated" and calibration:
+        return calibration.get("images")
+    if plan.quantization == "qdq":
+        made = onnx_manifest.get("calibration") or onnx_manifest.get("quantization") or {}
+        images = made.get("images") if isinstance(made, dict) else None
+        return int(images) if isinstance(images, int) else None
+    return None

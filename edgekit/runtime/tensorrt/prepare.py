@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from edgekit.errors import EdgekitError
+from edgekit.log import warn
 from edgekit.manifest import read_manifest, sha256_file
 from edgekit.runtime.modelinfo import graph_inputs, onnx_metadata
 from edgekit.runtime.tensorrt.calib import CalibrationSet
@@ -52,6 +53,9 @@ def prepare(onnx_path, request: BuildRequest, workspace: Optional[int] = None, t
                            % (request.batch, onnx_path.name, facts.static_batch, request.batch))
     options = {"workspace": check_workspace(workspace), "imgsz": imgsz, "batch": request.batch,
                "layout": input_layout(proto), "tactic_sources": parse_tactic_sources(tactic_sources, fast_build)}
+    if facts.qdq and request.precision in ("int8", "best", None):  # said on the host too; the device may not know
+        for line in (manifest.get("calibration") or {}).get("warnings") or []:
+            warn("%s: %s" % (onnx_path.name, line))
     calib = None
     if request.calib is not None:
         if request.precision not in ("int8", "best"):
@@ -89,7 +93,7 @@ def input_size(proto: Any, manifest: Dict[str, Any]) -> Tuple[int, int]:
 
 
 def rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, gpu_fallback, batch, workspace,
-                    tactic_sources, speed: Optional[SpeedRequest] = None) -> str:
+                    tactic_sources, speed: Optional[SpeedRequest] = None, gate: Any = None) -> str:
     """The build command as a user would type it again (kept in the manifest for compat errors)."""
     speed = speed or SpeedRequest()
     parts = ["edgekit", "build", str(onnx_path)] + (["--" + precision] if precision else [])
@@ -99,7 +103,11 @@ def rebuild_command(onnx_path, precision, calib, calib_batches, dla_core, gpu_fa
                           ("--fast-build", speed.fast_build or None),
                           ("--tactic-heuristic", speed.tactic_heuristic or None),
                           ("--optimization-level", speed.optimization_level),
-                          ("--avg-timing-iterations", speed.avg_timing_iterations)]:
+                          ("--avg-timing-iterations", speed.avg_timing_iterations),
+                          ("--accuracy-data", gate.data if gate else None),
+                          ("--accuracy-split", gate.split if gate and gate.split != "val" else None),
+                          ("--accuracy-images", gate.images if gate else None),
+                          ("--max-map-drop", gate.max_drop if gate else None)]:
         if value is True:
             parts.append(option)
         elif value is not None:
