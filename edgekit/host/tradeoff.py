@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from edgekit.bench import BenchConfig, bench_models
 from edgekit.bench import report as bench_report
@@ -19,7 +19,7 @@ from edgekit.eval.evaluate import evaluate
 from edgekit.host.export import export, resolve_weights
 from edgekit.lazy import require
 from edgekit.log import info, phase
-from edgekit.manifest import write_json_atomic, write_text_atomic
+from edgekit.manifest import read_manifest, sha256_file, write_json_atomic, write_text_atomic
 from edgekit.report import join_results, load_documents
 from edgekit.report.render import markdown, plot
 from edgekit.runtime import open_runner
@@ -66,6 +66,27 @@ def build_engines(onnx_paths: Sequence[str], precisions: Sequence[str], calib: O
     return engines
 
 
+def baseline_of(pruned: str, models: Sequence[str]) -> Optional[int]:
+    """Which of ``models`` the pruned weights were pruned from: the only one, else the one whose file stem
+    begins the pruned stem (the longest such), else None (shown without a baseline, never guessed)."""
+    if len(models) == 1:
+        return 0
+    stem = Path(pruned).stem
+    matches = [i for i, m in enumerate(models) if stem.startswith(Path(m).stem)]
+    return max(matches, key=lambda i: len(Path(models[i]).stem)) if matches else None
+
+
+def pruned_extra(pruned: str, models: Sequence[str], onnx_paths: Sequence[str]) -> Dict[str, Any]:
+    """The pruned ONNX's manifest fields: pruned, and the baseline ONNX it derives from (as edgekit prune records
+    it), so edgekit report shows its change in mAP against that baseline."""
+    i = baseline_of(pruned, models)
+    if i is None:
+        return {"pruned": True}
+    onnx = onnx_paths[i]
+    sha = (read_manifest(onnx) or {}).get("sha256") or sha256_file(onnx)
+    return {"pruned": True, "prune": {"baseline_sha256": sha, "baseline_onnx": str(onnx)}}
+
+
 def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), precisions: Sequence[str] = ("fp32",),
              imgsz: int = 640, out: Optional[str] = None, warmup: int = 5, iterations: int = 50,
              threads: Optional[int] = None, download: bool = False, calib: Optional[str] = None,
@@ -80,10 +101,15 @@ def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), preci
     load_dataset(data)
     out_dir = Path(out or Path("benchmarks") / ("tradeoff-%s" % time.strftime("%Y%m%d-%H%M%S")))
     onnx_paths: List[str] = []
-    for weights, is_pruned in [(m, False) for m in models] + [(p, True) for p in pruned]:
-        name = Path(weights).stem + ("-pruned" if is_pruned and "prun" not in Path(weights).stem else "")
+    for weights in models:
+        onnx_paths.append(str(export(weights=weights, imgsz=imgsz, out=str(out_dir / "models"),
+                                     name=Path(weights).stem + ".onnx", download=download, extra={"pruned": False},
+                                     trust_weights=trust_weights)))
+    for weights in pruned:
+        name = Path(weights).stem + ("-pruned" if "prun" not in Path(weights).stem else "")
         onnx_paths.append(str(export(weights=weights, imgsz=imgsz, out=str(out_dir / "models"), name=name + ".onnx",
-                                     download=download, extra={"pruned": is_pruned}, trust_weights=trust_weights)))
+                                     download=download, extra=pruned_extra(weights, models, onnx_paths),
+                                     trust_weights=trust_weights)))
     models_run = (onnx_paths if "fp32" in precisions else []) + build_engines(onnx_paths, precisions, calib,
                                                                                out_dir / "models")
     with phase("benchmarking %d models" % len(models_run)):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from edgekit.errors import EdgekitError
+from edgekit.eval.metrics import size_figures
 from edgekit.log import warn
+from edgekit.report.lineage import compare
 
 STAGES = ("preprocess", "inference", "postprocess", "e2e")
 KINDS = ("bench", "eval", "remote-bench")  # remote-bench: edgekit bench http://BOX (rows of the box that served)
@@ -61,13 +63,15 @@ def headings(docs: Sequence[Dict[str, Any]]) -> List[str]:
             for device, doc in zip(devices, docs)]
 
 
-def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
+def join_results(docs: Sequence[Dict[str, Any]], baseline: Optional[str] = None) -> Dict[str, List[Dict[str, Any]]]:
     """heading -> rows; a row joins the newest bench and the newest eval of one model/backend/precision.
 
     A model evaluated on several datasets (or splits) gets one row per dataset, each with its bench figures and
     its ``dataset_label``: one mAP is never silently chosen over another.
     Remote bench rows (``edgekit bench http://BOX``) land in the table of the box that served them, one per
     destination and frames in flight, beside the local engine's rows; eval rows join the local engine's row.
+    Each evaluated row is compared with the model it was made from, or with ``baseline`` (see
+    :mod:`edgekit.report.lineage`): ``vs``, ``map50_95_change`` and ``map50_95_small_change`` (points).
     """
     rows: Dict[str, Dict[Tuple, Dict[str, Any]]] = {}
     evals: Dict[Tuple, Dict[Tuple, Dict[str, Any]]] = {}  # (heading, row key) -> (dataset, split) -> figures
@@ -76,7 +80,8 @@ def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any
         for r in doc["results"]:
             row = rows.setdefault(device, {}).setdefault(_key(r), {"device": device})
             for k in ("name", "model", "backend", "precision", "params", "gflops", "trained", "pruned", "batch",
-                      "imgsz", "destination", "in_flight", "sent_rate", "error_rate", "failed"):
+                      "imgsz", "destination", "in_flight", "sent_rate", "error_rate", "failed", "sha256",
+                      "derived_from", "accuracy_gate"):
                 if r.get(k) is not None:
                     row[k] = r[k]
             if r.get("input_shape") is not None:  # a shape is read with its own layout, never another result's
@@ -89,7 +94,8 @@ def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any
                 m = r["metrics"]
                 evals.setdefault((device, _key(r)), {})[(r.get("dataset"), r.get("split"))] = dict(
                     map50_95=m["map50_95"], map50=m["map50"], recall=m["recall"], precision_metric=m["precision"],
-                    dataset=r.get("dataset"), split=r.get("split"))
+                    dataset=r.get("dataset"), split=r.get("split"),
+                    **size_figures(m))  # map50_95_small, recall_small, ...: None in results older than them
     out = {}
     for device, by_key in rows.items():
         table = []
@@ -99,6 +105,7 @@ def join_results(docs: Sequence[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any
         _label_datasets(table)
         out[device] = sorted(table, key=lambda x: ((x.get("latency") or {}).get("e2e", float("inf")),
                                                    x.get("dataset_label") or ""))
+    compare(out, docs, baseline)
     return out
 
 

@@ -9,20 +9,31 @@ from rich.table import Table
 
 from edgekit.bench.report import input_size_text
 from edgekit.errors import EdgekitError
+from edgekit.eval.gate import caption as gate_caption
 from edgekit.lazy import lazy_import
 from edgekit.manifest import atomic_path
 from edgekit.report.join import pareto_front
 
 COLUMNS = ("model", "input", "pruned", "precision", "backend", "destination", "in flight", "params (M)", "GFLOPs",
            "pre ms", "infer ms", "post ms", "e2e ms", "FPS", "dataset", "mAP50-95", "recall", "W", "mJ/frame")
+# shown where a row of the table has a value (older results have none): by object size (COCO areas: small below
+# 32x32 pixels), and the change against the model each row was made from (or --baseline), in points
+OPTIONAL = ("mAP small", "mAP medium", "mAP large", "recall small", "vs", "mAP change", "small change")
+MARKDOWN_ONLY = ("mAP medium", "mAP large")  # the terminal table is wide enough already
+# the terminal table leaves these out where every row has the default (local runs, no power measured)
+TERMINAL_DEFAULTS = {"destination": "local engine", "in flight": "-", "W": "-", "mJ/frame": "-"}
+ORDER = COLUMNS[:COLUMNS.index("recall")] + ("mAP small", "mAP medium", "mAP large", "recall", "recall small", "vs",
+                                             "mAP change", "small change") + COLUMNS[COLUMNS.index("W"):]
+LEFT = ("model", "precision", "backend", "pruned", "destination", "dataset", "vs")
 
 
 def _fmt(v, spec: str) -> str:
     return "-" if v is None else spec % v
 
 
-def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
-    """One row; ``show_file`` adds the model file to the name (two rows of one table share a name)."""
+def row_cells(row: Dict[str, Any], show_file: bool = False) -> Dict[str, str]:
+    """One row's cells by column; ``show_file`` adds the model file to the name (two rows of one table share a
+    name)."""
     lat = row.get("latency") or {}
     name = row.get("name", "?") + ("" if row.get("trained") else
                                     " (untrained)" if row.get("trained") is False else " (weights unknown)")
@@ -30,16 +41,33 @@ def row_cells(row: Dict[str, Any], show_file: bool = False) -> List[str]:
         name += " [%s]" % row["model"]
     power = row.get("power") or {}
     name += " (throttled)" if power.get("throttled") else ""
-    return [name, input_size_text(row), "yes" if row.get("pruned") else "no",
-            row.get("precision", "?"), row.get("backend", "?"),
-            row.get("destination", "local engine"), str(row.get("in_flight", "-")) + (
-                " (%g/s sent)" % row["sent_rate"] if row.get("sent_rate") is not None else ""),
-            _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
-            _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
-            _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f") + (
-                " (%.0f%% errors)" % (100 * row["error_rate"]) if row.get("failed") else ""),  # over --max-error-rate
-            row.get("dataset_label") or "-", _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f"),
-            _fmt(power.get("mean_w"), "%.2f"), _fmt(power.get("energy_per_frame_mj"), "%.1f")]
+    cells = [name, input_size_text(row), "yes" if row.get("pruned") else "no",
+             row.get("precision", "?"), row.get("backend", "?"),
+             row.get("destination", "local engine"), str(row.get("in_flight", "-")) + (
+                 " (%g/s sent)" % row["sent_rate"] if row.get("sent_rate") is not None else ""),
+             _fmt(row["params"] / 1e6 if row.get("params") else None, "%.1f"), _fmt(row.get("gflops"), "%.1f"),
+             _fmt(lat.get("preprocess"), "%.2f"), _fmt(lat.get("inference"), "%.2f"),
+             _fmt(lat.get("postprocess"), "%.2f"), _fmt(lat.get("e2e"), "%.2f"), _fmt(row.get("fps"), "%.1f") + (
+                 " (%.0f%% errors)" % (100 * row["error_rate"]) if row.get("failed") else ""),  # over --max-error-rate
+             row.get("dataset_label") or "-", _fmt(row.get("map50_95"), "%.3f"), _fmt(row.get("recall"), "%.3f"),
+             _fmt(power.get("mean_w"), "%.2f"), _fmt(power.get("energy_per_frame_mj"), "%.1f")]
+    out = dict(zip(COLUMNS, cells))
+    out.update({"mAP %s" % size: _fmt(row.get("map50_95_%s" % size), "%.3f") for size in ("small", "medium", "large")})
+    out.update({"recall small": _fmt(row.get("recall_small"), "%.3f"), "vs": row.get("vs") or "-",
+                "mAP change": _fmt(row.get("map50_95_change"), "%+.1f"),
+                "small change": _fmt(row.get("map50_95_small_change"), "%+.1f")})
+    return out
+
+
+def columns(cells: List[Dict[str, str]], terminal: bool) -> List[str]:
+    """The columns of one table: every column of COLUMNS (the terminal leaves out those where every row has the
+    default), and each optional column some row has a value for."""
+    def shown(col: str) -> bool:
+        if col in OPTIONAL:
+            return not (terminal and col in MARKDOWN_ONLY) and any(c[col] != "-" for c in cells)
+        return not terminal or col not in TERMINAL_DEFAULTS or any(c[col] != TERMINAL_DEFAULTS[col] for c in cells)
+
+    return [col for col in ORDER if shown(col)]
 
 
 def shared_names(rows: List[Dict[str, Any]]) -> set:
@@ -49,16 +77,32 @@ def shared_names(rows: List[Dict[str, Any]]) -> set:
     return {k[0] for k in keys if keys.count(k) > 1}
 
 
+def notes(rows: List[Dict[str, Any]], cols: List[str]) -> List[str]:
+    """Lines under a table: what the change columns compare, and each engine's accuracy gate."""
+    lines = []
+    if "mAP change" in cols:
+        lines.append("%s against the model in vs, in points; vs: %s" % (
+                         "mAP change, small change: mAP50-95 of all objects and of small ones" if "small change" in cols
+                         else "mAP change: mAP50-95",
+                         "the model chosen with --baseline" if any(r.get("vs") == "(baseline)" for r in rows) else
+                         "the model each row was made from (an engine's ONNX, a Q/DQ ONNX's float ONNX, a pruned "
+                         "model's baseline), the nearest one evaluated on the same data in this table"))
+    return lines + [gate_caption(r["accuracy_gate"], Path(str(r.get("model") or r.get("name"))).name)
+                    for r in rows if (r.get("accuracy_gate") or {}).get("candidate")]
+
+
 def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
     out = []
     for device, rows in report.items():
-        table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device)
-        for col in COLUMNS:
-            table.add_column(col, justify="left" if col in ("model", "precision", "backend", "pruned", "destination",
-                                                            "dataset") else "right")
         shared = shared_names(rows)
-        for row in rows:
-            table.add_row(*row_cells(row, row.get("name") in shared))
+        cells = [row_cells(row, row.get("name") in shared) for row in rows]
+        cols = columns(cells, terminal=True)
+        table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device,
+                      caption="\n".join(notes(rows, cols)) or None, caption_justify="left")
+        for col in cols:
+            table.add_column(col, justify="left" if col in LEFT else "right")
+        for c in cells:
+            table.add_row(*(c[col] for col in cols))
         out.append(table)
     return out
 
@@ -66,9 +110,13 @@ def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
 def markdown(report: Dict[str, List[Dict[str, Any]]]) -> str:
     lines = []
     for device, rows in report.items():
-        lines += ["### %s" % device, "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         shared = shared_names(rows)
-        lines += ["| " + " | ".join(row_cells(r, r.get("name") in shared)) + " |" for r in rows]
+        cells = [row_cells(r, r.get("name") in shared) for r in rows]
+        cols = columns(cells, terminal=False)
+        lines += ["### %s" % device, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        lines += ["| " + " | ".join(c[col] for col in cols) + " |" for c in cells]
+        below = notes(rows, cols)
+        lines += [""] + ["- " + note for note in below] if below else []
         lines.append("")
     return "\n".join(lines)
 

@@ -57,6 +57,28 @@ def model_info(path, metadata: Optional[Mapping[str, str]] = None) -> ModelInfo:
     )
 
 
+def derived_from(info: Any) -> Optional[str]:
+    """The sha256 of the model this one was made from, as its manifest records it, or None (no manifest, an
+    exported baseline, an older manifest): an engine's ONNX (``onnx_sha256``), a Q/DQ ONNX's float ONNX
+    (``derived_from.sha256``; it copies the rest of its source's manifest, ``prune`` included, so this comes
+    first), a pruned ONNX's baseline exported with it (``prune.baseline_sha256``). ``info``: a ModelInfo or a
+    manifest dict."""
+    if info is None:
+        return None
+    get = info.get
+    if get("kind") == "tensorrt-engine":
+        return get("onnx_sha256")
+    source = get("derived_from")
+    if isinstance(source, dict) and source.get("sha256"):
+        return source["sha256"]
+    if isinstance(source, str) and source:
+        return source
+    prune = get("prune")
+    if isinstance(prune, dict) and prune.get("baseline_sha256"):
+        return prune["baseline_sha256"]
+    return get("onnx_sha256")
+
+
 def graph_inputs(proto) -> List[Any]:
     """The graph's real inputs (older exporters list initializers among the inputs too)."""
     initializers = {i.name for i in proto.graph.initializer}
