@@ -78,7 +78,14 @@ def letterbox_onnx(yolov8n_onnx, tmp_path_factory):
 
 
 # --- a YOLOv8n trained on the synthetic dataset: accuracy numbers that mean something, cached on disk ----------
-TRAIN = dict(epochs=40, imgsz=160, batch=16, workers=0, device="cpu", plots=False, amp=False, seed=0,
+# Training is deterministic for one seed *and one thread count*: ultralytics trains on min(8, cores - 1) CPU
+# threads, so machines with other core counts get slightly different weights. Tests must hold for any honest
+# training run, never for one machine's figures; check a change with another seed or thread count:
+#   EDGEKIT_FIXTURE_SEED=1 EDGEKIT_FIXTURE_THREADS=4 python -m pytest tests/test_pipeline.py
+# Both enter the cache key, so each setting trains once into its own folder beside the default one.
+FIXTURE_SEED = int(os.environ.get("EDGEKIT_FIXTURE_SEED", "0"))
+FIXTURE_THREADS = int(os.environ.get("EDGEKIT_FIXTURE_THREADS", "0"))  # 0: ultralytics' default
+TRAIN = dict(epochs=40, imgsz=160, batch=16, workers=0, device="cpu", plots=False, amp=False, seed=FIXTURE_SEED,
              deterministic=True, val=False, mosaic=0.0, optimizer="AdamW", lr0=0.003, warmup_epochs=1)
 DATA = dict(n_train=160, n_val=48, size=(240, 320), seed=0)
 
@@ -92,6 +99,8 @@ def _cache_key() -> str:
 
     text = inspect.getsource(synthetic) + repr(sorted(TRAIN.items())) + repr(sorted(DATA.items()))
     text += md.version("ultralytics") + md.version("torch")
+    if FIXTURE_THREADS:  # unset keeps the key (and the cache) of the default settings
+        text += "threads=%d" % FIXTURE_THREADS
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -118,7 +127,11 @@ def build_synthetic_model():
         root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".building-", dir=str(root)))
         data = make_dataset(work / "ds", **DATA)
-        torch.manual_seed(0)
+        torch.manual_seed(FIXTURE_SEED)
+        if FIXTURE_THREADS:
+            import ultralytics.utils.torch_utils as tu
+
+            tu.NUM_THREADS = FIXTURE_THREADS  # select_device() sets torch's thread count from it
         model = YOLO("yolov8n.yaml")
         model.train(data=str(data), project=str(work / "runs"), name="train", exist_ok=True, verbose=False, **TRAIN)
         shutil.copy(work / "runs" / "train" / "weights" / "last.pt", work / "synthetic-yolov8n.pt")

@@ -22,6 +22,7 @@ def test_eval_agrees_with_ultralytics_val(synthetic_model, tmp_path):
     ours = json.loads(js.read_text())["results"][0]["metrics"]
     theirs = YOLO(str(model)).val(data=str(data), imgsz=160, batch=1, conf=0.001, iou=0.7, device="cpu",
                                   plots=False, verbose=False, workers=0).box
+    # not two zeros: an untrained model scores 0.0 here, 4 trained runs 0.26 to 0.51: a floor far below
     assert ours["map50_95"] > 0.1, "the fixture model should have learned something"
     assert abs(ours["map50_95"] - theirs.map) < 0.01
     assert abs(ours["map50"] - theirs.map50) < 0.01
@@ -269,16 +270,19 @@ def test_compare_across_input_sizes_matches_detections_in_frame_coordinates(synt
     data, pt, model = synthetic_model
     bigger = export(weights=str(pt), imgsz=224, out=str(tmp_path), name="synthetic-224.onnx")
     js = tmp_path / "c.json"
-    result = invoke(["compare", model, bigger, "--data", data, "--frames", 8, "--json", js])
+    result = invoke(["compare", model, bigger, "--data", data, "--frames", 48, "--json", js])
     assert result.exit_code == 0, result.output
     r = json.loads(js.read_text())["results"][0]
     assert r["raw"] is None and "different input sizes (160x160 vs 224x224)" in r["raw_skipped"]
     assert r["input_hw"] == {"a": [160, 160], "b": [224, 224]} and not r["identical"]
     assert "not compared" in result.output and "identical outputs" not in result.output
     det = r["detections"]
-    # both models' boxes are in the frame's pixels: where they match, they overlap well (a box from the other
-    # model's letterbox coordinates would not)
-    assert det["matched"] > 0 and det["mean_iou"] > 0.6
+    # both models' boxes are in the frame's pixels: a pair needs IoU >= 0.5, and a good share of the boxes pair up
+    # (boxes left in the other model's letterbox coordinates, scaled 0.7 vs 0.5 and shifted, would almost never).
+    # How well a 160 px model does at 224 depends on its training run: a quarter of the boxes, not an IoU floor
+    # (all 48 val frames, 4 training runs: 0.62 to 0.71 of the smaller count paired; on the 8 frames used before,
+    # the mean IoU went 0.70 to 0.85 and 4 to 12 boxes paired)
+    assert det["matched"] > min(det["a"], det["b"]) / 4 and det["mean_iou"] >= 0.5, det
 
 
 def test_compare_with_no_frames_is_a_user_error(yolov8n_onnx):

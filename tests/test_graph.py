@@ -10,7 +10,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_user_error, invoke
+from helpers import assert_same_detections, assert_user_error, invoke
 
 from edgekit.errors import EdgekitError
 from edgekit.host.graph import NMS_OUTPUTS, add_efficient_nms, add_preprocessing
@@ -86,7 +86,10 @@ def test_what_the_plugin_gets_is_the_host_decode_corners_and_best_class(float_pr
     boxes, scores = cut.run(None, {"images": blob})
     xyxy, best, cls = decode(raw[0], conf=-1.0)  # every anchor, its best class
     np.testing.assert_allclose(boxes[0], xyxy, atol=1e-4)
-    assert ((scores[0] > 0).sum(1) <= 1).all()  # one label per anchor
+    # one label per anchor: every score but the best is zeroed. Two classes whose scores tie exactly both stay
+    # (the graph keeps scores equal to the max); which anchors tie depends on the training run (seeds 1 and 2
+    # had ties on frame 0; 4 to 17 tied anchors on 48 frames, all scoring below 0.003: far below any conf)
+    assert ((scores[0] == 0) | (scores[0] == scores[0].max(1, keepdims=True))).all()
     np.testing.assert_allclose(scores[0].max(1), best, rtol=1e-6)
     np.testing.assert_array_equal(scores[0].argmax(1), cls)
     # an anchor whose two classes both pass conf: the plugin sees only the better one
@@ -261,14 +264,13 @@ def test_trt_nms_engine_matches_host_nms(synthetic_model, tmp_path):
     assert result.exit_code == 0, result.output
     engine = next(tmp_path.glob("*-u8-nms-fp32-sm*.engine"))
     frames = load_frames(data.parent / "images" / "val", limit=16)
+    per_frame = []
     with open_runner(onnx_path, "onnxruntime") as ref, open_runner(engine) as trt:
         a, b = Pipeline(ref), Pipeline(trt)
         assert b.nms and b.format.kind == "uint8" and trt.input_dtype == np.uint8
         for frame in frames:
             blob, boxes = b.preprocess([frame])
             db = b.postprocess(trt.infer(blob), boxes)[0]
-            da = a.postprocess(ref.infer(a.preprocess([frame])[0]), boxes)[0]
-            assert len(da) == len(db)
-            order_a, order_b = np.argsort(-da.confidence), np.argsort(-db.confidence)
-            np.testing.assert_array_equal(da.class_id[order_a], db.class_id[order_b])
-            np.testing.assert_allclose(da.xyxy[order_a], db.xyxy[order_b], atol=1.0)
+            per_frame.append((a.postprocess(ref.infer(a.preprocess([frame])[0]), boxes)[0], db))
+    # box by box: a box scoring at the threshold may cross it on the engine (TF32), whichever training run
+    assert_same_detections(per_frame, conf_tol=0.02, box_atol=1.0)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-from helpers import invoke
+from helpers import assert_same_detections, invoke
 
 from edgekit.camera.loop import CameraConfig, run_camera
 from edgekit.camera.stats import bottleneck
@@ -55,18 +55,15 @@ def test_in_graph_preprocessing_finds_the_same_detections(models):
     for key, model in (("float", float_model), ("u8", u8), ("lb", lb)):
         kinds[key], results[key] = detect(model, frames)
     assert kinds == {"float": "float", "u8": "uint8", "lb": "uint8-letterbox"}
-    # something to compare: the trained model finds shapes (a floor any honest training run clears; the exact
-    # count varies with the machine that trained the fixture: 11 or 12+ on 12 frames have been seen)
-    assert sum(len(d) for d in results["float"]) >= len(frames) // 2
-    for key in ("u8", "lb"):
-        for ref, got in zip(results["float"], results[key]):
-            assert len(ref) == len(got), key
-            order_r, order_g = np.argsort(-ref.confidence), np.argsort(-got.confidence)
-            np.testing.assert_array_equal(ref.class_id[order_r], got.class_id[order_g])
-            np.testing.assert_allclose(ref.xyxy[order_r], got.xyxy[order_g], atol=1.0)  # within a pixel
-    # uint8 with the letterbox on the host is the same arithmetic as the float pipeline: identical boxes
-    for ref, got in zip(results["float"], results["u8"]):
-        np.testing.assert_allclose(ref.xyxy, got.xyxy, atol=1e-3)
+    # something to compare: boxes that score clear of the threshold. An untrained YOLOv8 finds none here (its
+    # class scores start near 0.01: Detect.bias_init); how many a trained one finds depends on the run that
+    # trained the fixture (6 to 27 boxes on these 12 frames: seed 0 on 2 threads and on 1, seeds 1 and 2)
+    assert any((d.confidence >= 0.25 + 0.02).any() for d in results["float"]), "the trained fixture finds no shape"
+    # box by box: each one found again with its class, score and corners (within a pixel for the letterbox in the
+    # graph; uint8 with the letterbox on the host is the float pipeline's arithmetic: to 1e-3 px), but for boxes
+    # that score at the threshold, which may cross it
+    assert_same_detections(list(zip(results["float"], results["lb"])), conf_tol=0.02, box_atol=1.0)
+    assert_same_detections(list(zip(results["float"], results["u8"])), conf_tol=1e-4, box_atol=1e-3)
 
 
 def test_uint8_buffers_hold_the_host_letterbox_for_any_frame_size(models):

@@ -33,7 +33,11 @@ def test_qdq_model_is_what_tensorrt_85_takes(quantized):
     assert manifest["precision"] == "int8" and manifest["quantization"]["method"] == "entropy"
     assert manifest["quantization"]["images"] == 24 and manifest["names"] == {"0": "circle", "1": "square",
                                                                                 "2": "triangle"}
-    assert manifest["agreement_vs_fp32"]["detections"]["match_rate"] > 0.8  # INT8 keeps most detections
+    # INT8 keeps most detections: not a tight floor, because INT8 moves this weak model's scores (by 0.10 to 0.27
+    # at the 95th percentile) and how many of the ~50 boxes on the 32 frames sit that close to conf 0.25 depends
+    # on the fixture's training run (match rate 0.80 to 0.99 over 4 runs: the old floor of 0.8 failed
+    # seed 1); a broken quantization matches next to nothing. test_qdq_accuracy_... compares the two mAPs.
+    assert manifest["agreement_vs_fp32"]["detections"]["match_rate"] > 0.5
 
 
 def test_qdq_accuracy_on_onnxruntime_is_close_to_fp32(quantized):
@@ -47,7 +51,7 @@ def test_qdq_accuracy_on_onnxruntime_is_close_to_fp32(quantized):
     for path in (fp32, qdq):
         with OnnxRuntimeRunner(path, threads=2) as runner:
             scores[path] = evaluate(runner, dataset, show_progress=False)["metrics"]["map50_95"]
-    assert scores[qdq] > 0.8 * scores[fp32], scores
+    assert scores[qdq] > 0.8 * scores[fp32], scores  # a ratio of the two formats (0.96 to 1.05 over 4 runs)
 
 
 def test_build_takes_the_qdq_model_without_calibration_images(quantized):

@@ -18,6 +18,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
+from helpers import detection_differences  # noqa: E402
 from serve_helpers import Server  # noqa: E402 - imports httpx
 
 TOKEN = "s3cret-token"
@@ -41,8 +42,28 @@ def _local(onnx, path, conf=SYNTHETIC_CONF):
     return frame, dets
 
 
-def _assert_same(body, dets):
+def _image_with_shapes(synthetic_model):
+    """The first val image on which the trained fixture finds something (which one depends on its training run)."""
+    for image in _val_images(synthetic_model, 8):
+        frame, dets = _local(synthetic_model[2], image)
+        if len(dets):
+            return image, frame, dets
+    raise AssertionError("the trained fixture finds no shape on 8 val images")
+
+
+def _assert_same(body, dets, near=0.0):
+    """The server's detections are the pipeline's; ``near``: a box scoring within it of the threshold may be on one
+    side only (a model exported at another batch size rounds differently; which boxes sit at the threshold
+    depends on the fixture's training run)."""
     got = body["detections"]
+    if near:
+        from edgekit.vision import Detections
+
+        theirs = Detections(np.array([d["xyxy"] for d in got], np.float32).reshape(-1, 4),
+                            np.array([d["confidence"] for d in got], np.float32),
+                            np.array([d["class_id"] for d in got], np.int64))
+        assert detection_differences(dets, theirs, SYNTHETIC_CONF, conf_tol=near, box_atol=0.02) == []
+        return
     assert len(got) == len(dets)
     order = np.argsort(-dets.confidence, kind="stable")
     for d, i in zip(sorted(got, key=lambda d: -d["confidence"]), order):
@@ -59,9 +80,7 @@ def token_server(synthetic_model):
 
 
 def test_detect_equals_bench_pipeline_in_every_body_format(token_server, synthetic_model):
-    image = _val_images(synthetic_model, 1)[0]
-    frame, dets = _local(synthetic_model[2], image)
-    assert len(dets) > 0, "the trained fixture should find shapes"
+    image, frame, dets = _image_with_shapes(synthetic_model)
     data = image.read_bytes()
 
     raw = token_server.post(data)
@@ -89,7 +108,7 @@ def test_detect_equals_bench_pipeline_in_every_body_format(token_server, synthet
 
 
 def test_roboflow_format_round_trips(token_server, synthetic_model):
-    data = _val_images(synthetic_model, 1)[0].read_bytes()
+    data = _image_with_shapes(synthetic_model)[0].read_bytes()
     ours = token_server.post(data).json()["detections"]
     rf = token_server.post(data, params="?format=roboflow").json()
     assert len(rf["predictions"]) == len(ours) > 0
@@ -215,7 +234,7 @@ def test_dynamic_batching_batches_and_maps_results_back(synthetic_model, tmp_pat
         responses = asyncio.run(send_all())
         for response, dets in zip(responses, expected * 2):
             assert response.status_code == 200, response.text
-            _assert_same(response.json(), dets)
+            _assert_same(response.json(), dets, near=1e-3)
         m = server.metrics()
         assert m["edgekit_batch_size_count[]"] < 16  # fewer inference calls than requests
         assert m["edgekit_batch_size_bucket[('le', '1.0')]"] < m["edgekit_batch_size_count[]"]  # some batches > 1
