@@ -233,10 +233,15 @@ def test_compare_with_data_reports_accuracy_and_change(synthetic_model, tmp_path
     assert "no small or large objects" in result.output
 
     # B never finds circles: its mAP falls by about a third, and the table says so in points
-    js = tmp_path / "masked.json"
-    result = invoke(["compare", model, masked(model, tmp_path, [1, 2]), "--data", data, "--frames", 8, "--json", js])
+    js, cs = tmp_path / "masked.json", tmp_path / "masked.csv"
+    result = invoke(["compare", model, masked(model, tmp_path, [1, 2]), "--data", data, "--frames", 8, "--json", js,
+                     "--csv", cs])
     assert result.exit_code == 0, result.output
     acc = json.loads(js.read_text())["results"][0]["accuracy"]
+    rows = {r["measure"]: r for r in csv.DictReader(io.StringIO(cs.read_text()))}
+    assert rows["match rate"]["value"].endswith("%")
+    assert float(rows["mAP50-95"]["value"]) == pytest.approx(100 * acc["change"]["map50_95"], abs=1e-3)
+    assert float(rows["mAP50-95"]["a"]) == pytest.approx(acc["a"]["map50_95"], abs=1e-5)
     change = acc["change"]
     assert change["map50_95"] == pytest.approx(acc["b"]["map50_95"] - acc["a"]["map50_95"], abs=1e-5)
     assert change["map50_95"] < -0.05 and change["map50_95_medium"] < -0.05
@@ -296,3 +301,16 @@ def test_make_dataset_small_objects_puts_coco_small_objects_in_both_splits(synth
     # the images not replaced are exactly those of the plain set of the same seed
     assert (out / "images" / "val" / "00007.jpg").read_bytes() == (tmp_path / "plain" / "images" / "val" /
                                                                   "00007.jpg").read_bytes()
+
+
+def test_make_dataset_refuses_a_folder_that_holds_one_and_eval_refuses_images_with_a_yaml(synthetic_model, tmp_path):
+    """Writing a dataset over another would mix their images; an image folder given with a data.yaml would be
+    silently ignored: both are one-line errors."""
+    out = tmp_path / "ds"
+    assert invoke(["make-dataset", out, "--train", 2, "--val", 2]).exit_code == 0
+    before = sorted(p.name for p in (out / "images" / "val").iterdir())
+    assert_user_error(invoke(["make-dataset", out, "--train", 1, "--val", 1]), "already holds a dataset")
+    assert sorted(p.name for p in (out / "images" / "val").iterdir()) == before
+    _, _, model = synthetic_model
+    assert_user_error(invoke(["eval", model, "--data", out / "data.yaml", "--images", out / "images" / "val",
+                              "--no-save"]), "goes with a COCO json")

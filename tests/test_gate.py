@@ -356,7 +356,7 @@ def test_bench_caption_and_serve_info_show_the_gate(tmp_path):
     record = {"data": "/data/coco/data.yaml", "candidate": {"map50_95": 0.512}, "reference": {"map50_95": 0.518},
               "drop_points": 0.6, "max_drop_points": 1.0, "passed": True}
     assert gate_lines([{"name": "m-int8", "accuracy_gate": record}, {"name": "m", "accuracy_gate": None}]) == \
-        "accuracy gate m-int8: mAP50-95 0.512 vs ONNX 0.518 (-0.6 pts, limit 1) on data.yaml"
+        "accuracy gate m-int8: mAP50-95 0.512 vs ONNX 0.518 (-0.6 pts, limit 1) on coco/data.yaml"
     serve = pytest.importorskip("edgekit.serve.server")
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"plan")
@@ -415,7 +415,8 @@ def test_bench_eval_and_inspect_of_a_gated_model_show_the_record(gated_qdq, mode
     path, _ = gated_qdq
     result = invoke(["bench", path, "--warmup", 0, "--iterations", 2, "--json", tmp_path / "b.json"])
     assert result.exit_code == 0, result.output
-    assert "accuracy gate %s: mAP50-95" % path.stem in result.output and "limit 10) on data.yaml" in result.output
+    text = " ".join(result.output.split())
+    assert "accuracy gate %s: mAP50-95" % path.stem in text and "limit 10) on ds/data.yaml (val)" in text
     bench = json.loads((tmp_path / "b.json").read_text())["results"][0]
     assert bench["accuracy_gate"]["passed"] is True
     result = invoke(["eval", path, "--data", models[0], "--json", tmp_path / "e.json"])

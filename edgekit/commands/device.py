@@ -245,7 +245,7 @@ def compare(model_a, model_b, data, images, source, max_frames, backend, threads
     out.print(eval_report.compare_table(result))
     if result.get("accuracy"):
         out.print(eval_report.accuracy_table(result))
-    save_results(result_document("compare", [result]), json_path, None, None, no_save,
+    save_results(result_document("compare", [result]), json_path, eval_report.compare_csv(result), csv_path, no_save,
                  default_result_path("compare", "%s-vs-%s" % (a.path.stem, b.path.stem)))
 
 

@@ -220,6 +220,9 @@ def make_dataset_cmd(out, n_train, n_val, seed, small_share):
     from edgekit.manifest import disk_errors
 
     root = Path(out)
+    held = [p.name for p in (root / "images", root / "labels", root / "data.yaml") if p.exists()]
+    if held:  # writing over it would mix the old images with the new ones
+        raise EdgekitError("%s already holds a dataset (%s): give a new or empty folder" % (out, ", ".join(held)))
     made = [p for p in (root, root / "images", root / "labels", root / "data.yaml") if not p.exists()]
     try:
         with disk_errors(root):

@@ -62,6 +62,9 @@ def load_dataset(data, split: str = "val", images: Optional[str] = None) -> Data
         raise EdgekitError("--data %s is an image: give a data.yaml (YOLO format) or a COCO json" % data)
     if path.suffix.lower() == ".json":
         return load_coco(path, images)
+    if images:  # never silently ignored: a data.yaml names its own image folders
+        raise EdgekitError("an image folder (%s) goes with a COCO json; %s names its own images: leave the folder "
+                           "out (pick a data.yaml split instead)" % (images, data))
     return load_yolo(path, split)
 
 

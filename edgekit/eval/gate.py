@@ -270,7 +270,13 @@ def caption(record: Optional[Dict[str, Any]], name: str = "") -> str:
     limit = record.get("max_drop_points")
     return "accuracy gate%s: mAP50-95 %.3f vs ONNX %.3f (%+.1f pts, %s) on %s" % (
         " " + name if name else "", record["candidate"]["map50_95"], record["reference"]["map50_95"],
-        0.0 - record["drop_points"], "limit %g" % limit if limit is not None else "no limit", Path(record["data"]).name)
+        0.0 - record["drop_points"], "limit %g" % limit if limit is not None else "no limit", _data_label(record))
+
+
+def _data_label(record: Dict[str, Any]) -> str:
+    """'coco/data.yaml (val)': the dataset file with its folder and the split, as the report's dataset column."""
+    text = "/".join(Path(str(record["data"])).parts[-2:])
+    return "%s (%s)" % (text, record["split"]) if record.get("split") else text
 
 
 def covers(record: Optional[Dict[str, Any]], request: GateRequest) -> Optional[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from rich.table import Table
@@ -55,10 +55,38 @@ def to_csv(result: Dict[str, Any]) -> str:
 
 
 def compare_table(r: Dict[str, Any]) -> Table:
-    raw, det = r["raw"], r["detections"]
     table = Table(title="edgekit compare: %s vs %s (%d frames)" % (Path(r["a"]).name, Path(r["b"]).name, r["frames"]))
     table.add_column("measure")
     table.add_column("value", justify="right")
+    for k, v in compare_rows(r):
+        table.add_row(k, v)
+    table.caption = "identical outputs" if r["identical"] else ""
+    return table
+
+
+def compare_csv(r: Dict[str, Any]) -> str:
+    """compare's CSV: the agreement rows (measure, value), then with --data each accuracy figure of A and B and
+    B's change in points."""
+    from edgekit.eval.compare import accuracy_figures
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["measure", "a", "b", "value"])
+    for k, v in compare_rows(r):
+        writer.writerow([k, "", "", v])
+    acc = r.get("accuracy")
+    if acc:
+        fa, fb = accuracy_figures(acc["a"]), accuracy_figures(acc["b"])
+        for label, key in ACCURACY_ROWS:
+            change = acc["change"][key]
+            writer.writerow([label] + ["" if v is None else "%.5f" % v for v in (fa[key], fb[key])] +
+                            ["" if change is None else "%.3f" % (100 * change)])
+    return buf.getvalue()
+
+
+def compare_rows(r: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """The agreement measures of a compare result as (measure, value) text."""
+    raw, det = r["raw"], r["detections"]
     rows = [
         ("raw max |a-b|", "%.6g" % raw["max_abs"]), ("raw mean |a-b|", "%.6g" % raw["mean_abs"]),
         ("raw max |a-b| / max |a|", "%.4g" % raw["max_rel"]), ("raw min cosine", "%.6f" % raw["min_cosine"]),
@@ -74,10 +102,7 @@ def compare_table(r: Dict[str, Any]) -> Table:
         ("frames with a count difference", "%d (max %d)" % (det["frames_with_count_difference"],
                                                              det["max_count_difference"])),
     ]
-    for k, v in rows:
-        table.add_row(k, v)
-    table.caption = "identical outputs" if r["identical"] else ""
-    return table
+    return rows
 
 
 ACCURACY_ROWS = [("mAP50-95", "map50_95"), ("mAP50", "map50"), ("precision", "precision"), ("recall", "recall")] + [

@@ -87,8 +87,9 @@ def notes(rows: List[Dict[str, Any]], cols: List[str]) -> List[str]:
                          "the model chosen with --baseline" if any(r.get("vs") == "(baseline)" for r in rows) else
                          "the model each row was made from (an engine's ONNX, a Q/DQ ONNX's float ONNX, a pruned "
                          "model's baseline), the nearest one evaluated on the same data in this table"))
-    return lines + [gate_caption(r["accuracy_gate"], Path(str(r.get("model") or r.get("name"))).name)
-                    for r in rows if (r.get("accuracy_gate") or {}).get("candidate")]
+    gates = [gate_caption(r["accuracy_gate"], Path(str(r.get("model") or r.get("name"))).name)
+             for r in rows if (r.get("accuracy_gate") or {}).get("candidate")]
+    return lines + sorted(set(gates), key=gates.index)  # once per model, not once per dataset row
 
 
 def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
@@ -100,7 +101,9 @@ def tables(report: Dict[str, List[Dict[str, Any]]]) -> List[Table]:
         table = Table(title="edgekit report: %s (latency: mean ms per frame, end to end)" % device,
                       caption="\n".join(notes(rows, cols)) or None, caption_justify="left")
         for col in cols:
-            table.add_column(col, justify="left" if col in LEFT else "right")
+            # names wrap instead of being cut: two models must never read alike
+            table.add_column(col, justify="left" if col in LEFT else "right",
+                             overflow="fold" if col in ("model", "dataset", "vs") else "ellipsis")
         for c in cells:
             table.add_row(*(c[col] for col in cols))
         out.append(table)
