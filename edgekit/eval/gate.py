@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional, Tuple
 from edgekit.errors import EdgekitError
 from edgekit.log import warn
 from edgekit.manifest import read_manifest, sha256_file, utc_now, write_json_atomic
+from edgekit.report.join import dataset_label
 
 SETTINGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # edgekit eval's (ultralytics val's) settings
 WARN_DROP = 1.0  # without --max-map-drop a bigger drop is said in a warning (never refused)
@@ -270,13 +271,8 @@ def caption(record: Optional[Dict[str, Any]], name: str = "") -> str:
     limit = record.get("max_drop_points")
     return "accuracy gate%s: mAP50-95 %.3f vs ONNX %.3f (%+.1f pts, %s) on %s" % (
         " " + name if name else "", record["candidate"]["map50_95"], record["reference"]["map50_95"],
-        0.0 - record["drop_points"], "limit %g" % limit if limit is not None else "no limit", _data_label(record))
-
-
-def _data_label(record: Dict[str, Any]) -> str:
-    """'coco/data.yaml (val)': the dataset file with its folder and the split, as the report's dataset column."""
-    text = "/".join(Path(str(record["data"])).parts[-2:])
-    return "%s (%s)" % (text, record["split"]) if record.get("split") else text
+        0.0 - record["drop_points"], "limit %g" % limit if limit is not None else "no limit",
+        dataset_label(record["data"], record.get("split")))  # as the report's dataset column names it
 
 
 def covers(record: Optional[Dict[str, Any]], request: GateRequest) -> Optional[str]:
