@@ -287,6 +287,30 @@ def test_ctrl_c_while_measuring_leaves_nothing(models, fake_build, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_gate_that_cannot_measure_keeps_the_build_unverified(models, fake_build, tmp_path, monkeypatch):
+    """A crash while measuring (not a refusal) never costs the build: the engine is kept as NAME.unverified
+    with its manifest, never under its final name, and the error says where."""
+    from edgekit.eval import gated_build
+    from edgekit.runtime.tensorrt.plan import BuildRequest
+    from edgekit.runtime.tensorrt.prepare import prepare
+
+    data, fp32, _ = models
+    fake_build["content"] = fp32
+
+    def broken(*args, **kwargs):
+        raise ValueError("array of sample points is empty")
+
+    monkeypatch.setattr(gated_build, "run_gate", broken)
+    request = BuildRequest(precision="fp16")
+    with pytest.raises(EdgekitError) as err:
+        gated_build.build_gated(prepare(fp32, request), request, gate.gate_request(str(data), max_drop=1.0),
+                                out=str(tmp_path))
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert len(kept) == 2 and kept[0].endswith(".unverified") and kept[1] == kept[0] + ".json", kept
+    assert "could not be measured (array of sample points is empty): kept unverified as" in str(err.value)
+    assert kept[0] in str(err.value) and "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("manifest, fragment", [
     ({"nms": {"in_graph": True}}, "EfficientNMS_TRT"),
     ({}, "static batch of 4"),

@@ -410,3 +410,27 @@ def test_derived_from_reads_the_source_model_from_the_manifest(manifest, source)
     assert derived_from(manifest) == source
     info = ModelInfo(path=Path("x.onnx"), names={}, imgsz=None, trained=None, weights_label="", manifest=manifest)
     assert derived_from(info) == source
+
+
+def test_tradeoff_keeps_every_result_when_one_eval_fails(synthetic_model, tmp_path, monkeypatch):
+    """An eval that fails late (after exports and bench) costs that model's mAP only: bench.json, the other
+    models' eval, report.md are written, the table printed, and the command ends with one line naming it."""
+    import edgekit.host.tradeoff as tradeoff_mod
+
+    real = tradeoff_mod.evaluate
+
+    def evaluate(runner, dataset, **kw):
+        if runner.path.name == "yolov8n.onnx":
+            raise ValueError("array of sample points is empty")
+        return real(runner, dataset, **kw)
+
+    monkeypatch.setattr(tradeoff_mod, "evaluate", evaluate)
+    data, pt, _ = synthetic_model
+    out = tmp_path / "to"
+    result = invoke(["tradeoff", "--models", "yolov8n.yaml", pt, "--data", data, "--imgsz", 160,
+                     "--iterations", 2, "--warmup", 0, "--threads", 2, "--out", out])
+    assert_user_error(result, "eval failed for yolov8n.onnx (array of sample points is empty)",
+                      "saved in %s" % out)
+    assert len(json.loads((out / "bench.json").read_text())["results"]) == 2
+    assert [r["name"] for r in json.loads((out / "eval.json").read_text())["results"]] == ["synthetic-yolov8n"]
+    assert "synthetic-yolov8n" in (out / "report.md").read_text() and "edgekit report" in result.output

@@ -202,6 +202,9 @@ def tradeoff(models, pruned, precisions, calib, data, imgsz, iterations, warmup,
     for table in tables(result["report"]):
         console_out.print(table)
     click.echo(str(result["dir"]))
+    if result["failed"]:
+        raise EdgekitError("eval failed for %s: the other results above are saved in %s"
+                           % ("; ".join(result["failed"]), result["dir"]))
 
 
 @click.command("make-dataset")

@@ -67,8 +67,15 @@ def build_gated(prepared: Prepared, request: BuildRequest, gate: GateRequest, ou
     try:
         staged = build(prepared, request, out=out, stage=str(stage), **build_options)
         final = Path(out) / staged.name
-        reference, note = reference_for(prepared.onnx_path)
-        record = run_gate(staged, reference, gate, label=str(final), note=note, gpu=build_options.get("gpu", 0))
+        try:
+            reference, note = reference_for(prepared.onnx_path)
+            record = run_gate(staged, reference, gate, label=str(final), note=note,
+                              gpu=build_options.get("gpu", 0))
+        except Exception as exc:  # the gate could not measure: keep the build, never under its final name
+            raise EdgekitError("%s was built but its accuracy could not be measured (%s): kept unverified as %s "
+                               "(not under its name; measure it with edgekit eval)"
+                               % (final.name, str(exc).strip().splitlines()[0][:300] if str(exc).strip()
+                                  else type(exc).__name__, keep_unverified(staged, final))) from exc
         info(result_line(record))
         if record["passed"] is False:
             raise GateRefused(failure_message(record, advice(prepared, request, final)))
@@ -76,6 +83,19 @@ def build_gated(prepared: Prepared, request: BuildRequest, gate: GateRequest, ou
     finally:
         shutil.rmtree(str(stage), ignore_errors=True)
     return final
+
+
+def keep_unverified(staged: Path, final: Path) -> Path:
+    """A built engine the gate could not measure, kept as ``NAME.unverified`` beside the final name (with its
+    manifest), so a late failure never costs the build."""
+    kept = final.with_name(final.name + ".unverified")
+    try:
+        os.replace(str(staged), str(kept))
+        if Path(str(staged) + ".json").exists():
+            os.replace(str(staged) + ".json", str(kept) + ".json")
+    except OSError as exc:
+        raise WriteError(kept, exc) from exc
+    return kept
 
 
 def publish(staged: Path, final: Path, record: dict) -> None:

@@ -18,10 +18,10 @@ from edgekit.eval.dataset import load_dataset
 from edgekit.eval.evaluate import evaluate
 from edgekit.host.export import export, resolve_weights
 from edgekit.lazy import require
-from edgekit.log import info, phase
+from edgekit.log import info, phase, warn
 from edgekit.manifest import read_manifest, sha256_file, write_json_atomic, write_text_atomic
 from edgekit.report import join_results, load_documents
-from edgekit.report.render import markdown, plot
+from edgekit.report.render import markdown, plot, plot_problem
 from edgekit.runtime import open_runner
 
 ENGINE_PRECISIONS = ("fp16", "int8", "best")
@@ -115,13 +115,18 @@ def tradeoff(models: Sequence[str], data: str, pruned: Sequence[str] = (), preci
     with phase("benchmarking %d models" % len(models_run)):
         results = bench_models(models_run, BenchConfig(warmup=warmup, iterations=iterations, threads=threads))
     write_json_atomic(out_dir / "bench.json", bench_report.result_document("bench", results))
-    evals = []
-    for model in models_run:
-        with open_runner(model, threads=threads) as runner:
-            evals.append(evaluate(runner, load_dataset(data)))  # fresh: evaluate counts problems per run
+    evals, failed = [], []
+    for model in models_run:  # one model's failure never loses the others' figures, nor the bench's
+        try:
+            with open_runner(model, threads=threads) as runner:
+                evals.append(evaluate(runner, load_dataset(data)))  # fresh: evaluate counts problems per run
+        except Exception as exc:  # noqa: BLE001 - said in one line, and again when the command ends
+            reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            warn("eval of %s failed: %s" % (Path(model).name, reason))
+            failed.append("%s (%s)" % (Path(model).name, reason))
     write_json_atomic(out_dir / "eval.json", bench_report.result_document("eval", evals))
     joined = join_results(load_documents([str(out_dir)]))
     md = write_text_atomic(out_dir / "report.md", markdown(joined))
-    png = plot(joined, out_dir / "report.png")
-    info("tradeoff results in %s: bench.json, eval.json, report.md, report.png" % out_dir)
-    return {"dir": out_dir, "markdown": md, "plot": png, "report": joined}
+    png = None if plot_problem(joined) else plot(joined, out_dir / "report.png")
+    info("tradeoff results in %s: bench.json, eval.json, report.md%s" % (out_dir, ", report.png" if png else ""))
+    return {"dir": out_dir, "markdown": md, "plot": png, "report": joined, "failed": failed}
