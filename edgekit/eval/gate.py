@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from edgekit.errors import EdgekitError
+from edgekit.eval.metrics import size_figures
 from edgekit.log import warn
 from edgekit.manifest import read_manifest, sha256_file, utc_now, write_json_atomic
 from edgekit.report.join import dataset_label
@@ -181,21 +182,6 @@ def _figures(runner: Any, request: GateRequest, label: Optional[str], show_progr
     return figures
 
 
-def size_figures(metrics: Dict[str, Any]) -> Dict[str, Any]:
-    """``map50_95_small``, ``recall_small``, ... from eval's figures by object size, where eval has them."""
-    try:
-        from edgekit.eval.metrics import size_figures as by_size  # type: ignore[attr-defined]
-    except ImportError:
-        by_size = None
-    if by_size is not None:
-        return dict(by_size(metrics))
-    out = {}
-    for size, figures in (metrics.get("sizes") or {}).items():
-        for key in ("map50_95", "map50", "recall"):
-            out["%s_%s" % (key, size)] = (figures or {}).get(key)
-    return out
-
-
 def _small_drop(ref: Dict[str, Any], cand: Dict[str, Any]) -> Optional[float]:
     a, b = ref.get("map50_95_small"), cand.get("map50_95_small")
     return round(100.0 * (a - b), 2) if a is not None and b is not None else None
@@ -265,7 +251,8 @@ def failure_message(record: Dict[str, Any], advice: str = "") -> str:
 
 
 def caption(record: Optional[Dict[str, Any]], name: str = "") -> str:
-    """A table caption line: 'accuracy gate: mAP50-95 0.512 vs ONNX 0.518 (-0.6 pts, limit 1.0) on data.yaml'."""
+    """A table caption line: 'accuracy gate: mAP50-95 0.512 vs ONNX 0.518 (-0.6 pts, limit 1.0) on
+    coco/data.yaml (val)'."""
     if not record or "candidate" not in record:
         return ""
     limit = record.get("max_drop_points")

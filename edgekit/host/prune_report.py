@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rich.table import Table
 
 from edgekit.errors import EdgekitError
+from edgekit.eval.metrics import size_figures
 
 # (key in a row, label, format, scale for display, change: "percent" relative or "points" for accuracy)
 FIGURES: Tuple[Tuple[str, str, str, float, str], ...] = (
@@ -37,21 +38,7 @@ FIGURES: Tuple[Tuple[str, str, str, float, str], ...] = (
     ("map50_95_small", "mAP50-95 small objects", "%.3f", 1.0, "points"),
     ("recall_small", "recall small objects", "%.3f", 1.0, "points"),
 )
-SIZES = ("small", "medium", "large")
 STAGES = {"preprocess_ms": "preprocess", "latency_ms": "inference", "postprocess_ms": "postprocess", "e2e_ms": "e2e"}
-
-
-def size_figures(metrics: Dict[str, Any]) -> Dict[str, Optional[float]]:
-    """``map50_95_small``, ``recall_small``, ... ``_medium``, ``_large`` from eval's metrics by object size (None
-    where absent): edgekit.eval.metrics.size_figures, or the same read here for an eval without it."""
-    try:
-        from edgekit.eval.metrics import size_figures as from_eval
-    except ImportError:  # an eval without figures by size
-        from_eval = None
-    if from_eval is not None:
-        return from_eval(metrics)
-    sizes = metrics.get("sizes") or {}
-    return {"%s_%s" % (k, size): (sizes.get(size) or {}).get(k) for size in SIZES for k in ("map50_95", "recall")}
 
 
 def measure(baseline: str, pruned: str, data: str, threads: Optional[int], iterations: int = 50,
