@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 
-.PHONY: setup demo test lint typecheck pytest sysdeps clean gpu-assets gpu-check
+.PHONY: setup demo test lint typecheck pytest sysdeps clean gpu-assets gpu-check clients-venv
 
 setup: $(STAMP)
 
@@ -50,8 +50,20 @@ sysdeps:
 	    apt-get update -qq && apt-get install -y -qq chromium openssh-server >/dev/null; \
 	  else echo "note: install chromium and openssh-server to run the web page and SSH fleet tests"; fi; }
 
-pytest: setup
-	$(BIN)/python -m pytest
+# Roboflow's own client (inference-sdk) in a venv of its own, as a separate application would have it: it pins its
+# own numpy and OpenCV. tests/test_roboflow.py runs it against a real edgekit serve; under make it must be there.
+CLIENTS_SDK := 1.8.3
+CLIENTS := .venv-clients/.inference-sdk-$(CLIENTS_SDK)
+$(CLIENTS):
+	rm -rf .venv-clients
+	$(PYTHON) -m venv .venv-clients
+	.venv-clients/bin/python -m pip install --quiet inference-sdk==$(CLIENTS_SDK)
+	touch $@
+
+clients-venv: $(CLIENTS)
+
+pytest: setup $(CLIENTS)
+	EDGEKIT_REQUIRE_CLIENTS=1 $(BIN)/python -m pytest
 
 test: lint sysdeps pytest
 
@@ -66,4 +78,4 @@ gpu-check:
 	bash jetson/gpu-check.sh $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TYPING) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $(TYPING) .venv-clients .pytest_cache .ruff_cache .mypy_cache *.egg-info

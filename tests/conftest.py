@@ -150,6 +150,63 @@ def build_synthetic_model():
     return data, pt, onnx
 
 
+# --- a YOLO26n trained the same way on the same images: its end-to-end head against ultralytics' val ---------
+TRAIN_YOLO26 = dict(TRAIN)
+
+
+def build_synthetic_yolo26():
+    """(data.yaml, trained YOLO26n .pt, its end-to-end ONNX at 160, its plain (host NMS) ONNX at 160): trained
+    once per machine on the YOLOv8n fixture's dataset (that folder's images, not a second copy), then reused.
+
+    The cache key is the YOLOv8n fixture's (dataset generator, its settings, ultralytics/torch versions, thread
+    count) plus this model's settings, so the dataset it names is the one it was trained on.
+    """
+    import hashlib
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from edgekit.host.export import export
+
+    data, _, _ = build_synthetic_model()
+    key = hashlib.sha256((_cache_key() + "yolo26n" + repr(sorted(TRAIN_YOLO26.items()))).encode()).hexdigest()[:12]
+    final = data.parent.parent.parent / ("yolo26n-synthetic-" + key)  # not synthetic-*: that glob finds the YOLOv8n
+    pt = final / "synthetic-yolo26n.pt"
+    if not (final / "done.json").exists():
+        import torch
+        from ultralytics import YOLO
+
+        work = Path(tempfile.mkdtemp(prefix=".building-", dir=str(final.parent)))
+        torch.manual_seed(FIXTURE_SEED)
+        if FIXTURE_THREADS:
+            import ultralytics.utils.torch_utils as tu
+
+            tu.NUM_THREADS = FIXTURE_THREADS
+        model = YOLO("yolo26n.yaml")
+        model.train(data=str(data), project=str(work / "runs"), name="train", exist_ok=True, verbose=False,
+                    **TRAIN_YOLO26)
+        shutil.copy(work / "runs" / "train" / "weights" / "last.pt", work / pt.name)
+        shutil.rmtree(work / "runs")
+        (work / "done.json").write_text(json.dumps({"train": TRAIN_YOLO26, "data": str(data)}))
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+    end2end = final / "synthetic-yolo26n-160-e2e.onnx"
+    plain = final / "synthetic-yolo26n-160.onnx"
+    if not end2end.exists():
+        export(weights=str(pt), imgsz=160, out=str(final), name=end2end.name, end2end=True)
+    if not plain.exists():
+        export(weights=str(pt), imgsz=160, out=str(final), name=plain.name)
+    return data, pt, end2end, plain
+
+
+@pytest.fixture(scope="session")
+def synthetic_yolo26():
+    """(data.yaml, trained YOLO26n .pt, end-to-end ONNX at 160, plain ONNX at 160): see build_synthetic_yolo26."""
+    return build_synthetic_yolo26()
+
+
 @pytest.fixture(scope="session")
 def synthetic_model():
     """(data.yaml, trained .pt, its ONNX at 160): see build_synthetic_model."""

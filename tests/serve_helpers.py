@@ -22,13 +22,15 @@ def free_port() -> int:
 class Server:
     """``python -m edgekit serve MODEL ARGS`` on a free loopback port; waits for /readyz."""
 
-    def __init__(self, model, *args, token=None, ready_timeout=90.0):
+    def __init__(self, model, *args, token=None, ready_timeout=90.0, launcher=None, env=None):
+        """``launcher``: what runs instead of ``-m edgekit`` (e.g. tests/nms_standin.py); ``env``: added variables."""
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.token = token
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        cmd = [sys.executable, "-m", "edgekit", "serve", str(model), "--port", str(self.port), "--threads", "1",
-               "--workers", "2", "--warmup", "1"] + [str(a) for a in args]
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
+        cmd = [sys.executable] + [str(a) for a in (launcher or ["-m", "edgekit"])]
+        cmd += ["serve", str(model), "--port", str(self.port), "--threads", "1",
+                "--workers", "2", "--warmup", "1"] + [str(a) for a in args]
         if token:
             cmd += ["--token", token]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -49,6 +51,9 @@ class Server:
     @property
     def headers(self):
         return {"Authorization": "Bearer %s" % self.token} if self.token else {}
+
+    def get(self, route, **kwargs):
+        return httpx.get(self.url + route, headers=self.headers, timeout=60, **kwargs)
 
     def post(self, body, content_type="image/jpeg", params="", headers=None, **kwargs):
         h = dict(self.headers, **{"Content-Type": content_type})

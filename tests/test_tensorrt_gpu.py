@@ -278,6 +278,39 @@ def test_nms_engine_finds_the_host_nms_boxes(assets, nms):
     assert_same_detections(per_frame, **TOL)
 
 
+def test_nms_engine_served_answers_what_its_pipeline_finds(assets, nms):
+    """edgekit serve of the NMS engine (uint8 frames, letterbox and EfficientNMS_TRT in the graph): each answer is
+    the engine's own detections; a conf below the exported one is a 400 naming it. Needs the serve extra."""
+    for module in ("httpx", "starlette", "uvicorn"):
+        pytest.importorskip(module, reason="edgekit serve needs the serve extra: pip install 'edgekit[serve]'")
+    from serve_helpers import Server
+
+    from edgekit.bench.frames import load_frames
+    from edgekit.runtime import open_runner
+    from edgekit.vision.pipeline import Pipeline
+
+    paths = sorted(Path(assets.val).glob("*.jpg"))[:8]
+    expected = []
+    with open_runner(nms) as trt:
+        pipe = Pipeline(trt)
+        for path in paths:
+            blob, boxes = pipe.preprocess(load_frames(path))
+            expected.append(pipe.postprocess(trt.infer(blob), boxes)[0])
+    server = Server(nms)
+    try:
+        info = server.get("/v1/info").json()
+        assert info["input"]["format"] == "uint8-letterbox" and info["output"]["format"] == "trt-nms"
+        for path, dets in zip(paths, expected):
+            got = server.post(path.read_bytes()).json()["detections"]
+            assert len(got) == len(dets)
+            assert np.allclose(np.array([d["xyxy"] for d in got]).reshape(-1, 4), dets.xyxy, atol=0.02)
+        r = server.post(paths[0].read_bytes(), params="?conf=0.01")
+        assert r.status_code == 400 and "NMS in the engine at conf" in r.json()["error"], r.text
+    finally:
+        code, out = server.stop()
+    assert code == 0, out
+
+
 def test_nms_bench(assets, nms):
     (row,) = bench(assets, "nms", nms)
     assert row["input_format"].startswith("uint8") and row["trt_nms"] is True

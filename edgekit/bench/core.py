@@ -23,7 +23,7 @@ from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
 from edgekit.runtime.loader import check_model_path
 from edgekit.runtime.modelinfo import derived_from
-from edgekit.vision.pipeline import Pipeline, has_trt_nms, input_format
+from edgekit.vision.pipeline import Pipeline, has_trt_nms, input_format, output_format
 
 DEFAULT_IMGSZ = 640
 MIN_INTERRUPTED_ITERATIONS = 3  # an interrupted model is reported from this many timed iterations on
@@ -168,6 +168,7 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         if runner.nhwc else [batch, 3, hw[0], hw[1]],
         "input_format": input_format(runner).kind,
         "trt_nms": has_trt_nms(runner),
+        "output_format": output_format(runner),  # raw (host NMS), trt-nms or end2end (no NMS)
         "batch": batch,
         "iterations": iterations,
         "warmup": config.warmup,
@@ -176,7 +177,8 @@ def make_result(runner: Runner, config: BenchConfig, batch: int, hw, iterations:
         "stages": stages,
         "fps": round(batch * 1e3 / stages["e2e"]["mean"], 2),
         "inference_fps": round(batch * 1e3 / stages["inference"]["mean"], 2),
-        # mean boxes per frame entering NMS (None: NMS in the engine); it explains the postprocess time
+        # mean boxes per frame entering NMS (None: NMS in the engine, or none at all for an end-to-end head); it
+        # explains the postprocess time
         "candidates_per_frame": round(float(np.mean(candidates)), 1) if candidates else None,
         "config": asdict(config),
     }

@@ -297,7 +297,8 @@ def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: 
                    bad_files=capture.bad_files[:20], source_failed=capture.failed,
                    failures=capture.failures, reconnects=capture.reconnects, events=capture.events[-50:],
                    rss_mb={"start": round(rss_start, 1), "end": round(rss_mb(), 1)}, pipelined=loop.pipelined,
-                   source_fps=capture.paced_fps, input_format=loop.pipe.format.kind, trt_nms=loop.pipe.nms)
+                   source_fps=capture.paced_fps, input_format=loop.pipe.format.kind, trt_nms=loop.pipe.nms,
+                   output_format=loop.pipe.output)
     summary["bottleneck"] = bottleneck(summary)
     if power is not None and power_run is not None:
         summary["power"] = power_run.summary(summary["frames"])

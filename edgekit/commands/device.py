@@ -186,7 +186,8 @@ def info(as_json, watch, interval, count):
 @backend_options
 @click.option("--conf", type=UNIT_INTERVAL, default=0.001, show_default=True)
 @click.option("--iou", type=UNIT_INTERVAL, default=0.7, show_default=True)
-@click.option("--max-det", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--max-det", type=click.IntRange(min=1), default=None,
+              help="Detections per image  [default: 300, or an end-to-end model's K when it returns fewer]")
 @output_options
 def eval_cmd(model, data, images, split, backend, threads, conf, iou, max_det, json_path, csv_path, no_save):
     """mAP50-95, mAP50, precision, recall of a model on a dataset, as ultralytics val computes them, overall, per

@@ -24,7 +24,7 @@ from edgekit.outputs import Writes, writable_folder
 
 @click.command()
 @click.option("--weights", default="yolov8m.pt", show_default=True,
-              help="YOLOv8 weights (.pt) or ultralytics model YAML (e.g. yolov8m.yaml: untrained).")
+              help="YOLO weights (.pt: YOLOv8, YOLO11, YOLO26) or ultralytics model YAML (yolov8m.yaml: untrained).")
 @click.option("--imgsz", type=IMGSZ, default=640, show_default=True, help="Square input size (multiple of 32).")
 @click.option("--batch", type=POSITIVE_INT, default=1, show_default=True, help="Static batch size.")
 @click.option("--dynamic", is_flag=True, help="Dynamic batch and image size instead of static.")
@@ -38,14 +38,17 @@ from edgekit.outputs import Writes, writable_folder
 @click.option("--graph-letterbox", metavar="WxH", default=None,
               help="Also letterbox frames of this fixed camera size in the graph (implies --graph-preprocess).")
 @click.option("--trt-nms", is_flag=True, help="Append TensorRT's EfficientNMS_TRT (TensorRT only, not ONNX Runtime).")
+@click.option("--end2end", is_flag=True,
+              help="YOLO26's end-to-end head: [B, K, 6] detections, no NMS (ultralytics' nms=False); not YOLOv8/11.")
 @click.option("--conf", type=UNIT_INTERVAL, default=None,
               help="--trt-nms score threshold  [default: 0.25]")
 @click.option("--iou", type=UNIT_INTERVAL, default=None, help="--trt-nms IoU threshold  [default: 0.7]")
-@click.option("--max-det", type=click.IntRange(min=1), default=None, help="--trt-nms boxes kept  [default: 300]")
+@click.option("--max-det", type=click.IntRange(min=1), default=None,
+              help="Boxes kept by --trt-nms, or returned by --end2end's top-k  [default: 300]")
 @trust_weights_option
 def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_preprocess, graph_letterbox, trt_nms,
-           conf, iou, max_det, trust_weights):
-    """Export YOLOv8 weights to a simplified ONNX with a manifest (host, needs torch)."""
+           end2end, conf, iou, max_det, trust_weights):
+    """Export YOLO weights (YOLOv8, YOLO11, YOLO26) to a simplified ONNX with a manifest (host, needs torch)."""
     from edgekit.errors import EdgekitError
     from edgekit.host.export import export as do_export
     from edgekit.host.graph import GraphOptions, parse_frame_size
@@ -53,14 +56,23 @@ def export(weights, imgsz, batch, dynamic, opset, out, name, download, graph_pre
     if dynamic and click.get_current_context().get_parameter_source("batch") != click.core.ParameterSource.DEFAULT:
         raise EdgekitError("--batch %d is a static batch and --dynamic a dynamic one: give one (a dynamic ONNX "
                            "takes any batch; edgekit build --batch N sets its engine's)" % batch)
+    if end2end and trt_nms:
+        raise EdgekitError("--end2end and --trt-nms: an end-to-end head needs no NMS (its one-to-one branch gives one "
+                           "box per object); give one of them")
     nms_values = {"conf": conf, "iou": iou, "max_det": max_det}
-    if not trt_nms and any(v is not None for v in nms_values.values()):
-        raise EdgekitError("--conf/--iou/--max-det set the NMS in the graph: add --trt-nms")
+    if end2end and (conf is not None or iou is not None):
+        raise EdgekitError("--conf/--iou set EfficientNMS_TRT's thresholds; an --end2end graph has none (conf filters "
+                           "on the host: camera/eval/compare --conf; no IoU applies): drop them")
+    if not trt_nms and not end2end and any(v is not None for v in nms_values.values()):
+        raise EdgekitError("--conf/--iou/--max-det set the NMS in the graph: add --trt-nms (--max-det: or --end2end)")
+    head = {"end2end": True, "max_det": max_det or 300} if end2end else {}
+    if end2end:
+        nms_values["max_det"] = None
     graph = GraphOptions(preprocess=graph_preprocess,
                          letterbox=parse_frame_size(graph_letterbox) if graph_letterbox else None, nms=trt_nms,
                          **{k: v for k, v in nms_values.items() if v is not None})
     path = do_export(weights=weights, imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, out=out,
-                     name=name, download=download, graph=graph, trust_weights=trust_weights)
+                     name=name, download=download, graph=graph, trust_weights=trust_weights, **head)
     click.echo(str(path))
 
 

@@ -40,8 +40,11 @@ from edgekit.outputs import Writes
               help="On SIGTERM, seconds to finish the requests in flight.")
 @click.option("--cuda-graph", is_flag=True, help="TensorRT: replay inference as a CUDA graph (static shapes).")
 @click.option("--access-log", is_flag=True, help="Log one line per request (uvicorn's access log).")
+@click.option("--model-id", default=None, callback=lambda ctx, p, v: _model_id(v), metavar="ID",
+              help="Roboflow clients' model_id this model answers to, besides its name (e.g. shapes/3: the hosted "
+                   "API's project/version).")
 def serve(model, backend, threads, host, port, token, no_token, max_batch, max_queue_delay_ms, max_queue, timeout,
-          max_body_mb, max_pixels, workers, warmup, drain_timeout, cuda_graph, access_log):
+          max_body_mb, max_pixels, workers, warmup, drain_timeout, cuda_graph, access_log, model_id):
     """Serve MODEL over HTTP: POST /v1/detect, /healthz, /readyz, /v1/info, /metrics (device)."""
     from edgekit.serve.app import ServeConfig
     from edgekit.serve.server import serve as run_server
@@ -50,7 +53,16 @@ def serve(model, backend, threads, host, port, token, no_token, max_batch, max_q
         model=model, backend=backend, threads=threads, host=host, port=port, token=token, no_token=no_token,
         max_batch=max_batch, max_queue_delay_ms=max_queue_delay_ms, max_queue=max_queue, timeout=timeout,
         max_body_mb=max_body_mb, max_pixels=max_pixels, workers=workers or min(4, os.cpu_count() or 1),
-        warmup=warmup, drain_timeout=drain_timeout, cuda_graph=cuda_graph, access_log=access_log))
+        warmup=warmup, drain_timeout=drain_timeout, cuda_graph=cuda_graph, access_log=access_log, model_id=model_id))
+
+
+def _model_id(value):
+    import re
+
+    if value is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?$", value):
+        raise click.BadParameter("%r: give a name or project/version of letters, digits, '.', '_' or '-' (e.g. "
+                                 "shapes/3)" % value)
+    return value
 
 
 def error_rate(ctx, param, value):

@@ -3,7 +3,8 @@
 Raw tensors: max/mean absolute error, error relative to the output's range, cosine similarity.
 Detections (at deployment settings): boxes matched greedily by IoU, class agreement of matched boxes,
 mean IoU, and boxes only one model found. The tool to run after building an INT8 engine, or pruning.
-Models exported at different sizes are compared on detections only (in frame coordinates).
+Models exported at different sizes, or with different outputs (YOLO26's host-NMS export against its end-to-end one,
+``[B, 4+nc, N]`` vs ``[B, K, 6]``), are compared on detections only (in frame coordinates).
 With a dataset, ``accuracy`` evaluates both on its whole split as ``edgekit eval`` does and gives B's change.
 """
 
@@ -61,7 +62,8 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
         raise EdgekitError("no frames to compare on: give --data, --source or neither (synthetic frames)")
     pipes = [Pipeline(r, conf=conf, iou=iou) for r in (a, b)]
     hw_a, hw_b = pipes[0].hw, pipes[1].hw
-    same_size = tuple(hw_a) == tuple(hw_b)
+    same_format = pipes[0].output == pipes[1].output
+    same_size = tuple(hw_a) == tuple(hw_b) and same_format  # raw tensors comparable (end2end: also the same K)
     max_abs, mean_abs, rel, cos = [], [], [], []
     n_a = n_b = matched = same_class = 0
     ious: List[float] = []
@@ -73,9 +75,11 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
             out = r.infer(blob)[0].astype(np.float32)
             outs.append(out)
             dets.append(pipe.postprocess([out], boxes)[0])  # boxes in frame coordinates (letterbox undone)
-        if outs[0].shape[:2] != outs[1].shape[:2] or (same_size and outs[0].shape != outs[1].shape):
+        if pipes[0].output == pipes[1].output == "raw" and (
+                outs[0].shape[:2] != outs[1].shape[:2] or (same_size and outs[0].shape != outs[1].shape)):
             raise EdgekitError("outputs differ in shape: %s vs %s (models with different classes?)"
                                % (outs[0].shape, outs[1].shape))
+        same_size = same_size and outs[0].shape == outs[1].shape
         if same_size:
             _raw_errors(outs[0], outs[1], max_abs, mean_abs, rel, cos)
         da, db = dets
@@ -91,8 +95,8 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
         "input_hw": {"a": list(hw_a), "b": list(hw_b)},
         "settings": {"conf": conf, "iou": iou, "match_iou": match_iou},
         "raw": raw,
-        "raw_skipped": None if raw else "different input sizes (%dx%d vs %dx%d): detections compared in frame "
-                                        "coordinates only" % (hw_a[0], hw_a[1], hw_b[0], hw_b[1]),
+        "raw_skipped": None if raw else _raw_skipped(pipes[0], pipes[1], outs[0].shape, outs[1].shape),
+        "output_format": {"a": pipes[0].output, "b": pipes[1].output},
         "detections": {
             "a": n_a, "b": n_b, "matched": matched,
             "only_a": n_a - matched, "only_b": n_b - matched,
@@ -105,6 +109,16 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
         },
         "identical": bool(raw) and raw["max_abs"] == 0.0,
     }
+
+
+def _raw_skipped(pa: Pipeline, pb: Pipeline, shape_a, shape_b) -> str:
+    if pa.output != pb.output:
+        why = "different outputs (%s %s vs %s %s)" % (pa.output, list(shape_a), pb.output, list(shape_b))
+    elif tuple(pa.hw) != tuple(pb.hw):
+        why = "different input sizes (%dx%d vs %dx%d)" % (pa.hw[0], pa.hw[1], pb.hw[0], pb.hw[1])
+    else:  # two end-to-end heads of another top-k
+        why = "different output shapes (%s vs %s)" % (list(shape_a), list(shape_b))
+    return why + ": detections compared in frame coordinates only"
 
 
 def _raw_errors(oa: np.ndarray, ob: np.ndarray, max_abs: List[float], mean_abs: List[float], rel: List[float],

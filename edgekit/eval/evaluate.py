@@ -2,7 +2,9 @@
 class and by object size (``edgekit.eval.metrics``).
 
 Predictions use the deployment pipeline (letterbox, the runner, decode + NMS) with validation settings:
-conf 0.001, IoU 0.7, up to 300 detections, multi-label NMS. Images that fail to decode are skipped and counted.
+conf 0.001, IoU 0.7, up to 300 detections, multi-label NMS. An end-to-end model (``edgekit export --end2end``) is
+read as ultralytics' validator reads one: its ``[B, K, 6]`` rows above conf, no NMS, up to 300 (at most its K).
+Images that fail to decode are skipped and counted.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from edgekit.vision.images import read_image
 from edgekit.vision.pipeline import Pipeline
 
 
-def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float = 0.7, max_det: int = 300,
+def evaluate(runner: Runner, dataset: Dataset, conf: float = 0.001, iou: float = 0.7, max_det: Optional[int] = None,
              show_progress: bool = True) -> Dict[str, Any]:
     return evaluate_many([runner], dataset, conf=conf, iou=iou, max_det=max_det, show_progress=show_progress)[0]
 
 
 def evaluate_many(runners: Sequence[Runner], dataset: Dataset, conf: float = 0.001, iou: float = 0.7,
-                  max_det: int = 300, show_progress: bool = True) -> List[Dict[str, Any]]:
+                  max_det: Optional[int] = None, show_progress: bool = True) -> List[Dict[str, Any]]:
     """``evaluate`` for several models on the same images: each image is read once and its problems counted once
-    (``compare --data`` evaluates both models this way). One result per runner, in order."""
+    (``compare --data`` evaluates both models this way). One result per runner, in order. ``max_det`` None: 300,
+    or an end-to-end model's K where it returns fewer (``Pipeline``)."""
     pipes = [Pipeline(r, conf=conf, iou=iou, max_det=max_det, multi_label=True) for r in runners]
     mismatches = [class_mismatch(r.info.names if r.info else {}, dataset.names, r.path.name) for r in runners]
     for mismatch in mismatches:
@@ -69,9 +72,16 @@ def evaluate_many(runners: Sequence[Runner], dataset: Dataset, conf: float = 0.0
         raise EdgekitError("no image of %s could be evaluated (%s): nothing to measure"
                            % (dataset.source, ", ".join("%d %s" % (n, k.replace("_", " "))
                                                         for k, n in dataset.problems.items()) or "no images"))
-    return [_result(runner, pipe, dataset, detection_metrics(gts, found, dataset.names, max_det=max_det), mismatch,
-                    ms, {"conf": conf, "iou": iou, "max_det": max_det, "multi_label": True})
+    return [_result(runner, pipe, dataset, detection_metrics(gts, found, dataset.names, max_det=pipe.max_det),
+                    mismatch, ms, settings(pipe))
             for runner, pipe, found, mismatch, ms in zip(runners, pipes, preds, mismatches, infer_ms)]
+
+
+def settings(pipe: Pipeline) -> Dict[str, Any]:
+    """The settings as applied: an end-to-end model runs no NMS (``iou`` and ``multi_label`` are not used)."""
+    if pipe.output == "end2end":
+        return {"conf": pipe.conf, "iou": None, "max_det": pipe.max_det, "multi_label": None, "nms": "none (end2end)"}
+    return {"conf": pipe.conf, "iou": pipe.iou, "max_det": pipe.max_det, "multi_label": True}
 
 
 def _result(runner: Runner, pipe: Pipeline, dataset: Dataset, metrics: Dict[str, Any], mismatch: Optional[str],
@@ -95,6 +105,7 @@ def _result(runner: Runner, pipe: Pipeline, dataset: Dataset, metrics: Dict[str,
         "input_shape": [1, 3, pipe.hw[0], pipe.hw[1]] if pipe.format.kind == "float" else
         [1] + list(pipe.format.frame_hw or pipe.hw) + [3],
         "input_format": pipe.format.kind,
+        "output_format": pipe.output,
         "imgsz": list(pipe.hw),
         "dataset": dataset.source,
         "split": dataset.split,

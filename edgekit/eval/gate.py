@@ -28,7 +28,7 @@ from edgekit.log import warn
 from edgekit.manifest import read_manifest, sha256_file, utc_now, write_json_atomic
 from edgekit.report.join import dataset_label
 
-SETTINGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # edgekit eval's (ultralytics val's) settings
+SETTINGS = {"conf": 0.001, "iou": 0.7, "max_det": None}  # edgekit eval's: max_det None is 300, or an end2end top-k
 WARN_DROP = 1.0  # without --max-map-drop a bigger drop is said in a warning (never refused)
 
 

@@ -5,6 +5,8 @@ The pipeline is a few small steps, each testable alone:
 conventions: input ``images``, output ``output0``, metadata props) -> ``simplify_and_check`` (onnxsim,
 onnx.checker, strict shape inference) -> optional graph surgery (``edgekit.host.graph``: uint8 input with
 preprocessing in the graph, EfficientNMS_TRT) -> atomic write of ``NAME.onnx`` and ``NAME.onnx.json``.
+``end2end``: YOLO26's one-to-one head (ultralytics' ``nms=False``, ``edgekit.host.end2end``) instead of the
+one-to-many head the exporter keeps by default.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Dict, Optional
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
+from edgekit.host import end2end as e2e
 from edgekit.host.graph import GraphOptions, apply_graph_options, graph_manifest
 from edgekit.host.weights import weights_loading
 from edgekit.lazy import lazy_import
@@ -122,10 +125,10 @@ def is_trained(model, spec: WeightsSpec) -> bool:
     return bool(ckpt.get("train_args"))
 
 
-def model_stats(model, imgsz: int) -> Dict[str, Any]:
+def model_stats(model, imgsz: int, end2end: bool = False) -> Dict[str, Any]:
     from ultralytics.utils.torch_utils import get_flops
 
-    net = model.model
+    net = e2e.exported_branch(model.model, end2end)  # YOLO26: the branch exported, not both
     return {
         "params": int(sum(p.numel() for p in net.parameters())),
         "gflops": round(float(get_flops(net, imgsz)), 3),
@@ -135,8 +138,10 @@ def model_stats(model, imgsz: int) -> Dict[str, Any]:
     }
 
 
-def export_raw_onnx(model, workdir: Path, stem: str, imgsz: int, batch: int, dynamic: bool, opset: int) -> Path:
-    """Run ultralytics' ONNX exporter into ``workdir`` (unsimplified; we simplify with onnxsim)."""
+def export_raw_onnx(model, workdir: Path, stem: str, imgsz: int, batch: int, dynamic: bool, opset: int,
+                    end2end: bool = False, max_det: int = 300) -> Path:
+    """Run ultralytics' ONNX exporter into ``workdir`` (unsimplified; we simplify with onnxsim). ``end2end``: the
+    one-to-one head with its top-k of ``max_det`` boxes (``nms=False``); else the default one-to-many head."""
     # The exporter names its output after model.pt_path (else the YAML name, in the working directory).
     # Point it into our private folder so nothing is written next to the user's weights or in the cwd.
     model.model.pt_path = str(workdir.resolve() / (stem + ".pt"))
@@ -146,9 +151,10 @@ def export_raw_onnx(model, workdir: Path, stem: str, imgsz: int, batch: int, dyn
 
     level = LOGGER.level
     LOGGER.setLevel(logging.WARNING)
+    head = {"nms": False, "max_det": max_det} if end2end else {}
     try:
         out = model.export(
-            format="onnx", imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, simplify=False, device="cpu"
+            format="onnx", imgsz=imgsz, batch=batch, dynamic=dynamic, opset=opset, simplify=False, device="cpu", **head
         )
     finally:
         LOGGER.setLevel(level)
@@ -173,7 +179,8 @@ def simplify_and_check(path: Path):
     return simplified
 
 
-def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool, graph: Optional[GraphOptions] = None) -> str:
+def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool, graph: Optional[GraphOptions] = None,
+              end2end: bool = False) -> str:
     """``yolov8m.onnx`` for the defaults (640, batch 1, static), otherwise the differences are in the name."""
     parts = [stem]
     if imgsz != 640:
@@ -182,14 +189,14 @@ def onnx_name(stem: str, imgsz: int, batch: int, dynamic: bool, graph: Optional[
         parts.append("dynamic")
     elif batch != 1:
         parts.append("b%d" % batch)
-    return "-".join(parts) + (graph.suffix() if graph else "") + ".onnx"
+    return "-".join(parts) + (graph.suffix() if graph else "") + ("-e2e" if end2end else "") + ".onnx"
 
 
 def output_name(name: Optional[str], stem: str, imgsz: int, batch: int, dynamic: bool,
-                graph: Optional[GraphOptions]) -> str:
+                graph: Optional[GraphOptions], end2end: bool = False) -> str:
     """``--name`` is a file name inside ``--out`` (never a path out of it); ``.onnx`` is added when missing."""
     if not name:
-        return onnx_name(stem, imgsz, batch, dynamic, graph)
+        return onnx_name(stem, imgsz, batch, dynamic, graph, end2end)
     if "/" in name or "\\" in name or name in (".", ".."):
         raise EdgekitError("--name %s: give a file name; the folder is --out" % name)
     return name if name.lower().endswith(".onnx") else name + ".onnx"
@@ -207,8 +214,11 @@ def export(
     extra: Optional[Dict[str, Any]] = None,
     graph: Optional[GraphOptions] = None,
     trust_weights: bool = False,
+    end2end: bool = False,
+    max_det: int = 300,
 ) -> Path:
-    """Export YOLOv8 ``weights`` to ``out/NAME.onnx`` with a manifest; returns the ONNX path."""
+    """Export YOLO ``weights`` to ``out/NAME.onnx`` with a manifest; returns the ONNX path. ``end2end``: YOLO26's
+    one-to-one head, ``[B, K, 6]`` detections with no NMS, K = ``max_det`` (at most the anchors)."""
     if imgsz <= 0 or imgsz % 32:
         raise EdgekitError("--imgsz %d: must be a positive multiple of 32 (YOLOv8's largest stride)" % imgsz)
     if batch < 1:
@@ -218,18 +228,21 @@ def export(
     graph = graph or GraphOptions()
     if dynamic and (graph.letterbox or graph.nms):
         raise EdgekitError("--graph-letterbox and --trt-nms need static shapes: drop --dynamic")
+    if end2end:
+        e2e.check_request(max_det, dynamic, graph.nms)
     if graph.in_graph_preprocess or graph.nms:
         lazy_import("onnx_graphsurgeon")  # before the slow part
     spec = resolve_weights(weights, download, trust_weights)
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise EdgekitError("--out %s is a file: give a folder for the ONNX and its manifest" % out)
-    target = out_dir / output_name(name, spec.stem, imgsz, batch, dynamic, graph)
+    target = out_dir / output_name(name, spec.stem, imgsz, batch, dynamic, graph, end2end)
 
     with phase("loading %s" % weights):
         model = load_model(spec)
+        e2e.check_head(model, weights, end2end)
         trained = is_trained(model, spec)
-        stats = model_stats(model, imgsz)
+        stats = model_stats(model, imgsz, end2end)
     if not trained:
         info("%s has untrained (random init) weights: speed numbers are real, accuracy is not" % weights,
              style="yellow")
@@ -237,7 +250,7 @@ def export(
     out_dir.mkdir(parents=True, exist_ok=True)
     with disk_errors(target), tempfile.TemporaryDirectory(prefix=".edgekit-export-", dir=str(out_dir)) as work:
         with phase("exporting ONNX (opset %d)" % opset):
-            raw = export_raw_onnx(model, Path(work), spec.stem, imgsz, batch, dynamic, opset)
+            raw = export_raw_onnx(model, Path(work), spec.stem, imgsz, batch, dynamic, opset, end2end, max_det)
         with phase("simplifying with onnxsim and checking"):
             proto = simplify_and_check(raw)
         if graph.in_graph_preprocess or graph.nms:
@@ -250,9 +263,12 @@ def export(
             onnx.save(proto, str(tmp))
             manifest = build_manifest(spec, trained, stats, proto, tmp, target, imgsz, batch, dynamic, opset)
             manifest.update(graph_manifest(graph, imgsz))
+            manifest.update(e2e.head_manifest(model, end2end, manifest["outputs"], max_det))
             manifest.update(extra or {})  # e.g. {"pruned": true} from prune/tradeoff
             write_json_atomic(str(target) + ".json", manifest)
     info("wrote %s (%.1f MB) and %s.json" % (target, target.stat().st_size / 1e6, target.name))
+    if not end2end and e2e.has_one2one(model):
+        info("%s also has an end-to-end head (no NMS): edgekit export --end2end exports that one" % weights)
     return target
 
 

@@ -31,6 +31,7 @@ class Runner:
         self.input_shape: Sequence[Dim] = ()
         self.input_dtype: np.dtype = np.dtype(np.float32)
         self.output_names: List[str] = []
+        self.output_shapes: List[Sequence[Dim]] = []  # in output_names order; None where dynamic
         self.device = "cpu"  # what actually runs it, e.g. "CPUExecutionProvider" or a GPU name
 
     # --- the protocol -------------------------------------------------------------------------------

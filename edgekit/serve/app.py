@@ -13,14 +13,13 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from edgekit.log import warn
 from edgekit.serve import images
 from edgekit.serve.images import RequestError
 from edgekit.serve.metrics import Metrics
 from edgekit.serve.worker import Expired, InferenceWorker, Job
-from edgekit.vision import postprocess, preprocess
 
 OPEN_ROUTES = ("/healthz", "/readyz")  # probes answer without a token
 FORMATS = ("edgekit", "roboflow")
@@ -46,6 +45,7 @@ class ServeConfig:
     drain_timeout: float = 30.0
     cuda_graph: bool = False
     access_log: bool = False
+    model_id: Optional[str] = None  # --model-id: a Roboflow model_id this model answers to besides its name
 
 
 @dataclass
@@ -86,8 +86,9 @@ def parse_params(query) -> Dict[str, Any]:
     fmt = query.get("format", "edgekit")
     if fmt not in FORMATS:
         raise RequestError(400, "query format=%r: choose one of %s" % (fmt, ", ".join(FORMATS)))
-    return {"conf": number("conf", float, 0.25, 0.0, 1.0), "iou": number("iou", float, 0.7, 0.0, 1.0),
-            "max_det": number("max_det", int, 300, 1, 10000), "format": fmt}
+    # conf/iou left out: the model's defaults (0.25/0.7, or what an engine with NMS in it was exported with)
+    return {"conf": number("conf", float, None, 0.0, 1.0), "iou": number("iou", float, None, 0.0, 1.0),
+            "max_det": number("max_det", int, None, 1, 10000), "format": fmt}
 
 
 async def read_body(request, limit: int) -> bytes:
@@ -128,52 +129,97 @@ async def image_bytes(request, kind: str, body: bytes) -> bytes:
         await form.close()
 
 
-def prepare(data: bytes, max_pixels: int, hw, dtype):
-    """In the pool: decode and letterbox one image, timed."""
+@dataclass
+class Detected:
+    """One image's answer: detections in its own pixels, its size, the server's stage times (ms) and the number
+    of images in the inference batch it ran in."""
+
+    dets: Any  # edgekit.vision.detections.Detections
+    width: int
+    height: int
+    stages: Dict[str, float]
+    batch: int
+
+
+def prepare(data: bytes, max_pixels: int, pipeline):
+    """In the pool: decode one image and make the model's input of it (edgekit.vision.pipeline), timed."""
+    from edgekit.vision.pipeline import FrameSizeError
+
     t0 = time.perf_counter()
     frame = images.decode_image(data, max_pixels)
     t1 = time.perf_counter()
-    blob, boxes = preprocess([frame], hw, dtype=dtype)
+    try:
+        blob, boxes = pipeline.preprocess_owned([frame])
+    except FrameSizeError as exc:  # a --graph-letterbox model letterboxes one frame size in its graph
+        raise RequestError(400, "%s takes %dx%d images only (exported with --graph-letterbox %dx%d: the letterbox "
+                                "is in its graph); this image is %dx%d: send %dx%d images, or serve a model "
+                                "exported without --graph-letterbox"
+                           % ((exc.model,) + exc.want + exc.want + exc.got + exc.want)) from None
     t2 = time.perf_counter()
-    return frame, blob, boxes[0], {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
+    return frame.shape, blob, boxes[0], {"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3}
 
 
-async def detect(request):
-    state: ServerState = request.app.state.edgekit
-    state.metrics.in_flight.inc()
-    try:
-        return await _detect(request, state)
-    finally:  # edgekit_requests_total is counted by CountResponses (metrics.py) for every route
-        state.metrics.in_flight.dec()
+def resolve_settings(pipeline, params: Dict[str, Any]) -> Dict[str, Any]:
+    """The request's conf/IoU/max_det/agnostic with the model's defaults for what it left out (0.25, 0.7, 300, or
+    what the model has in it: an NMS engine's conf/IoU, an end-to-end head's top-k); a setting the model
+    cannot honour (NMS in the engine at another conf/IoU) is a 400 saying why."""
+    defaults = pipeline.default_settings()
+    settings = {"conf": defaults["conf"] if params.get("conf") is None else float(params["conf"]),
+                "iou": defaults["iou"] if params.get("iou") is None else float(params["iou"]),
+                "max_det": int(params.get("max_det") or defaults.get("max_det", 300)),
+                "agnostic": bool(params.get("agnostic"))}
+    problem = pipeline.settings_problem(settings["conf"], settings["iou"], settings["max_det"], settings["agnostic"])
+    if problem:
+        raise RequestError(400, problem)
+    return settings
 
 
-async def _detect(request, state: ServerState):
-    from starlette.responses import Response
+def check_available(state: ServerState) -> None:
+    """503 with Retry-After while the model loads or the server drains."""
+    if state.draining or not state.worker.ready.is_set():
+        raise RequestError(503, "server is %s" % ("draining" if state.draining else "loading the model"),
+                           {"Retry-After": "1"}, "draining" if state.draining else "loading")
 
-    config, worker, metrics = state.config, state.worker, state.metrics
-    t_start = time.perf_counter()
-    deadline = t_start + config.timeout
-    if state.draining or not worker.ready.is_set():
-        metrics.rejections.labels("draining" if state.draining else "loading").inc()
-        return error_response(503, "server is %s" % ("draining" if state.draining else "loading the model"),
-                              {"Retry-After": "1"})
-    admitted = submitted = False
-    try:
-        kind = images.check_content_type(request.headers.get("content-type", ""))
-        params = parse_params(request.query_params)
-        body = await read_body(request, int(config.max_body_mb * 1024 * 1024))
-        t_body = time.perf_counter()
+
+async def detect_images(state: ServerState, datas: List[bytes], params: Dict[str, Any],
+                        t_start: float) -> List[Detected]:
+    """Decode, preprocess, infer (batched with other requests' images) and postprocess each image.
+
+    ``params``: ``conf``/``iou`` (None: the model's defaults), ``max_det``, ``agnostic``. Each image takes its own
+    place in the queue (503 for the whole request when they do not all fit). Raises RequestError or Expired."""
+    config, worker = state.config, state.worker
+    check_available(state)
+    if not datas:
+        raise RequestError(400, "no image in the request")
+    settings = resolve_settings(worker.pipeline, params)
+    admitted = 0
+    for _ in datas:
         if not worker.admit():
-            metrics.rejections.labels("queue_full").inc()
-            return error_response(503, "queue full (%d waiting, --max-queue): retry later" % config.max_queue,
-                                  {"Retry-After": "1"})
-        admitted = True
-        loop = asyncio.get_running_loop()
-        data = await image_bytes(request, kind, body)
-        runner = worker.runner
+            for _ in range(admitted):
+                worker.release()
+            raise RequestError(503, "queue full (%d waiting, --max-queue): retry later" % config.max_queue,
+                               {"Retry-After": "1"}, "queue_full")
+        admitted += 1
+    t_body = time.perf_counter()
+    deadline = t_start + config.timeout
+    tasks = [asyncio.ensure_future(_one_image(state, data, settings, deadline, t_body)) for data in datas]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:  # one image failed: the others' answers are not wanted any more
+            task.cancel()
+
+
+async def _one_image(state: ServerState, data: bytes, settings: Dict[str, Any], deadline: float,
+                     t_body: float) -> Detected:
+    """One admitted image through the pool, the inference thread and the pool again."""
+    config, worker = state.config, state.worker
+    loop = asyncio.get_running_loop()
+    submitted = False
+    try:
         try:  # the decode threads can be busy too: the deadline holds while waiting for them
-            frame, blob, lb, timings = await asyncio.wait_for(loop.run_in_executor(
-                state.pool, prepare, data, config.max_pixels, worker.hw, runner.input_dtype),
+            shape, blob, lb, timings = await asyncio.wait_for(loop.run_in_executor(
+                state.pool, prepare, data, config.max_pixels, worker.pipeline),
                 max(deadline - time.perf_counter(), 0.001))
         except asyncio.TimeoutError:
             raise Expired() from None
@@ -190,36 +236,25 @@ async def _detect(request, state: ServerState):
         submitted = True
         try:
             result = await asyncio.wait_for(future, max(deadline - time.perf_counter(), 0.001))
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
             job.cancelled = True
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise Expired() from None
         if isinstance(result, Exception):
             raise result
-        payload, timings = await loop.run_in_executor(
-            state.pool, finish, state, result, lb, frame.shape, params, timings, t_body)
-        metrics.observe_stages(timings)
-        server_timing = ", ".join("%s;dur=%.2f" % (k, v) for k, v in timings.items())
-        return Response(payload, media_type="application/json", headers={"Server-Timing": server_timing})
-    except RequestError as exc:
-        metrics.rejections.labels(_reason(exc.status)).inc()
-        return error_response(exc.status, exc.message)
-    except Expired:
-        metrics.rejections.labels("timeout").inc()
-        return error_response(504, "request took longer than --timeout %.1f s (queue too long for this model?)"
-                              % config.timeout)
-    except Exception as exc:  # a backend failure: the request is answered and the server goes on
-        warn("inference failed: %s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0][:200]
-                                           if str(exc).strip() else ""))
-        return error_response(500, "inference failed: %s" % type(exc).__name__)
+        return await loop.run_in_executor(state.pool, finish, worker.pipeline, result, lb, shape, settings, timings,
+                                          t_body)
     finally:
-        if admitted and not submitted:
+        if not submitted:
             worker.release()
 
 
-def finish(state: ServerState, result, lb, shape, params, timings, t_body: float):
-    """In the pool: NMS, map boxes back, build the JSON body with the server's stage times."""
+def finish(pipeline, result, lb, shape, settings, timings, t_body: float) -> Detected:
+    """In the pool: NMS (or reading the engine's own), boxes back to the image, the server's stage times."""
     t0 = time.perf_counter()
-    dets = postprocess(result["output"], [lb], conf=params["conf"], iou=params["iou"], max_det=params["max_det"])[0]
+    dets = pipeline.decode(result["outputs"], [lb], settings["conf"], settings["iou"], settings["max_det"],
+                           settings["agnostic"])[0]
     t1 = time.perf_counter()
     stages = {"decode": timings["decode"], "preprocess": timings["preprocess"], "queue": 0.0}
     stages.update(result["timings"])  # inference (+ h2d/compute/d2h on TensorRT)
@@ -229,25 +264,71 @@ def finish(state: ServerState, result, lb, shape, params, timings, t_body: float
     work = stages["decode"] + stages["preprocess"] + stages["inference"] + stages["postprocess"]
     stages["queue"] = max(stages["total"] - work, 0.0)
     stages = {k: round(v, 3) for k, v in stages.items()}
+    return Detected(dets, int(shape[1]), int(shape[0]), stages, result["batch"])
+
+
+async def answer(request, handler):
+    """Run ``await handler()`` (a route's work, returning its Response) with the in-flight gauge; every failure is
+    one JSON error: RequestError with its status, 504 past --timeout, 500 for a backend failure."""
+    state: ServerState = request.app.state.edgekit
+    metrics = state.metrics
+    metrics.in_flight.inc()
+    try:  # edgekit_requests_total is counted by CountResponses (metrics.py) for every route
+        return await handler()
+    except RequestError as exc:
+        metrics.rejections.labels(exc.reason or _reason(exc.status)).inc()
+        return error_response(exc.status, exc.message, exc.headers)
+    except Expired:
+        metrics.rejections.labels("timeout").inc()
+        return error_response(504, "request took longer than --timeout %.1f s (queue too long for this model?)"
+                              % state.config.timeout)
+    except Exception as exc:  # a backend failure: the request is answered and the server goes on
+        warn("inference failed: %s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0][:200]
+                                           if str(exc).strip() else ""))
+        return error_response(500, "inference failed: %s" % type(exc).__name__)
+    finally:
+        metrics.in_flight.dec()
+
+
+async def detect(request):
+    """POST /v1/detect: one image in the body, detections (or Roboflow's predictions with format=roboflow)."""
+    return await answer(request, lambda: _detect(request))
+
+
+async def _detect(request):
+    from starlette.responses import Response
+
+    state: ServerState = request.app.state.edgekit
+    t_start = time.perf_counter()
+    check_available(state)  # before reading a body that will not be used
+    kind = images.check_content_type(request.headers.get("content-type", ""))
+    params = parse_params(request.query_params)
+    body = await read_body(request, int(state.config.max_body_mb * 1024 * 1024))
+    data = await image_bytes(request, kind, body)
+    result = (await detect_images(state, [data], params, t_start))[0]
+    state.metrics.observe_stages(result.stages)
+    payload = await asyncio.get_running_loop().run_in_executor(state.pool, native_body, state, result,
+                                                               params["format"])
+    server_timing = ", ".join("%s;dur=%.2f" % (k, v) for k, v in result.stages.items())
+    return Response(payload, media_type="application/json", headers={"Server-Timing": server_timing})
+
+
+def native_body(state: ServerState, result: Detected, fmt: str) -> bytes:
     names = state.info.get("names") or {}
-    h, w = shape[:2]
-    if params["format"] == "roboflow":
-        body: Dict[str, Any] = {"time": round(stages["total"] / 1e3, 6), "image": {"width": w, "height": h},
-                                "predictions": roboflow_predictions(dets, names)}
+    image = {"width": result.width, "height": result.height}
+    if fmt == "roboflow":
+        body: Dict[str, Any] = {"time": round(result.stages["total"] / 1e3, 6), "image": image,
+                                "predictions": roboflow_predictions(result.dets, names)}
     else:
-        body = {"image": {"width": w, "height": h}, "detections": dets.to_list(names)}
-    body.update(model=state.info.get("model"), batch_size=result["batch"], timings_ms=stages)
-    return json.dumps(body).encode(), stages
+        body = {"image": image, "detections": result.dets.to_list(names)}
+    body.update(model=state.info.get("model"), batch_size=result.batch, timings_ms=result.stages)
+    return json.dumps(body).encode()
 
 
 def roboflow_predictions(dets, names):
-    """Roboflow's shape: box center, width and height in pixels, ``class`` name and ``class_id``."""
-    out = []
-    for (x1, y1, x2, y2), conf, cid in zip(dets.xyxy.tolist(), dets.confidence.tolist(), dets.class_id.tolist()):
-        out.append({"x": round((x1 + x2) / 2, 2), "y": round((y1 + y2) / 2, 2), "width": round(x2 - x1, 2),
-                    "height": round(y2 - y1, 2), "confidence": round(conf, 4), "class": names.get(cid, str(cid)),
-                    "class_id": int(cid)})
-    return out
+    from edgekit.serve.roboflow import predictions  # Roboflow's shape lives with its protocol
+
+    return predictions(dets, names)
 
 
 def _settle(future, result) -> None:
@@ -256,4 +337,4 @@ def _settle(future, result) -> None:
 
 
 def _reason(status: int) -> str:
-    return {400: "bad_request", 413: "too_large", 415: "unsupported_type"}.get(status, str(status))
+    return {400: "bad_request", 404: "not_found", 413: "too_large", 415: "unsupported_type"}.get(status, str(status))

@@ -11,7 +11,7 @@ import base64
 import binascii
 import io
 import json
-from typing import Any, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -27,12 +27,17 @@ FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 
 
 class RequestError(Exception):
-    """A client error: ``status`` and a one-line message, answered as JSON ``{"error": message}``."""
+    """A request the server does not run: ``status`` and a one-line message, answered as JSON
+    ``{"error": message}``; ``headers`` (e.g. Retry-After on a 503) and the ``reason`` label of
+    edgekit_rejections_total (default: from the status)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None,
+                 reason: Optional[str] = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
+        self.reason = reason
 
 
 def media_type(content_type: str) -> str:

@@ -58,7 +58,8 @@ class CountResponses:
 
         async def counted(message) -> None:
             if message["type"] == "http.response.start":
-                self.metrics.requests.labels(route, str(message["status"])).inc()
+                # a route may name itself (the Roboflow routes: "roboflow"); else the label of its path
+                self.metrics.requests.labels(scope.get("edgekit.route", route), str(message["status"])).inc()
             await send(message)
 
         await self.app(scope, receive, counted)

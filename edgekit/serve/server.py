@@ -15,8 +15,10 @@ from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.log import info, warn
-from edgekit.serve.access import check_bind, is_loopback, resolve_token
+from edgekit.serve import roboflow
+from edgekit.serve.access import check_bind, is_loopback, resolve_token, take_query_keys
 from edgekit.serve.app import OPEN_ROUTES, ServeConfig, ServerState, detect, error_response
+from edgekit.serve.images import RequestError
 from edgekit.serve.metrics import CountResponses, Metrics
 from edgekit.serve.worker import InferenceWorker
 
@@ -33,22 +35,32 @@ def require_serve_deps() -> None:
 
 
 class TokenAuth:
-    """Pure ASGI middleware: every route but the probes needs ``Authorization: Bearer TOKEN``."""
+    """Pure ASGI middleware: every route but the probes needs the token, as ``Authorization: Bearer TOKEN`` or where
+    Roboflow's clients put it: the query's ``api_key`` (taken out of every query string, token or not, so no handler
+    and no access log line sees it) or the JSON body's ``api_key`` on Roboflow's JSON routes, which check it
+    themselves when neither header nor query carried a key (edgekit.serve.roboflow)."""
 
     def __init__(self, app, token: Optional[str], metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
         self.expected = token.encode() if token else None
 
     async def __call__(self, scope, receive, send):
-        if self.expected is None or scope["type"] != "http" or scope["path"] in OPEN_ROUTES:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").strip().partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.expected):
+        given = take_query_keys(scope)
+        if self.expected is None or scope["path"] in OPEN_ROUTES:
+            return await self.app(scope, receive, send)
+        scheme, _, bearer = dict(scope["headers"]).get(b"authorization", b"").strip().partition(b" ")
+        if scheme.lower() == b"bearer":
+            given.append(bearer.strip())
+        # every key given must be the token (one request cannot try many): header and query keys alike
+        if given and all([hmac.compare_digest(key, self.expected) for key in given]):
+            return await self.app(scope, receive, send)
+        if not given and roboflow.takes_body_key(scope):
+            scope[roboflow.BODY_KEY] = self.expected  # the route compares the body's api_key with it
             return await self.app(scope, receive, send)
         self.metrics.rejections.labels("unauthorized").inc()
-        response = error_response(401, "missing or wrong token: send Authorization: Bearer TOKEN "
-                                       "(the server's --token or EDGEKIT_TOKEN)", {"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+        await roboflow.error_json(roboflow.unauthorized())(scope, receive, send)
 
 
 def make_app(state: ServerState):
@@ -81,14 +93,15 @@ def make_app(state: ServerState):
 
     async def http_error(request, exc):
         if exc.status_code == 404:
-            message = "no route %s %s: POST /v1/detect, GET /healthz /readyz /v1/info /metrics" % (
-                request.method, request.url.path)
+            message = ("no route %s %s: POST /v1/detect, GET /healthz /readyz /v1/info /metrics; Roboflow's: GET "
+                       "/model/registry, POST /model/add /infer/object_detection /{project}/{version}" % (
+                           request.method, request.url.path))
         else:
             message = "%s %s: %s" % (request.method, request.url.path, exc.detail)
-        return error_response(exc.status_code, message)
+        return roboflow.error_json(RequestError(exc.status_code, message))  # with Roboflow's "message" too
 
     routes = [Route("/v1/detect", detect, methods=["POST"]), Route("/healthz", healthz), Route("/readyz", readyz),
-              Route("/v1/info", v1_info), Route("/metrics", metrics)]
+              Route("/v1/info", v1_info), Route("/metrics", metrics)] + roboflow.routes()  # theirs last
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
                     middleware=[Middleware(CountResponses, metrics=state.metrics),  # outermost: counts the 401s too
                                 Middleware(TokenAuth, token=state.config.token, metrics=state.metrics)])
@@ -107,6 +120,29 @@ def model_summary(model: str) -> dict:
     return {"name": path.stem, "file": path.name, "sha256": manifest.get("sha256") or sha256_file(path),
             "precision": manifest.get("precision", "fp32"), "trained": manifest.get("trained"),
             "params": manifest.get("params"), "gflops": manifest.get("gflops"), "pruned": manifest.get("pruned")}
+
+
+INPUT_FORMATS = {
+    "float": "float RGB NCHW in [0, 1]: the server letterboxes and normalizes",
+    "uint8": "uint8 BGR NHWC (--graph-preprocess): the server letterboxes, the graph normalizes",
+    "uint8-letterbox": "uint8 BGR NHWC frames of one size (--graph-letterbox): the graph letterboxes and normalizes",
+}
+OUTPUT_FORMATS = {
+    "raw": "YOLOv8 [B, 4+nc, N]: the server decodes and runs NMS (conf, iou, max_det per request)",
+    "trt-nms": "EfficientNMS_TRT in the engine (--trt-nms): conf at or above its own, its IoU, per request",
+    "end2end": "an end-to-end head's [B, K, 6] (--end2end, YOLO26): no NMS; conf and max_det up to K per request, "
+               "iou not used",
+}
+
+
+def model_formats(pipe) -> dict:
+    """What the model takes and gives, for /v1/info: a client reads there which requests it can make."""
+    fmt = pipe.format
+    frame = list(reversed(fmt.frame_hw)) if fmt.frame_hw else None  # width, height
+    return {"input": {"format": fmt.kind, "dtype": str(pipe.dummy_input(1).dtype), "imgsz": list(fmt.model_hw),
+                      "frame_size": frame, "about": INPUT_FORMATS.get(fmt.kind, fmt.kind)},
+            "output": {"format": pipe.output, "nms": pipe.baked() or None, "defaults": pipe.default_settings(),
+                       "about": OUTPUT_FORMATS.get(pipe.output, pipe.output)}}
 
 
 def accuracy_gate(model: str):
@@ -143,10 +179,12 @@ def serve(config: ServeConfig) -> None:
         from edgekit.serve.images import decode_image, encode_jpeg
 
         decode_image(encode_jpeg(np.zeros((64, 64, 3), np.uint8)), 4096)  # first decode loads Pillow's and cv2's codecs
-        runner = worker.runner
+        runner, pipe = worker.runner, worker.pipeline
         state.info["names"] = dict(runner.info.names) if runner.info else {}
         state.info["model"].update(backend=runner.backend, device=runner.device, clock=runner.clock,
-                                   input_shape=[runner.static_batch or worker.max_batch, 3] + list(worker.hw))
+                                   input_shape=[runner.static_batch or worker.max_batch]
+                                   + list(pipe.dummy_input(1).shape[1:]))
+        state.info.update(model_formats(pipe))
 
     worker = InferenceWorker(config.model, config.backend, config.threads, config.max_batch, config.max_queue,
                              config.max_queue_delay_ms / 1e3, config.warmup, metrics, on_ready=ready,
@@ -167,6 +205,10 @@ def serve(config: ServeConfig) -> None:
     uv_config = uvicorn.Config(make_app(state), host=config.host, port=config.port, log_level="warning",
                                access_log=config.access_log, timeout_graceful_shutdown=config.drain_timeout,
                                lifespan="off", server_header=False)
+    if config.access_log:  # its lines are INFO: log_level="warning" (set on it by uvicorn.Config) would drop them
+        import logging
+
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     server = Server(uv_config)
     holder["server"] = server
     # uvicorn re-raises the signal it caught once it has shut down; a no-op handler makes that a clean exit 0

@@ -50,6 +50,7 @@ class InferenceWorker:
         self.on_ready = on_ready or (lambda: None)
         self.on_error = on_error or (lambda exc: None)
         self.runner: Optional[Runner] = None
+        self.pipeline: Any = None  # edgekit.vision.pipeline.Pipeline, once the model is open
         self.hw = (640, 640)
         self.ready = threading.Event()
         self.error: Optional[Exception] = None
@@ -114,15 +115,12 @@ class InferenceWorker:
                 self.runner.close()
 
     def _open(self) -> None:
-        from edgekit.bench.core import input_geometry
         from edgekit.errors import EdgekitError
-        from edgekit.vision.pipeline import has_trt_nms, input_format
+        from edgekit.vision.pipeline import Pipeline
 
         self.runner = open_runner(self.model, self.backend, threads=self.threads, cuda_graph=self.cuda_graph)
-        if input_format(self.runner).in_graph or has_trt_nms(self.runner):
-            raise EdgekitError("edgekit serve takes models with float input and host NMS for now; %s was exported "
-                               "with --graph-preprocess/--graph-letterbox/--trt-nms: serve the plain export "
-                               "(edgekit export without those options)" % self.runner.path.name)
+        # what the model takes and gives (float or uint8 input, letterbox in the graph, NMS in the engine)
+        self.pipeline = Pipeline(self.runner, **self.pipeline_defaults())
         static = self.runner.static_batch
         if self.requested_batch and static and self.requested_batch > static:
 
@@ -130,8 +128,8 @@ class InferenceWorker:
                                "--batch %d (or --dynamic)" % (self.requested_batch, self.runner.path.name, static,
                                                              self.requested_batch))
         self.max_batch = self.requested_batch or static or 1
-        feed, self.hw = input_geometry(self.runner, static or None)
-        blob = np.zeros((static or 1, 3) + tuple(self.hw), self.runner.input_dtype)
+        self.hw = self.pipeline.hw
+        blob = self.pipeline.dummy_input(static or 1)
         for _ in range(self.warmup):
             self.runner.infer(blob)
         self.on_ready()
@@ -139,6 +137,16 @@ class InferenceWorker:
         info("model %s ready (%s on %s, input %dx%d, batch up to %d, queue %d)"
              % (self.runner.path.name, self.runner.backend, self.runner.device, self.hw[1], self.hw[0],
                 self.max_batch, self.max_queue))
+
+    def pipeline_defaults(self) -> Dict[str, Any]:
+        """Settings the Pipeline is checked with at load: an NMS engine's own, so any engine opens (each request's
+        are checked against it then)."""
+        from edgekit.vision.pipeline import output_format
+
+        if output_format(self.runner) != "trt-nms" or not self.runner.info:
+            return {}
+        baked = self.runner.info.get("nms") or {}
+        return {k: float(baked[k]) for k in ("conf", "iou") if baked.get(k) is not None}
 
     def _next_batch(self) -> Optional[List[Job]]:
         with self._cond:
@@ -193,7 +201,7 @@ class InferenceWorker:
                 continue
             timings: Dict[str, float] = {"inference": inference_ms}
             timings.update(extra)
-            job.callback({"output": outputs[0][i:i + 1], "timings": timings, "batch": len(live)})
+            job.callback({"outputs": [o[i:i + 1] for o in outputs], "timings": timings, "batch": len(live)})
 
     def _gauge(self) -> None:
         if self.metrics is not None:

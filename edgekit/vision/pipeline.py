@@ -9,8 +9,16 @@ Input (from the model's input dtype and shape):
 - ``uint8-letterbox``: ``[B, Hf, Wf, 3]`` uint8 BGR of a fixed camera frame size other than the model's
   imgsz (``--graph-letterbox``); the graph letterboxes too, so the host passes the frame as it is.
 
-Output (from the model's outputs): YOLOv8's raw ``[B, 4+nc, N]`` (decode + NMS on the host), or
-EfficientNMS_TRT's ``num_dets, det_boxes, det_scores, det_classes`` (``--trt-nms``; read as they are).
+Output (from the model's outputs), ``Pipeline.output``:
+
+- ``raw``: YOLOv8's ``[B, 4+nc, N]``; decode + NMS on the host.
+- ``trt-nms``: EfficientNMS_TRT's ``num_dets, det_boxes, det_scores, det_classes`` (``--trt-nms``); read as they
+  are, with the conf/IoU the engine was exported with.
+- ``end2end``: an end-to-end head's ``[B, K, 6]`` (``--end2end``, YOLO26; ``edgekit.vision.end2end``): no NMS, conf
+  filters on the host, at most K boxes (baked in at export); IoU does not apply and is not used.
+
+``Pipeline.postprocess`` uses the settings the pipeline was made with; ``Pipeline.decode`` takes them per call
+(``edgekit serve``: each request its own), after ``Pipeline.settings_problem`` has said they fit the model.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.vision.detections import Detections
+from edgekit.vision.end2end import end2end_max_det, read_end2end
 from edgekit.vision.postprocess import postprocess, scale_boxes
-from edgekit.vision.preprocess import PAD_VALUE, Letterbox, letterbox_plan, preprocess
+from edgekit.vision.preprocess import PAD_VALUE, Letterbox, letterbox, letterbox_plan, preprocess
 
 NMS_OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes")
+DEFAULT_MAX_DET = 300  # ultralytics' predict and val
 RING = 3  # uint8 buffers in turn: one in inference, one queued, one being written (the camera's pipeline)
 
 
@@ -71,14 +81,28 @@ def has_trt_nms(runner) -> bool:
     return tuple(runner.output_names) == NMS_OUTPUTS
 
 
+def output_format(runner) -> str:
+    """``raw`` (YOLOv8 ``[B, 4+nc, N]``, host NMS), ``trt-nms`` (EfficientNMS_TRT's four outputs) or ``end2end``
+    (an end-to-end head's ``[B, K, 6]``, no NMS)."""
+    if has_trt_nms(runner):
+        return "trt-nms"
+    return "end2end" if end2end_max_det(runner) is not None else "raw"
+
+
 class Pipeline:
     """preprocess(frames) -> (batch, letterboxes); postprocess(outputs, letterboxes) -> Detections per frame."""
 
-    def __init__(self, runner, conf: float = 0.25, iou: float = 0.7, max_det: int = 300,
+    def __init__(self, runner, conf: float = 0.25, iou: float = 0.7, max_det: Optional[int] = None,
                  multi_label: bool = False, agnostic: bool = False) -> None:
+        """``max_det`` None: 300, or an end-to-end model's K when it returns fewer; a number is checked."""
         self.runner = runner
         self.format = input_format(runner)
-        self.nms = has_trt_nms(runner)
+        self.output = output_format(runner)
+        self.nms = self.output == "trt-nms"
+        # end2end: the most boxes the model returns (its top-k, baked in at export; 0 when not static)
+        self.end2end_k = end2end_max_det(runner) if self.output == "end2end" else None
+        if max_det is None:
+            max_det = min(DEFAULT_MAX_DET, self.end2end_k) if self.end2end_k else DEFAULT_MAX_DET
         self.conf, self.iou, self.max_det, self.multi_label, self.agnostic = conf, iou, max_det, multi_label, agnostic
         self.float_dtype = runner.input_dtype
         self._ring: List[np.ndarray] = []
@@ -86,8 +110,9 @@ class Pipeline:
         self._geometry: List[Any] = []  # per ring buffer: the letterbox plans its borders were painted for
         # boxes that entered NMS, per frame of the last postprocess (None with NMS in the engine: not seen here)
         self.candidates: Optional[List[int]] = None
-        if self.nms:
-            self._check_nms_settings()
+        problem = self.settings_problem(conf, iou, max_det, agnostic, multi_label)
+        if problem:
+            raise EdgekitError(problem)
 
     @property
     def hw(self) -> Tuple[int, int]:
@@ -103,6 +128,18 @@ class Pipeline:
         if self.format.kind == "uint8-letterbox":
             return self._frames_as_they_are(frames)
         return self._letterbox_into_buffer(frames)
+
+    def preprocess_owned(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox]]:
+        """As ``preprocess``, into a new array instead of the ring's buffers: for callers on several threads whose
+        batches wait in a queue while more are made (``edgekit serve``)."""
+        if self.format.kind != "uint8":
+            return self.preprocess(frames)  # float: a new blob each call; uint8-letterbox: the frames themselves
+        for frame in frames:
+            if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ValueError("preprocess expects BGR uint8 HxWx3 frames")
+        boxed = [letterbox(frame, self.hw) for frame in frames]
+        batch = boxed[0][0][None] if len(boxed) == 1 else np.stack([b for b, _ in boxed])
+        return np.ascontiguousarray(batch), [lb for _, lb in boxed]
 
     def _frames_as_they_are(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox]]:
         fh, fw = self.format.frame_hw or (0, 0)
@@ -153,25 +190,76 @@ class Pipeline:
 
     # --- postprocess ----------------------------------------------------------------------------------
     def postprocess(self, outputs: Sequence[np.ndarray], letterboxes: Sequence[Letterbox]) -> List[Detections]:
-        if not self.nms:
-            self.candidates = []
-            return postprocess(outputs[0], letterboxes, conf=self.conf, iou=self.iou, max_det=self.max_det,
-                               agnostic=self.agnostic, multi_label=self.multi_label, candidates=self.candidates)
-        return read_trt_nms(outputs, letterboxes, self.conf, self.max_det)
+        """With the pipeline's own settings; ``candidates`` records the boxes that entered host NMS per frame."""
+        self.candidates = [] if self.output == "raw" else None
+        return self.decode(outputs, letterboxes, self.conf, self.iou, self.max_det, self.agnostic,
+                           self.multi_label, self.candidates)
 
-    def _check_nms_settings(self) -> None:
-        """The NMS in the engine ran with the exported conf/IoU; asking for other values is an error."""
-        baked: Dict[str, Any] = (self.runner.info.get("nms") if self.runner.info else None) or {}
+    def decode(self, outputs: Sequence[np.ndarray], letterboxes: Sequence[Letterbox], conf: float, iou: float,
+               max_det: int, agnostic: bool = False, multi_label: bool = False,
+               candidates: Optional[List[int]] = None) -> List[Detections]:
+        """The model's outputs -> Detections per frame with these settings (stateless: safe from any thread;
+        check them first with ``settings_problem``)."""
+        if self.output == "trt-nms":
+            return read_trt_nms(outputs, letterboxes, conf, max_det)
+        if self.output == "end2end":  # no NMS: iou, agnostic and multi_label do not apply
+            return read_end2end(outputs, letterboxes, conf, max_det)
+        return postprocess(outputs[0], letterboxes, conf=conf, iou=iou, max_det=max_det, agnostic=agnostic,
+                           multi_label=multi_label, candidates=candidates)
+
+    def baked(self) -> Dict[str, Any]:
+        """The settings fixed in the model: EfficientNMS_TRT's conf/IoU/max_det from its manifest, an end-to-end
+        head's max_det (its top-k), else {}."""
+        if self.output == "end2end":
+            return {"max_det": self.end2end_k} if self.end2end_k else {}
+        if self.output != "trt-nms":
+            return {}
+        return dict((self.runner.info.get("nms") if self.runner.info else None) or {})
+
+    def default_settings(self) -> Dict[str, float]:
+        """conf and IoU when a caller gives none: ultralytics' 0.25/0.7, or what an NMS engine was exported with."""
+        baked = self.baked()
+        conf = max(0.25, float(baked["conf"])) if baked.get("conf") is not None else 0.25
+        iou = float(baked["iou"]) if baked.get("iou") is not None else 0.7
+        if self.output == "end2end" and baked.get("max_det"):  # iou is not used by an end-to-end head
+            return {"conf": conf, "iou": iou, "max_det": min(DEFAULT_MAX_DET, int(baked["max_det"]))}
+        return {"conf": conf, "iou": iou}
+
+    def settings_problem(self, conf: float, iou: float, max_det: int = 300, agnostic: bool = False,
+                         multi_label: bool = False) -> Optional[str]:
+        """Why these settings cannot be honoured by this model (one line), or None. The NMS in an engine ran with
+        the exported conf/IoU: a lower conf or another IoU would silently be something else. An end-to-end head
+        returns at most its K boxes and runs no NMS (IoU is not used; class-agnostic NMS is refused)."""
+        if self.output == "end2end":
+            return self._end2end_problem(max_det, agnostic)
+        if self.output != "trt-nms":
+            return None
+        baked = self.baked()
         name = self.runner.path.name
-        if baked.get("conf") is not None and self.conf < float(baked["conf"]) - 1e-9:
-            raise EdgekitError("%s has NMS in the engine at conf %g; conf %g needs a re-export with "
-                               "edgekit export --trt-nms --conf %g" % (name, baked["conf"], self.conf, self.conf))
-        if baked.get("iou") is not None and abs(self.iou - float(baked["iou"])) > 1e-6:
-            raise EdgekitError("%s has NMS in the engine at IoU %g: pass --iou %g, or re-export with "
-                               "edgekit export --trt-nms --iou %g" % (name, baked["iou"], baked["iou"], self.iou))
-        if self.agnostic or self.multi_label:
-            raise EdgekitError("%s has EfficientNMS_TRT in the engine (class-aware): use the model exported "
-                               "without --trt-nms for agnostic or multi-label NMS" % name)
+        if baked.get("conf") is not None and conf < float(baked["conf"]) - 1e-9:
+            return ("%s has NMS in the engine at conf %g; conf %g needs a re-export with "
+                    "edgekit export --trt-nms --conf %g" % (name, baked["conf"], conf, conf))
+        if baked.get("iou") is not None and abs(iou - float(baked["iou"])) > 1e-6:
+            return ("%s has NMS in the engine at IoU %g; IoU %g needs a re-export with edgekit export --trt-nms "
+                    "--iou %g (or ask for IoU %g)" % (name, baked["iou"], iou, iou, baked["iou"]))
+        if agnostic or multi_label:
+            return ("%s has EfficientNMS_TRT in the engine (class-aware): use the model exported "
+                    "without --trt-nms for agnostic or multi-label NMS" % name)
+        return None
+
+    def _end2end_problem(self, max_det: int, agnostic: bool) -> Optional[str]:
+        name = self.runner.path.name
+        if self.end2end_k and max_det > self.end2end_k:
+            asked = ((self.runner.info.get("end2end") if self.runner.info else None) or {}).get("requested_max_det")
+            more = ("a larger --imgsz (the input has only %d anchors)" % self.end2end_k
+                    if isinstance(asked, int) and asked > self.end2end_k else "--max-det %d" % max_det)
+            return ("%s returns at most %d boxes (its end-to-end head's top-k, fixed at export): ask for max_det %d "
+                    "or less, or re-export with edgekit export --end2end and %s" % (name, self.end2end_k,
+                                                                                 self.end2end_k, more))
+        if agnostic:
+            return ("%s has an end-to-end head, which runs no NMS: class-agnostic NMS does not apply (use the model "
+                    "exported without --end2end for it)" % name)
+        return None
 
 
 def read_trt_nms(outputs: Sequence[np.ndarray], letterboxes: Sequence[Letterbox], conf: float = 0.0,

@@ -64,6 +64,7 @@ class OnnxRuntimeRunner(Runner):
         self.input_shape = [d if isinstance(d, int) else (d or None) for d in inputs[0].shape]
         self.input_dtype = np.dtype(_ORT_TYPES.get(inputs[0].type, np.float32))
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_shapes = [[d if isinstance(d, int) else None for d in o.shape] for o in self.session.get_outputs()]
         self.device = self.session.get_providers()[0]
         self.info = model_info(self.path, self.session.get_modelmeta().custom_metadata_map)
 

@@ -14,7 +14,7 @@ from edgekit.runtime.tensorrt.qdq import qdq_summary
 
 # copied from the ONNX's own manifest, so bench/eval/report know the model without the ONNX at hand
 CARRIED = ("model", "task", "trained", "weights_label", "pruned", "params", "gflops", "names", "stride", "source",
-           "preprocess", "nms")
+           "preprocess", "nms", "head", "max_det", "end2end_head", "end2end")
 
 
 def engine_manifest(target: Path, engine_file: Path, sha256: str, prepared: Prepared, plan: BuildPlan, caps: Caps,

@@ -73,6 +73,7 @@ class TensorRTRunner(Runner):
         self.input_dtype = dtype
         self.input_shape = [d if d > 0 else None for d in shape]
         self.output_names = [t[0] for t in tensors if not t[1]]
+        self.output_shapes = [[d if d > 0 else None for d in t[2]] for t in tensors if not t[1]]
         self.dynamic = any(d < 0 for d in shape)
         if self.dynamic and self.use_graph:
             raise EdgekitError("--cuda-graph needs static shapes; %s has a dynamic input" % self.path.name)
