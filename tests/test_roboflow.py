@@ -270,3 +270,15 @@ def test_model_id_option_is_checked():
 
     result = invoke(["serve", "model.onnx", "--model-id", "two words"])
     assert result.exit_code == 2 and "--model-id" in result.output and "shapes/3" in result.output
+    for shadowed in ("model/add", "v1/detect", "infer/object_detection"):  # the server's own routes would win
+        result = invoke(["serve", "model.onnx", "--model-id", shadowed])
+        assert result.exit_code == 2 and "is a route of this server" in result.output, result.output
+
+
+def test_a_bad_image_in_a_list_is_named_by_its_place(server, frames):
+    body = _infer_body(frames[0], api_key=TOKEN)
+    cut = base64.b64encode(Path(frames[1]).read_bytes()[:-200]).decode()  # no end-of-image marker
+    body["image"] = [body["image"], {"type": "base64", "value": cut}]
+    response = httpx.post(server.url + "/infer/object_detection", json=body, timeout=60)
+    assert response.status_code == 400 and response.json()["message"].startswith("image[1]: truncated JPEG"), \
+        response.text

@@ -19,7 +19,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
-from helpers import assert_same_detections  # noqa: E402
+from helpers import assert_same_detections, invoke  # noqa: E402
 from serve_helpers import Server  # noqa: E402
 
 STANDIN = Path(__file__).with_name("nms_standin.py")
@@ -100,7 +100,7 @@ def test_uint8_model_serves_the_float_models_detections_in_batches(exports, synt
     assert code == 0, out
 
 
-def test_letterbox_model_takes_its_frame_size_and_names_it_for_others(exports, synthetic_model):
+def test_letterbox_model_takes_its_frame_size_and_names_it_for_others(exports, synthetic_model, tmp_path):
     server = Server(exports["lb"], "--max-queue-delay-ms", "30")
     try:
         info = httpx.get(server.url + "/v1/info").json()
@@ -116,6 +116,15 @@ def test_letterbox_model_takes_its_frame_size_and_names_it_for_others(exports, s
             assert "takes 320x240 images only" in message and "this image is %dx%d" % size in message, message
             assert "\n" not in message
         assert server.post(_val(synthetic_model, 1)[0].read_bytes()).status_code == 200  # and it goes on
+        # Roboflow's client reads the size to send from the registry (and may downsize images to it)
+        (entry,) = httpx.get(server.url + "/model/registry").json()["models"]
+        assert (entry["input_width"], entry["input_height"]) == (320, 240)
+        # the remote bench sends synthetic frames of the size the model takes
+        js = tmp_path / "remote.json"
+        result = invoke(["bench", server.url, "--concurrency", 2, "--requests", 4, "--warmup", 1, "--json", js])
+        assert result.exit_code == 0, result.output
+        doc = json.loads(js.read_text())
+        assert doc["image"]["width"] == 320 and doc["results"][0]["input_shape"] == [1, 240, 320, 3]
     finally:
         code, out = server.stop()
     assert code == 0, out
@@ -133,7 +142,8 @@ def test_nms_engine_outputs_are_read_as_they_are_in_batches(nms_server, syntheti
     info = httpx.get(nms_server.url + "/v1/info").json()
     assert info["output"]["format"] == "trt-nms"
     assert info["output"]["nms"]["conf"] == 0.25 and info["output"]["nms"]["iou"] == 0.6
-    assert info["output"]["defaults"] == {"conf": 0.25, "iou": 0.6}  # a request without conf/iou gets these
+    # a request without conf/iou/max_det gets these
+    assert info["output"]["defaults"] == {"conf": 0.25, "iou": 0.6, "max_det": 100}
     paths = _val(synthetic_model)
     responses = _send_all(nms_server, [p.read_bytes() for p in paths] * 2)
     assert max(r.json()["batch_size"] for r in responses) > 1

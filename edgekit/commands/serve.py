@@ -62,7 +62,14 @@ def _model_id(value):
     if value is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?$", value):
         raise click.BadParameter("%r: give a name or project/version of letters, digits, '.', '_' or '-' (e.g. "
                                  "shapes/3)" % value)
+    if value is not None and "/" in value and value.split("/")[0].lower() in RESERVED_PREFIXES:
+        raise click.BadParameter("%r: %s/... is a route of this server; give another project name (e.g. shapes/3)"
+                                 % (value, value.split("/")[0]))
     return value
+
+
+# first path segments of the server's fixed routes: a project/version id there would be shadowed by them
+RESERVED_PREFIXES = ("v1", "model", "infer", "workflows", "healthz", "readyz", "metrics", "info")
 
 
 def error_rate(ctx, param, value):

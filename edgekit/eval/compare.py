@@ -62,12 +62,15 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
         raise EdgekitError("no frames to compare on: give --data, --source or neither (synthetic frames)")
     pipes = [Pipeline(r, conf=conf, iou=iou) for r in (a, b)]
     hw_a, hw_b = pipes[0].hw, pipes[1].hw
-    same_format = pipes[0].output == pipes[1].output
-    same_size = tuple(hw_a) == tuple(hw_b) and same_format  # raw tensors comparable (end2end: also the same K)
+    # raw tensors are comparable element by element for two raw outputs of one input size; an end-to-end head's
+    # rows are sorted by score, so row i of one model need not be row i of the other: detections only
+    same_format = pipes[0].output == pipes[1].output == "raw"
+    same_size = tuple(hw_a) == tuple(hw_b) and same_format
     max_abs, mean_abs, rel, cos = [], [], [], []
     n_a = n_b = matched = same_class = 0
     ious: List[float] = []
     count_diff = []
+    identical = True  # the same output tensors on every frame (any output format)
     for frame in frames:
         outs, dets = [], []
         for r, pipe in zip((a, b), pipes):
@@ -80,6 +83,7 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
             raise EdgekitError("outputs differ in shape: %s vs %s (models with different classes?)"
                                % (outs[0].shape, outs[1].shape))
         same_size = same_size and outs[0].shape == outs[1].shape
+        identical = identical and outs[0].shape == outs[1].shape and np.array_equal(outs[0], outs[1])
         if same_size:
             _raw_errors(outs[0], outs[1], max_abs, mean_abs, rel, cos)
         da, db = dets
@@ -107,16 +111,18 @@ def compare(a: Runner, b: Runner, frames: Sequence[np.ndarray], conf: float = 0.
             "frames_with_count_difference": int(sum(1 for c in count_diff if c)),
             "max_count_difference": int(max((abs(c) for c in count_diff), default=0)),
         },
-        "identical": bool(raw) and raw["max_abs"] == 0.0,
+        "identical": identical,
     }
 
 
 def _raw_skipped(pa: Pipeline, pb: Pipeline, shape_a, shape_b) -> str:
     if pa.output != pb.output:
         why = "different outputs (%s %s vs %s %s)" % (pa.output, list(shape_a), pb.output, list(shape_b))
+    elif pa.output == "end2end":
+        why = "end-to-end outputs (rows sorted by score: row i of one is not row i of the other)"
     elif tuple(pa.hw) != tuple(pb.hw):
         why = "different input sizes (%dx%d vs %dx%d)" % (pa.hw[0], pa.hw[1], pb.hw[0], pb.hw[1])
-    else:  # two end-to-end heads of another top-k
+    else:
         why = "different output shapes (%s vs %s)" % (list(shape_a), list(shape_b))
     return why + ": detections compared in frame coordinates only"
 

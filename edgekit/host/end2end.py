@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Sequence
 
 from edgekit.errors import EdgekitError
+from edgekit.log import warn
 
 TOPK_LIMIT = 3840  # TensorRT's TopK takes k <= 3840 (8.5 to 10.x)
 COLUMNS = ["x1", "y1", "x2", "y2", "score", "class"]
@@ -87,6 +88,9 @@ def head_manifest(model, end2end: bool, outputs: Sequence[Dict[str, Any]], reque
             raise EdgekitError("the end-to-end export's outputs are %s, not one [B, K, 6] tensor: this ultralytics "
                                "version exports the head differently; export without --end2end"
                                % [o["shape"] for o in outputs])
+        if k < requested_max_det:
+            warn("--end2end: the top-k is %d, not --max-det %d: the input has only %d anchors at this --imgsz"
+                 % (k, requested_max_det, k))
         doc.update(max_det=k, end2end={"output": outputs[0]["name"], "columns": list(COLUMNS), "boxes": "xyxy, input "
                                        "pixels (letterboxed)", "sorted": "score, descending", "thresholded": False,
                                        "requested_max_det": requested_max_det})

@@ -227,7 +227,8 @@ def export(
         raise EdgekitError("--opset %d: use 11..%d (TensorRT 8.5 on JetPack 5 parses up to 17)" % (opset, MAX_OPSET))
     graph = graph or GraphOptions()
     if dynamic and (graph.letterbox or graph.nms):
-        raise EdgekitError("--graph-letterbox and --trt-nms need static shapes: drop --dynamic")
+        given = " and ".join(o for o, on in (("--graph-letterbox", graph.letterbox), ("--trt-nms", graph.nms)) if on)
+        raise EdgekitError("%s need%s static shapes: drop --dynamic" % (given, "" if " and " in given else "s"))
     if end2end:
         e2e.check_request(max_det, dynamic, graph.nms)
     if graph.in_graph_preprocess or graph.nms:

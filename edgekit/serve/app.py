@@ -202,7 +202,9 @@ async def detect_images(state: ServerState, datas: List[bytes], params: Dict[str
         admitted += 1
     t_body = time.perf_counter()
     deadline = t_start + config.timeout
-    tasks = [asyncio.ensure_future(_one_image(state, data, settings, deadline, t_body)) for data in datas]
+    listed = len(datas) > 1
+    tasks = [asyncio.ensure_future(_one_image(state, data, settings, deadline, t_body, i if listed else None))
+             for i, data in enumerate(datas)]
     try:
         return list(await asyncio.gather(*tasks))
     finally:
@@ -211,8 +213,9 @@ async def detect_images(state: ServerState, datas: List[bytes], params: Dict[str
 
 
 async def _one_image(state: ServerState, data: bytes, settings: Dict[str, Any], deadline: float,
-                     t_body: float) -> Detected:
-    """One admitted image through the pool, the inference thread and the pool again."""
+                     t_body: float, index: Optional[int] = None) -> Detected:
+    """One admitted image through the pool, the inference thread and the pool again; ``index``: its place in a
+    list of images, named in its error."""
     config, worker = state.config, state.worker
     loop = asyncio.get_running_loop()
     submitted = False
@@ -223,6 +226,10 @@ async def _one_image(state: ServerState, data: bytes, settings: Dict[str, Any], 
                 max(deadline - time.perf_counter(), 0.001))
         except asyncio.TimeoutError:
             raise Expired() from None
+        except RequestError as exc:
+            if index is not None:
+                exc.message = "image[%d]: %s" % (index, exc.message)
+            raise
         future = loop.create_future()
 
         def deliver(result, future=future):

@@ -245,7 +245,14 @@ def run_remote_bench(plan: BenchPlan, show_progress: bool = True) -> Dict[str, A
 
     check_server_url(plan.url)
     server = fetch_server_info(plan.url, plan.token)
-    frames = load_frames(plan.source) if plan.source else synthetic_frames()
+    frame_size = (server.get("input") or {}).get("frame_size")  # a --graph-letterbox model takes one size only
+    if plan.source:
+        frames = load_frames(plan.source)
+    elif frame_size:
+        frames = synthetic_frames(shape=(int(frame_size[1]), int(frame_size[0])))
+        info("synthetic %dx%d frames: the served model letterboxes that size in its graph" % tuple(frame_size))
+    else:
+        frames = synthetic_frames()
     bodies, encode_ms = [], []
     for frame in frames:
         t0 = time.perf_counter()

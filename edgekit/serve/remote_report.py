@@ -75,6 +75,15 @@ def steps_table(document: Dict[str, Any]) -> Table:
     return table
 
 
+def served_input_shape(model: Dict[str, Any], hw) -> Optional[List[int]]:
+    """One frame's input as the served model takes it (``/v1/info``: ``[B, 3, H, W]`` float, ``[B, H, W, 3]``
+    uint8); a server from before it said so: float NCHW of ``input_hw``."""
+    shape = model.get("input_shape")
+    if isinstance(shape, list) and len(shape) == 4:
+        return [1] + [int(d) for d in shape[1:]]
+    return [1, 3] + list(hw) if hw and len(hw) == 2 else None
+
+
 def report_rows(steps: List[Dict[str, Any]], server: Dict[str, Any], where: str,
                 max_error_rate: float) -> List[Dict[str, Any]]:
     """A row per step with answered frames, for ``edgekit report``: the model's facts, the server's input size,
@@ -93,7 +102,7 @@ def report_rows(steps: List[Dict[str, Any]], server: Dict[str, Any], where: str,
             "backend": model.get("backend"), "device": model.get("device"), "precision": model.get("precision"),
             "trained": model.get("trained"), "params": model.get("params"), "gflops": model.get("gflops"),
             "pruned": bool(model.get("pruned")), "destination": where, "batch": 1,
-            "input_shape": [1, 3] + list(hw) if hw and len(hw) == 2 else None,
+            "input_shape": served_input_shape(model, hw),
             "in_flight": step["concurrency"] if step["mode"] == "closed" else offered_load(step),
             "sent_rate": step.get("sent_rate"), "requests": step["requests"], "errors": step["errors"],
             "error_rate": step["error_rate"], "max_error_rate": max_error_rate, "failed": step["failed"],
@@ -160,8 +169,10 @@ def failure_line(document: Dict[str, Any]) -> str:
         return ("requests got no answer (connection errors or timeouts) from %s in %s: is the server still "
                 "running?" % (document["url"], "; ".join(bad)))
     if refused:
-        return ("no request succeeded at %s (%s): see the server's JSON errors (e.g. curl one frame)"
-                % (document["url"], "; ".join(refused)))
+        examples = [e for step in document["steps"] for e in (step.get("error_examples") or {})]
+        said = ("; the server said: %s" % examples[0] if examples
+                else ": see the server's JSON errors (e.g. curl one frame)")
+        return "no request succeeded at %s (%s)%s" % (document["url"], "; ".join(refused), said)
     over = ["%s %.1f%% (%s)" % (step_name(s), 100.0 * s["error_rate"], codes_text(s))
             for s in document["steps"] if s.get("failed")]
     if over:

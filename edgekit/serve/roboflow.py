@@ -46,8 +46,9 @@ def takes_body_key(scope) -> bool:
 
 
 def unauthorized() -> RequestError:
-    return RequestError(401, "missing or wrong token: send Authorization: Bearer TOKEN, or Roboflow's api_key (query "
-                             "or JSON body) set to the server's --token or EDGEKIT_TOKEN",
+    return RequestError(401, "missing or wrong token: send Authorization: Bearer TOKEN or the query's api_key=TOKEN "
+                             "(Roboflow's JSON routes also take api_key in the body), TOKEN being the server's "
+                             "--token or EDGEKIT_TOKEN",
                         {"WWW-Authenticate": "Bearer"}, "unauthorized")
 
 
@@ -118,9 +119,13 @@ def _check_model(state: ServerState, model_id) -> None:
 
 
 def _registry(state: ServerState) -> Dict[str, Any]:
+    """The served model under each of its ids; its input size is the image size to send: the model's imgsz, or
+    the one frame size a --graph-letterbox model takes (the client may downsize images to it)."""
     worker = state.worker
+    fmt = worker.pipeline.format
+    h, w = fmt.frame_hw or fmt.model_hw
     return {"models": [{"model_id": i, "task_type": TASK, "batch_size": worker.max_batch,
-                        "input_height": int(worker.hw[0]), "input_width": int(worker.hw[1])} for i in model_ids(state)]}
+                        "input_height": int(h), "input_width": int(w)} for i in model_ids(state)]}
 
 
 # --- request parsing -------------------------------------------------------------------------------------------

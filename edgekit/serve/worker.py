@@ -123,10 +123,10 @@ class InferenceWorker:
         self.pipeline = Pipeline(self.runner, **self.pipeline_defaults())
         static = self.runner.static_batch
         if self.requested_batch and static and self.requested_batch > static:
-
+            static_only = self.pipeline.output != "raw" or self.pipeline.format.kind == "uint8-letterbox"
             raise EdgekitError("--max-batch %d is larger than %s's static batch %d: re-export with edgekit export "
-                               "--batch %d (or --dynamic)" % (self.requested_batch, self.runner.path.name, static,
-                                                             self.requested_batch))
+                               "--batch %d%s" % (self.requested_batch, self.runner.path.name, static,
+                                                 self.requested_batch, "" if static_only else " (or --dynamic)"))
         self.max_batch = self.requested_batch or static or 1
         self.hw = self.pipeline.hw
         blob = self.pipeline.dummy_input(static or 1)
@@ -134,8 +134,10 @@ class InferenceWorker:
             self.runner.infer(blob)
         self.on_ready()
         self.ready.set()
-        info("model %s ready (%s on %s, input %dx%d, batch up to %d, queue %d)"
+        frames = self.pipeline.format.frame_hw
+        info("model %s ready (%s on %s, input %dx%d%s, batch up to %d, queue %d)"
              % (self.runner.path.name, self.runner.backend, self.runner.device, self.hw[1], self.hw[0],
+                ", letterboxed in the graph from %dx%d images" % (frames[1], frames[0]) if frames else "",
                 self.max_batch, self.max_queue))
 
     def pipeline_defaults(self) -> Dict[str, Any]:

@@ -217,13 +217,13 @@ class Pipeline:
         return dict((self.runner.info.get("nms") if self.runner.info else None) or {})
 
     def default_settings(self) -> Dict[str, float]:
-        """conf and IoU when a caller gives none: ultralytics' 0.25/0.7, or what an NMS engine was exported with."""
+        """conf, IoU and max_det when a caller gives none: ultralytics' 0.25/0.7/300, or what is fixed in the model
+        (an NMS engine's conf and IoU; the boxes an NMS engine or an end-to-end head returns at most)."""
         baked = self.baked()
         conf = max(0.25, float(baked["conf"])) if baked.get("conf") is not None else 0.25
-        iou = float(baked["iou"]) if baked.get("iou") is not None else 0.7
-        if self.output == "end2end" and baked.get("max_det"):  # iou is not used by an end-to-end head
-            return {"conf": conf, "iou": iou, "max_det": min(DEFAULT_MAX_DET, int(baked["max_det"]))}
-        return {"conf": conf, "iou": iou}
+        iou = float(baked["iou"]) if baked.get("iou") is not None else 0.7  # (an end-to-end head uses none)
+        max_det = min(DEFAULT_MAX_DET, int(baked["max_det"])) if baked.get("max_det") else DEFAULT_MAX_DET
+        return {"conf": conf, "iou": iou, "max_det": max_det}
 
     def settings_problem(self, conf: float, iou: float, max_det: int = 300, agnostic: bool = False,
                          multi_label: bool = False) -> Optional[str]:
