@@ -68,8 +68,8 @@ pytest: setup $(CLIENTS)
 test: lint sysdeps pytest
 
 # The GPU check (README: "Running the GPU check"). Its assets are made here on the host (torch, ~20 s once the
-# test fixture is cached): the trained YOLOv8n ONNX, its Q/DQ and letterbox+NMS twins and frames, into
-# gpu-assets/ (git-ignored, 40 MB).
+# test fixture is cached): the trained YOLOv8n ONNX, its Q/DQ and letterbox+NMS twins, the trained YOLO26n's
+# end-to-end ONNX and frames, into gpu-assets/ (git-ignored, 50 MB).
 # The check itself runs on any machine with an NVIDIA GPU and TensorRT, with no torch and no .venv there.
 gpu-assets: setup
 	YOLO_OFFLINE=1 $(BIN)/python jetson/gpu-assets.py $(ARGS)

@@ -3,7 +3,7 @@
 
     make gpu-assets                        # or: python jetson/gpu-assets.py [--out DIR] [--full]
 
-Writes into ``$EDGEKIT_GPU_ASSETS`` (default ``gpu-assets/`` in the project, git-ignored), about 25 MB:
+Writes into ``$EDGEKIT_GPU_ASSETS`` (default ``gpu-assets/`` in the project, git-ignored), about 50 MB:
 
   synthetic-yolov8n-160.onnx (+ .json)  the test suite's trained YOLOv8n (tests/conftest.py, cached in
                                         ~/.cache/edgekit-tests), exported at 160 px, with its edgekit manifest
@@ -11,6 +11,10 @@ Writes into ``$EDGEKIT_GPU_ASSETS`` (default ``gpu-assets/`` in the project, git
   synthetic-yolov8n-160-lb320x240-nms.onnx
                                         the same weights taking uint8 320x240 camera frames, letterboxed in the
                                         graph, with EfficientNMS_TRT (export --graph-letterbox 320x240 --trt-nms)
+  synthetic-yolo26n-160-e2e.onnx (+ .json)
+                                        the test suite's trained YOLO26n (build_synthetic_yolo26, cached beside
+                                        it), exported at 160 px with its end-to-end head (export --end2end:
+                                        [1, 300, 6], TopK in the graph, no NMS), with its manifest
   val/, calib/                          validation frames (detections vs ONNX Runtime) and calibration frames
   yolov8m-640.onnx                      with --full only: random-init YOLOv8m at 640 (about 100 MB; speed only)
   assets.json                           what is there, sha256 of every file, and what made it
@@ -63,16 +67,18 @@ def main() -> int:
     from edgekit.host.graph import GraphOptions
     from edgekit.host.quantize import quantize
     from edgekit.manifest import package_versions, sha256_file
-    from tests.conftest import build_synthetic_model
+    from tests.conftest import build_synthetic_model, build_synthetic_yolo26
 
     t0 = time.perf_counter()
     data, pt, onnx = build_synthetic_model()  # trains once per machine (~4 min on 2 cores), then cached
+    _, _, e2e, _ = build_synthetic_yolo26()  # the same, for YOLO26n: only its end-to-end ONNX travels
     out = Path(args.out).resolve()
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copy(onnx, tmp / onnx.name)
-    shutil.copy(onnx.with_name(onnx.name + ".json"), tmp / (onnx.name + ".json"))
+    for model in (onnx, e2e):  # each with its manifest: the engine's (head, max_det, names) comes from it
+        shutil.copy(model, tmp / model.name)
+        shutil.copy(model.with_name(model.name + ".json"), tmp / (model.name + ".json"))
     images = data.parent / "images"
     n_val = copy_images(images / "val", tmp / "val", args.val)
     n_calib = copy_images(images / "train", tmp / "calib", args.calib)
@@ -86,7 +92,8 @@ def main() -> int:
     files = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     doc = {
         "kind": "edgekit-gpu-assets", "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": onnx.name, "qdq": qdq.name, "nms": nms.name, "full": full.name if full else None, "imgsz": 160,
+        "model": onnx.name, "qdq": qdq.name, "nms": nms.name, "e2e": e2e.name,
+        "full": full.name if full else None, "imgsz": 160,
         "frame": [frame_h, frame_w],
         "val": "val", "calib": "calib", "images": {"val": n_val, "calib": n_calib, "qdq": args.qdq_images},
         "files": files, "made_with": package_versions(["torch", "ultralytics", "onnx", "nvidia-modelopt"]),

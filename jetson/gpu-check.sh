@@ -2,8 +2,9 @@
 # The one command for a GPU machine (a Jetson, a desktop, the lent device with the TensorRT 8.5 kit):
 #   bash jetson/gpu-check.sh [--budget SECONDS] [--out DIR] [--resume EARLIER_RESULTS_DIR]     (or: make gpu-check)
 # Builds and checks, most informative first, FP16, Q/DQ INT8, in-graph letterbox + EfficientNMS_TRT (FP16) and
-# calibrated INT8 engines of the trained YOLOv8n (160 px, --fast-build, reused with --if-changed), each step with
-# its own timeout within the budget (450 s); writes results.json, summary.md and gpu-check.log.
+# calibrated INT8 engines of the trained YOLOv8n (160 px, --fast-build, reused with --if-changed), then, with the
+# time left, the trained YOLO26n's end-to-end (TopK) head in FP16, each step with its own timeout within the
+# budget (450 s); writes results.json, summary.md and gpu-check.log.
 # Needs the host-built assets: make gpu-assets (on the host), then EDGEKIT_GPU_ASSETS=DIR or ./gpu-assets.
 # Python: $EDGEKIT_PYTHON if set (refused in one line if it cannot start), else the first that starts of the
 # TensorRT kit's $PY39, the kit unpacked at $EDGEKIT_KIT (default /tmp/k, its env.sh sourced), python3.

@@ -12,6 +12,8 @@ first, so a short GPU session proves the main path before the rest:
   build-qdq, tests-qdq    the Q/DQ INT8 twin (no calibration images)
   build-nms, tests-nms    uint8 frames, letterbox in the graph, EfficientNMS_TRT (FP16) vs the host NMS
   build-int8, tests-int8  the float model calibrated to INT8 on a few batches (the slowest build)
+  build-e2e, tests-e2e    the trained YOLO26n's end-to-end head (export --end2end: TopK in the graph, no NMS), FP16,
+                          vs ONNX Runtime on the same ONNX; last, so it only uses the time the others leave
 
 Each build gets the time left minus what its tests need; an engine already built on this machine is reused in
 seconds. ``--resume DIR`` (an earlier run's results folder, e.g. one committed under benchmarks/) skips

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 LABELS = {"fp16": "FP16", "qdq": "INT8 Q/DQ (edgekit quantize)", "nms": "FP16, uint8 input, letterbox + "
-          "EfficientNMS_TRT in the graph", "int8": "INT8 calibrated (entropy)"}
+          "EfficientNMS_TRT in the graph", "int8": "INT8 calibrated (entropy)",
+          "e2e": "YOLO26 end-to-end (TopK head), FP16"}
 
 
 def junit_tests(path: Path) -> List[Dict[str, Any]]:
@@ -92,9 +93,10 @@ def summary_markdown(results: Dict[str, Any]) -> str:
     lines = ["## Measured on a GPU: %s, driver %s, TensorRT %s (%s)" % (
         device.get("gpu") or smi.get("name") or "no GPU", smi.get("driver") or "-", device.get("tensorrt") or "-",
         results.get("started_at", "")[:10]), ""]
-    lines.append("Trained YOLOv8n (the test suite's synthetic set) at 160x160, batch 1, built with `edgekit build "
-                 "--fast-build`; bench on the validation frames, stage medians in ms (H2D/compute/D2H from CUDA "
-                 "events, e2e = preprocess + inference + postprocess on the host clock). `bash jetson/gpu-check.sh`.")
+    lines.append("Trained YOLOv8n (the YOLO26 row: YOLO26n trained the same way) on the test suite's synthetic set, "
+                 "160x160, batch 1, built with `edgekit build --fast-build`; bench on the validation frames, stage "
+                 "medians in ms (H2D/compute/D2H from CUDA events, e2e = preprocess + inference + postprocess on "
+                 "the host clock). `bash jetson/gpu-check.sh`.")
     lines += ["", "| engine | build s | H2D | compute | D2H | e2e p50 | e2e p99 | FPS | with CUDA graph: e2e p50, FPS "
                   "| vs ONNX Runtime (CPU, float) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     cpu = next((r for r in rows if r["backend"] == "onnxruntime"), None)

@@ -160,6 +160,7 @@ def build_synthetic_yolo26():
 
     The cache key is the YOLOv8n fixture's (dataset generator, its settings, ultralytics/torch versions, thread
     count) plus this model's settings, so the dataset it names is the one it was trained on.
+    Also used by jetson/gpu-assets.py, which carries the end-to-end ONNX to the GPU machine.
     """
     import hashlib
     import json

@@ -18,9 +18,11 @@ HINT = "run 'make gpu-assets' on the host (needs torch) and carry the folder, or
 #   nms   uint8 camera frames letterboxed in the graph + EfficientNMS_TRT (edgekit export --graph-letterbox
 #         320x240 --trt-nms), FP16
 #   int8  the float model, INT8 calibrated on CALIB_BATCHES frames (the slowest build: calibration first)
-ENGINES = ("fp16", "qdq", "nms", "int8")
+#   e2e   the trained YOLO26n's end-to-end head (edgekit export --end2end: TopK in the graph, no NMS), FP16; last,
+#         so it only uses the time the others leave
+ENGINES = ("fp16", "qdq", "nms", "int8", "e2e")
 CALIB_BATCHES = 8
-PRECISION = {"fp16": "fp16", "qdq": "int8", "nms": "fp16", "int8": "int8"}
+PRECISION = {"fp16": "fp16", "qdq": "int8", "nms": "fp16", "int8": "int8", "e2e": "fp16"}
 
 
 def assets_dir() -> Path:
@@ -43,20 +45,22 @@ class Assets:
         self.doc = doc
         self.model = root / doc["model"]
         self.qdq = root / doc["qdq"]
-        self.nms = root / doc["nms"]  # a KeyError: assets.json from before the NMS model (load_assets says so)
+        # a KeyError: assets.json from before the NMS or the YOLO26n end-to-end model (load_assets says so)
+        self.nms = root / doc["nms"]
+        self.e2e = root / doc["e2e"]
         self.full = root / doc["full"] if doc.get("full") else None
         self.val = root / doc["val"]
         self.calib = root / doc["calib"]
 
     def onnx_for(self, key: str) -> Path:
-        return {"qdq": self.qdq, "nms": self.nms}.get(key, self.model)
+        return {"qdq": self.qdq, "nms": self.nms, "e2e": self.e2e}.get(key, self.model)
 
     def build_args(self, key: str, work: Path) -> List[str]:
         """``edgekit build`` arguments for one of ENGINES, the same for jetson/gpu_check.py and the tests.
 
         No shared timing cache: on TensorRT 8.5/Hopper a cache saved by one build failed to load in the next
         (``myelinCache.h::deserializeFromBuffer``), and each engine here is built once anyway."""
-        precision = {"fp16": ["--fp16"], "qdq": ["--int8"], "nms": ["--fp16"],
+        precision = {"fp16": ["--fp16"], "qdq": ["--int8"], "nms": ["--fp16"], "e2e": ["--fp16"],
                      "int8": ["--int8", "--calib", str(self.calib), "--calib-batches", str(CALIB_BATCHES)]}[key]
         return ["build", str(self.onnx_for(key))] + precision + ["--out", str(work), "--fast-build", "--if-changed"]
 

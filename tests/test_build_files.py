@@ -345,3 +345,6 @@ def test_inspect_table_says_what_runs_in_the_graph():
     assert "uint8 NHWC BGR" in rows["preprocess"] and "letterboxes 640x480 frames" in rows["preprocess"]
     assert "EfficientNMS_TRT" in rows["NMS"] and "conf 0.25" in rows["NMS"]
     assert graph_rows(graph_manifest(GraphOptions(), 320)) == []
+    rows = dict(graph_rows({"head": "end2end", "max_det": 100}))  # export --end2end (YOLO26)
+    assert "end-to-end head" in rows["NMS"] and "top-100" in rows["NMS"]
+    assert graph_rows({"head": "one2many", "max_det": None}) == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gpu_assets import ENGINES, load_assets
+from tests.gpu_assets import ENGINES, PRECISION, load_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,11 +21,12 @@ def make_assets(folder: Path) -> Path:
 
     (folder / "val").mkdir(parents=True)
     (folder / "calib").mkdir()
-    files = {"m.onnx": b"onnx", "m-int8-qdq.onnx": b"qdq", "m-lb320x240-nms.onnx": b"nms", "val/a.jpg": b"jpg",
-             "calib/b.jpg": b"jpg"}
+    files = {"m.onnx": b"onnx", "m-int8-qdq.onnx": b"qdq", "m-lb320x240-nms.onnx": b"nms", "y26-e2e.onnx": b"e2e",
+             "val/a.jpg": b"jpg", "calib/b.jpg": b"jpg"}
     for rel, data in files.items():
         (folder / rel).write_bytes(data)
-    doc = {"model": "m.onnx", "qdq": "m-int8-qdq.onnx", "nms": "m-lb320x240-nms.onnx", "val": "val", "calib": "calib",
+    doc = {"model": "m.onnx", "qdq": "m-int8-qdq.onnx", "nms": "m-lb320x240-nms.onnx", "e2e": "y26-e2e.onnx",
+           "val": "val", "calib": "calib",
            "files": {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}}
     (folder / "assets.json").write_text(json.dumps(doc))
     return folder
@@ -41,6 +42,8 @@ def test_assets_are_found_and_each_missing_piece_is_one_line(tmp_path):
     for key in ENGINES:  # no shared timing cache (TensorRT 8.5/Hopper failed to reload one)
         assert "--timing-cache" not in assets.build_args(key, tmp_path / "work")
     assert assets.build_args("nms", tmp_path / "work")[1:3] == [str(assets.nms), "--fp16"]
+    assert assets.build_args("e2e", tmp_path / "work")[1:3] == [str(assets.e2e), "--fp16"]
+    assert assets.e2e.name == "y26-e2e.onnx" and ENGINES[-1] == "e2e" and PRECISION["e2e"] == "fp16"
     (tmp_path / "a" / "val" / "a.jpg").unlink()
     (tmp_path / "a" / "m.onnx").write_bytes(b"other")
     _, lines = load_assets(tmp_path / "a")
@@ -51,6 +54,10 @@ def test_assets_are_found_and_each_missing_piece_is_one_line(tmp_path):
     (tmp_path / "a" / "assets.json").write_text(json.dumps({"model": "m.onnx", "qdq": "q.onnx", "val": "v",
                                                             "calib": "c"}))
     assert "no 'nms' entry" in load_assets(tmp_path / "a")[1][0]  # assets from before the NMS model
+    doc = json.loads((tmp_path / "a" / "assets.json").read_text())
+    (tmp_path / "a" / "assets.json").write_text(json.dumps(dict(doc, nms="m-lb320x240-nms.onnx")))
+    (line,) = load_assets(tmp_path / "a")[1]  # assets from before the YOLO26n end-to-end model
+    assert "no 'e2e' entry (made by an older make gpu-assets)" in line and "make gpu-assets" in line
 
 
 def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tmp_path):
@@ -65,12 +72,13 @@ def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tm
     assert any(line.startswith("missing: no GPU assets at") for line in lines), proc.stdout
     if shutil.which("nvidia-smi") is None:
         assert any(line.startswith("missing: NVIDIA driver") for line in lines), proc.stdout
-    assert sum(line.startswith("[skip] build-") for line in lines) == 4
+    assert sum(line.startswith("[skip] build-") for line in lines) == 5
     assert any(line.startswith("[ok] tests-fp16") for line in lines) and any("SKIPPED" in line for line in lines)
     doc = json.loads((out / "results.json").read_text())
     # most informative first, each engine's tests right after its build
     assert [s["name"] for s in doc["steps"]] == ["probe", "build-fp16", "tests-fp16", "build-qdq", "tests-qdq",
-                                                 "build-nms", "tests-nms", "build-int8", "tests-int8"]
+                                                 "build-nms", "tests-nms", "build-int8", "tests-int8",
+                                                 "build-e2e", "tests-e2e"]
     assert doc["device"]["python"] and doc["tests"] and all(t["outcome"] == "skipped" for t in doc["tests"])
     # every GPU test of the file, each in its engine's step
     n_tests = len(re.findall(r"^def test_(?:%s)_" % "|".join(ENGINES), (ROOT / "tests" / "test_tensorrt_gpu.py")
@@ -80,9 +88,11 @@ def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tm
     assert all(isinstance(s["seconds"], float) for s in doc["steps"])
     names = {t["test"] for t in doc["tests"]}
     assert len(names) == n_tests and all(n.split("_")[1] in ENGINES for n in names)
-    assert "===== tests-int8" in (out / "gpu-check.log").read_text()
+    assert "===== tests-e2e" in (out / "gpu-check.log").read_text()
+    assert {n.split("_")[1] for n in names} == set(ENGINES)  # every engine has tests, the end-to-end one too
     summary = (out / "summary.md").read_text()
     assert "Not proven in this run:" in summary and "- FP16: build-fp16 skipped" in summary
+    assert "- YOLO26 end-to-end (TopK head), FP16: build-e2e skipped" in summary
 
 
 def test_a_step_that_hangs_is_killed_at_its_timeout_and_the_next_one_runs(tmp_path):

@@ -2,12 +2,13 @@
 TensorRT + pycuda + a CUDA GPU (CI) or without the host-built assets, and run on the device machine or a Jetson
 through ``jetson/gpu-check.sh`` (or ``pytest -m gpu`` with ``EDGEKIT_GPU_ASSETS`` set).
 
-No torch here: the trained YOLOv8n ONNX, its Q/DQ twin, its letterbox + NMS twin and the frames come from
-``make gpu-assets`` on the host (``tests/gpu_assets.py``). Tests are named by the engine they need
-(``test_fp16_``, ``test_qdq_``, ``test_nms_``, ``test_int8_``), so the check runs them engine by engine, most
-informative first (``-k test_fp16_``). Each engine is built once per session with ``--fast-build --if-changed``
-into ``EDGEKIT_GPU_WORK``, so a second run on the same machine reuses it, and with ``EDGEKIT_GPU_NO_BUILD=1``
-(set by the check, whose own steps built them) a missing engine is a skip, not a second build.
+No torch here: the trained YOLOv8n ONNX, its Q/DQ twin, its letterbox + NMS twin, the trained YOLO26n's
+end-to-end ONNX and the frames come from ``make gpu-assets`` on the host (``tests/gpu_assets.py``). Tests are named
+by the engine they need (``test_fp16_``, ``test_qdq_``, ``test_nms_``, ``test_int8_``, ``test_e2e_``), so the check
+runs them engine by engine, most informative first (``-k test_fp16_``). Each engine is built once per session
+with ``--fast-build --if-changed`` into ``EDGEKIT_GPU_WORK``, so a second run on the same machine reuses it, and
+with ``EDGEKIT_GPU_NO_BUILD=1`` (set by the check, whose own steps built them) a missing engine is a skip, not a
+second build.
 
 Agreement with ONNX Runtime is asserted box by box on 32 frames of a weakly trained 160 px model: every box that
 scores clear of the threshold is found again, close; boxes at the threshold may flip (how many sit there depends
@@ -70,7 +71,7 @@ def _engine_fixture(key):
     return engine
 
 
-fp16, qdq, nms, int8 = (_engine_fixture(key) for key in ENGINES)
+fp16, qdq, nms, int8, e2e = (_engine_fixture(key) for key in ENGINES)
 
 
 def manifest_of(engine):
@@ -86,25 +87,27 @@ def report(name, doc):
         (folder / ("%s.json" % name)).write_text(json.dumps(doc, indent=2))
 
 
-def agreement(assets, engine, cuda_graph=False):
+def agreement(assets, engine, cuda_graph=False, reference=None):
+    """edgekit compare of ``reference`` (default: the float YOLOv8n) on ONNX Runtime and the engine."""
     from edgekit.bench.frames import load_frames
     from edgekit.eval.compare import compare
     from edgekit.runtime import open_runner
 
-    with open_runner(assets.model, "onnxruntime") as a, open_runner(engine, cuda_graph=cuda_graph) as b:
+    with open_runner(reference or assets.model, "onnxruntime") as a, open_runner(engine, cuda_graph=cuda_graph) as b:
         result = compare(a, b, load_frames(assets.val, limit=32))
         assert b.clock == "cuda" and {"h2d", "compute", "d2h"} <= set(b.timings)
     return result
 
 
-def detections(assets, engine, cuda_graph=False):
-    """[(ONNX Runtime's detections, the engine's)] on the 32 val frames, host pre- and postprocessing on both."""
+def detections(assets, engine, cuda_graph=False, reference=None):
+    """[(ONNX Runtime's detections, the engine's)] on the 32 val frames, host pre- and postprocessing on both;
+    ``reference`` is the ONNX the engine was built from when it is not the float YOLOv8n."""
     from edgekit.bench.frames import load_frames
     from edgekit.runtime import open_runner
     from edgekit.vision.pipeline import Pipeline
 
-    out = []
-    with open_runner(assets.model, "onnxruntime") as ref, open_runner(engine, cuda_graph=cuda_graph) as trt:
+    out, reference = [], reference or assets.model
+    with open_runner(reference, "onnxruntime") as ref, open_runner(engine, cuda_graph=cuda_graph) as trt:
         a, b = Pipeline(ref), Pipeline(trt)
         for frame in load_frames(assets.val, limit=32):
             blob, boxes = a.preprocess([frame])
@@ -348,3 +351,29 @@ def test_int8_bench_and_int8_layers(assets, int8):
     (row,) = bench(assets, "int8", int8)
     assert row["precision"] == "int8"
     assert any("INT8" in p for p in layer_precisions(int8))
+
+
+# --- YOLO26n's end-to-end head (export --end2end: ReduceMax/TopK/Mod/GatherElements, no NMS), FP16: last -------
+def test_e2e_engine_matches_onnxruntime_box_by_box(assets, e2e):
+    """TensorRT parses and runs the end-to-end graph: the engine keeps the ONNX's head and K, and its [1, K, 6]
+    rows, read by the same Pipeline (conf on the host, no NMS), are ONNX Runtime's boxes on the same ONNX."""
+    from edgekit.runtime import open_runner
+    from edgekit.vision.pipeline import Pipeline
+
+    manifest = manifest_of(e2e)
+    report("manifest-e2e", manifest)
+    assert manifest["head"] == "end2end" and manifest["precision"] == "fp16", manifest
+    k = manifest["max_det"]
+    assert isinstance(k, int) and k > 0 and manifest["outputs"][0]["shape"][1:] == [k, 6], manifest["outputs"]
+    with open_runner(e2e) as trt:
+        pipe = Pipeline(trt)
+        assert pipe.output == "end2end" and pipe.end2end_k == k
+    result = agreement(assets, e2e, reference=assets.e2e)
+    report("agreement-e2e", result)
+    assert result["output_format"] == {"a": "end2end", "b": "end2end"}, result["output_format"]
+    assert_same_detections(detections(assets, e2e, reference=assets.e2e), **TOL)
+
+
+def test_e2e_bench(assets, e2e):
+    (row,) = bench(assets, "e2e", e2e)
+    assert row["precision"] == "fp16" and row["output_format"] == "end2end" and row["trt_nms"] is False

@@ -143,6 +143,9 @@ def graph_rows(manifest: Dict[str, Any]) -> List[Any]:
     if nms.get("in_graph"):
         rows.append(("NMS", "in the graph: %s, conf %s, iou %s, max_det %s (TensorRT only)" % (
             nms.get("plugin"), nms.get("conf"), nms.get("iou"), nms.get("max_det"))))
+    if manifest.get("head") == "end2end":
+        rows.append(("NMS", "none: end-to-end head (export --end2end), top-%s boxes [B, K, 6], conf on the host"
+                     % manifest.get("max_det")))
     return rows
 
 
