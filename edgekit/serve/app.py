@@ -59,9 +59,11 @@ class ServerState:
 
 
 def error_response(status: int, message: str, headers: Optional[Dict[str, str]] = None):
+    """``{"error", "status", "message"}``: ``message`` (the same text) is what Roboflow's clients show."""
     from starlette.responses import JSONResponse
 
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+    return JSONResponse({"error": message, "status": status, "message": message}, status_code=status,
+                        headers=headers)
 
 
 def parse_params(query) -> Dict[str, Any]:
@@ -163,11 +165,8 @@ def resolve_settings(pipeline, params: Dict[str, Any]) -> Dict[str, Any]:
     """The request's conf/IoU/max_det/agnostic with the model's defaults for what it left out (0.25, 0.7, 300, or
     what the model has in it: an NMS engine's conf/IoU, an end-to-end head's top-k); a setting the model
     cannot honour (NMS in the engine at another conf/IoU) is a 400 saying why."""
-    defaults = pipeline.default_settings()
-    settings = {"conf": defaults["conf"] if params.get("conf") is None else float(params["conf"]),
-                "iou": defaults["iou"] if params.get("iou") is None else float(params["iou"]),
-                "max_det": int(params.get("max_det") or defaults.get("max_det", 300)),
-                "agnostic": bool(params.get("agnostic"))}
+    conf, iou, max_det = pipeline.with_defaults(params.get("conf"), params.get("iou"), params.get("max_det"))
+    settings = {"conf": conf, "iou": iou, "max_det": max_det, "agnostic": bool(params.get("agnostic"))}
     problem = pipeline.settings_problem(settings["conf"], settings["iou"], settings["max_det"], settings["agnostic"])
     if problem:
         raise RequestError(400, problem)

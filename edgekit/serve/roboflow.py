@@ -86,22 +86,6 @@ def _json_response(doc, status: int = 200, headers: Optional[Dict[str, str]] = N
     return Response(json.dumps(doc).encode(), status_code=status, media_type="application/json", headers=headers)
 
 
-def error_json(exc: RequestError):
-    """edgekit's JSON error with Roboflow's ``message`` (what its clients show) beside ``error``."""
-    return _json_response({"error": exc.message, "status": exc.status, "message": exc.message}, exc.status,
-                          exc.headers)
-
-
-def _with_message(response):
-    """Roboflow's clients show an error body's ``message``: the same text as edgekit's ``error``."""
-    if response.status_code < 400 or not response.headers.get("content-type", "").startswith("application/json"):
-        return response
-    doc = json.loads(bytes(response.body))
-    doc.setdefault("message", doc.get("error"))
-    headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
-    return _json_response(doc, response.status_code, headers)
-
-
 def model_ids(state: ServerState) -> List[str]:
     """The ids the served model answers to: its name (the file stem) and ``--model-id``."""
     ids = [state.info["model"]["name"]]
@@ -253,7 +237,7 @@ def _route(work, body: bool):
                 raise unauthorized()
             return await work(request, state, doc)
 
-        return _with_message(await answer(request, run))
+        return await answer(request, run)
 
     return endpoint
 

@@ -18,7 +18,6 @@ from edgekit.log import info, warn
 from edgekit.serve import roboflow
 from edgekit.serve.access import check_bind, is_loopback, resolve_token, take_query_keys
 from edgekit.serve.app import OPEN_ROUTES, ServeConfig, ServerState, detect, error_response
-from edgekit.serve.images import RequestError
 from edgekit.serve.metrics import CountResponses, Metrics
 from edgekit.serve.worker import InferenceWorker
 
@@ -60,7 +59,8 @@ class TokenAuth:
             scope[roboflow.BODY_KEY] = self.expected  # the route compares the body's api_key with it
             return await self.app(scope, receive, send)
         self.metrics.rejections.labels("unauthorized").inc()
-        await roboflow.error_json(roboflow.unauthorized())(scope, receive, send)
+        refused = roboflow.unauthorized()
+        await error_response(refused.status, refused.message, refused.headers)(scope, receive, send)
 
 
 def make_app(state: ServerState):
@@ -98,7 +98,7 @@ def make_app(state: ServerState):
                            request.method, request.url.path))
         else:
             message = "%s %s: %s" % (request.method, request.url.path, exc.detail)
-        return roboflow.error_json(RequestError(exc.status_code, message))  # with Roboflow's "message" too
+        return error_response(exc.status_code, message)
 
     routes = [Route("/v1/detect", detect, methods=["POST"]), Route("/healthz", healthz), Route("/readyz", readyz),
               Route("/v1/info", v1_info), Route("/metrics", metrics)] + roboflow.routes()  # theirs last

@@ -120,7 +120,7 @@ class InferenceWorker:
 
         self.runner = open_runner(self.model, self.backend, threads=self.threads, cuda_graph=self.cuda_graph)
         # what the model takes and gives (float or uint8 input, letterbox in the graph, NMS in the engine)
-        self.pipeline = Pipeline(self.runner, **self.pipeline_defaults())
+        self.pipeline = Pipeline(self.runner, conf=None, iou=None)  # any model opens; requests are checked
         static = self.runner.static_batch
         if self.requested_batch and static and self.requested_batch > static:
             static_only = self.pipeline.output != "raw" or self.pipeline.format.kind == "uint8-letterbox"
@@ -139,16 +139,6 @@ class InferenceWorker:
              % (self.runner.path.name, self.runner.backend, self.runner.device, self.hw[1], self.hw[0],
                 ", letterboxed in the graph from %dx%d images" % (frames[1], frames[0]) if frames else "",
                 self.max_batch, self.max_queue))
-
-    def pipeline_defaults(self) -> Dict[str, Any]:
-        """Settings the Pipeline is checked with at load: an NMS engine's own, so any engine opens (each request's
-        are checked against it then)."""
-        from edgekit.vision.pipeline import output_format
-
-        if output_format(self.runner) != "trt-nms" or not self.runner.info:
-            return {}
-        baked = self.runner.info.get("nms") or {}
-        return {k: float(baked[k]) for k in ("conf", "iou") if baked.get(k) is not None}
 
     def _next_batch(self) -> Optional[List[Job]]:
         with self._cond:

@@ -92,17 +92,17 @@ def output_format(runner) -> str:
 class Pipeline:
     """preprocess(frames) -> (batch, letterboxes); postprocess(outputs, letterboxes) -> Detections per frame."""
 
-    def __init__(self, runner, conf: float = 0.25, iou: float = 0.7, max_det: Optional[int] = None,
-                 multi_label: bool = False, agnostic: bool = False) -> None:
-        """``max_det`` None: 300, or an end-to-end model's K when it returns fewer; a number is checked."""
+    def __init__(self, runner, conf: Optional[float] = 0.25, iou: Optional[float] = 0.7,
+                 max_det: Optional[int] = None, multi_label: bool = False, agnostic: bool = False) -> None:
+        """A setting given as None is the model's default (``default_settings``: max_det 300, or an end-to-end
+        model's K when it returns fewer; an NMS engine's own conf and IoU); a number is checked against the model."""
         self.runner = runner
         self.format = input_format(runner)
         self.output = output_format(runner)
         self.nms = self.output == "trt-nms"
         # end2end: the most boxes the model returns (its top-k, baked in at export; 0 when not static)
         self.end2end_k = end2end_max_det(runner) if self.output == "end2end" else None
-        if max_det is None:
-            max_det = min(DEFAULT_MAX_DET, self.end2end_k) if self.end2end_k else DEFAULT_MAX_DET
+        conf, iou, max_det = self.with_defaults(conf, iou, max_det)
         self.conf, self.iou, self.max_det, self.multi_label, self.agnostic = conf, iou, max_det, multi_label, agnostic
         self.float_dtype = runner.input_dtype
         self._ring: List[np.ndarray] = []
@@ -224,6 +224,13 @@ class Pipeline:
         iou = float(baked["iou"]) if baked.get("iou") is not None else 0.7  # (an end-to-end head uses none)
         max_det = min(DEFAULT_MAX_DET, int(baked["max_det"])) if baked.get("max_det") else DEFAULT_MAX_DET
         return {"conf": conf, "iou": iou, "max_det": max_det}
+
+    def with_defaults(self, conf: Optional[float], iou: Optional[float],
+                      max_det: Optional[int]) -> Tuple[float, float, int]:
+        """conf, IoU and max_det with ``default_settings`` for each one given as None."""
+        defaults = self.default_settings()
+        return (float(defaults["conf"] if conf is None else conf), float(defaults["iou"] if iou is None else iou),
+                int(defaults["max_det"] if max_det is None else max_det))
 
     def settings_problem(self, conf: float, iou: float, max_det: int = 300, agnostic: bool = False,
                          multi_label: bool = False) -> Optional[str]:
