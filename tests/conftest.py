@@ -48,13 +48,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def yolov8n_pt(tmp_path_factory):
     """A random-init YOLOv8n saved as a checkpoint, so torch and ONNX can be compared on the same weights."""
-    import torch
-    from ultralytics import YOLO
+    from helpers import random_init_checkpoint
 
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "yolov8n.pt"
-    YOLO("yolov8n.yaml").save(str(path))
-    return path
+    return random_init_checkpoint("yolov8n.yaml", tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture(scope="session")

@@ -65,3 +65,15 @@ def assert_same_detections(per_frame, conf=0.25, conf_tol=0.02, box_atol=1.0):
              for line in detection_differences(ref, got, conf, conf_tol, box_atol)]
     flips = sum(line.split(" ", 2)[2].startswith("class:") for line in lines)
     assert len(lines) == flips <= max(1, paired // 20), lines
+
+
+def random_init_checkpoint(yaml_name, folder):
+    """``YOLO(yaml_name)`` with seed-0 random weights saved as ``folder/STEM.pt``: torch and ONNX compared on the same
+    weights, and the checkpoint loading path exercised, with no download."""
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(0)
+    path = folder / (yaml_name.rsplit(".", 1)[0] + ".pt")
+    YOLO(yaml_name).save(str(path))
+    return path

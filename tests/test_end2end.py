@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_user_error, detection_differences, invoke
+from helpers import assert_user_error, detection_differences, invoke, random_init_checkpoint
 
 from edgekit.errors import EdgekitError
 from edgekit.runtime import open_runner
@@ -25,13 +25,7 @@ IMGSZ = 160
 @pytest.fixture(scope="session")
 def yolo26n_pt(tmp_path_factory):
     """A random-init YOLO26n saved as a checkpoint (both head branches)."""
-    import torch
-    from ultralytics import YOLO
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights26") / "yolo26n.pt"
-    YOLO("yolo26n.yaml").save(str(path))
-    return path
+    return random_init_checkpoint("yolo26n.yaml", tmp_path_factory.mktemp("weights26"))
 
 
 @pytest.fixture(scope="session")

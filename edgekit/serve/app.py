@@ -112,7 +112,7 @@ async def image_bytes(request, kind: str, body: bytes) -> bytes:
     if kind == images.JSON_TYPE:
         return images.image_from_json(body)
     if kind == images.FORM_TYPE:  # Roboflow's hosted API sends base64; curl --data-binary sends raw bytes as this
-        return body if images.looks_encoded(body) else images.b64decode(body)
+        return images.encoded_or_base64(body)
     from starlette.formparsers import MultiPartException, MultiPartParser
 
     async def stream():
@@ -320,21 +320,17 @@ async def _detect(request):
 
 
 def native_body(state: ServerState, result: Detected, fmt: str) -> bytes:
+    from edgekit.serve import roboflow  # Roboflow's answer shape lives with its protocol (which imports this module)
+
     names = state.info.get("names") or {}
     image = {"width": result.width, "height": result.height}
     if fmt == "roboflow":
         body: Dict[str, Any] = {"time": round(result.stages["total"] / 1e3, 6), "image": image,
-                                "predictions": roboflow_predictions(result.dets, names)}
+                                "predictions": roboflow.predictions(result.dets, names)}
     else:
         body = {"image": image, "detections": result.dets.to_list(names)}
     body.update(model=state.info.get("model"), batch_size=result.batch, timings_ms=result.stages)
     return json.dumps(body).encode()
-
-
-def roboflow_predictions(dets, names):
-    from edgekit.serve.roboflow import predictions  # Roboflow's shape lives with its protocol
-
-    return predictions(dets, names)
 
 
 def _settle(future, result) -> None:

@@ -80,6 +80,12 @@ def b64decode(text) -> bytes:
         raise RequestError(400, "image is not valid base64: %s" % exc) from None
 
 
+def encoded_or_base64(body: bytes) -> bytes:
+    """A body that is the encoded image itself (curl --data-binary @frame.jpg) or its base64 text (Roboflow's
+    clients, whatever their Content-Type says): the image bytes."""
+    return body if looks_encoded(body) else b64decode(body)
+
+
 def looks_encoded(data: bytes) -> bool:
     """Raw JPEG or PNG bytes (not base64 text)."""
     return data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -217,12 +217,6 @@ def _legacy_params(query) -> Dict[str, Any]:
             "max_det": max_det, "agnostic": False}
 
 
-def _legacy_image(body: bytes) -> bytes:
-    """The hosted API's body: base64 text (what inference-sdk sends, whatever its Content-Type says) or the
-    encoded image itself (curl --data-binary @frame.jpg)."""
-    return body if images.looks_encoded(body) else images.b64decode(body)
-
-
 # --- routes ----------------------------------------------------------------------------------------------------
 def _route(work, body: bool):
     """A Roboflow route: ``work(request, state, doc)`` under ``app.answer`` (load shedding, timeouts, metrics,
@@ -319,7 +313,7 @@ async def _legacy_infer(request, state, doc):
 
         data = await image_bytes(request, kind, body)
     else:
-        data = await asyncio.get_running_loop().run_in_executor(state.pool, _legacy_image, body)
+        data = await asyncio.get_running_loop().run_in_executor(state.pool, images.encoded_or_base64, body)
     return await _detect_and_answer(state, [data], params, None, False, t_start)
 
 

@@ -137,9 +137,11 @@ OUTPUT_FORMATS = {
 
 def model_formats(pipe) -> dict:
     """What the model takes and gives, for /v1/info: a client reads there which requests it can make."""
+    import numpy as np
+
     fmt = pipe.format
     frame = list(reversed(fmt.frame_hw)) if fmt.frame_hw else None  # width, height
-    return {"input": {"format": fmt.kind, "dtype": str(pipe.dummy_input(1).dtype), "imgsz": list(fmt.model_hw),
+    return {"input": {"format": fmt.kind, "dtype": np.dtype(pipe.runner.input_dtype).name, "imgsz": list(fmt.model_hw),
                       "frame_size": frame, "about": INPUT_FORMATS.get(fmt.kind, fmt.kind)},
             "output": {"format": pipe.output, "nms": pipe.baked() or None, "defaults": pipe.default_settings(),
                        "about": OUTPUT_FORMATS.get(pipe.output, pipe.output)}}

@@ -58,11 +58,6 @@ def end2end_max_det(runner) -> Optional[int]:
     return shape[1] if isinstance(shape[1], int) and shape[1] > 0 else 0
 
 
-def is_end2end(runner) -> bool:
-    """True when the model returns an end-to-end head's detections (``edgekit export --end2end``)."""
-    return end2end_max_det(runner) is not None
-
-
 def read_end2end(outputs: Sequence[np.ndarray], letterboxes: Sequence[Letterbox], conf: float = 0.25,
                  max_det: int = 300) -> List[Detections]:
     """``[B, K, 6]`` (xyxy in input pixels, score, class) -> Detections in frame coordinates: the rows scoring

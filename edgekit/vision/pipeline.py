@@ -33,7 +33,7 @@ from edgekit.errors import EdgekitError
 from edgekit.vision.detections import Detections
 from edgekit.vision.end2end import end2end_max_det, read_end2end
 from edgekit.vision.postprocess import postprocess, scale_boxes
-from edgekit.vision.preprocess import PAD_VALUE, Letterbox, letterbox, letterbox_plan, preprocess
+from edgekit.vision.preprocess import PAD_VALUE, Letterbox, check_frames, letterbox, letterbox_plan, preprocess
 
 NMS_OUTPUTS = ("num_dets", "det_boxes", "det_scores", "det_classes")
 DEFAULT_MAX_DET = 300  # ultralytics' predict and val
@@ -122,9 +122,7 @@ class Pipeline:
     def preprocess(self, frames: Sequence[np.ndarray]) -> Tuple[np.ndarray, List[Letterbox]]:
         if self.format.kind == "float":
             return preprocess(frames, self.hw, dtype=self.float_dtype)
-        for frame in frames:
-            if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                raise ValueError("preprocess expects BGR uint8 HxWx3 frames")
+        check_frames(frames)
         if self.format.kind == "uint8-letterbox":
             return self._frames_as_they_are(frames)
         return self._letterbox_into_buffer(frames)
@@ -134,9 +132,7 @@ class Pipeline:
         batches wait in a queue while more are made (``edgekit serve``)."""
         if self.format.kind != "uint8":
             return self.preprocess(frames)  # float: a new blob each call; uint8-letterbox: the frames themselves
-        for frame in frames:
-            if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                raise ValueError("preprocess expects BGR uint8 HxWx3 frames")
+        check_frames(frames)
         boxed = [letterbox(frame, self.hw) for frame in frames]
         batch = boxed[0][0][None] if len(boxed) == 1 else np.stack([b for b, _ in boxed])
         return np.ascontiguousarray(batch), [lb for _, lb in boxed]

@@ -64,14 +64,20 @@ def letterbox(frame: np.ndarray, size: Tuple[int, int]) -> Tuple[np.ndarray, Let
     return frame, plan.letterbox
 
 
+def check_frames(frames: Sequence[np.ndarray]) -> None:
+    """Every frame a BGR uint8 HxWx3 image, else a ValueError."""
+    for frame in frames:
+        if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError("preprocess expects BGR uint8 HxWx3 frames")
+
+
 def preprocess(
     frames: Sequence[np.ndarray], size: Tuple[int, int], dtype=np.float32
 ) -> Tuple[np.ndarray, List[Letterbox]]:
     """BGR uint8 HWC frames -> RGB NCHW batch in [0, 1] of ``dtype``, plus each frame's letterbox."""
+    check_frames(frames)
     boxed, boxes = [], []
     for frame in frames:
-        if frame is None or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError("preprocess expects BGR uint8 HxWx3 frames")
         img, lb = letterbox(frame, size)
         boxed.append(img)
         boxes.append(lb)
