@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[export,eval,dev,serve]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[export,eval,dev,serve,track]"
 	touch $(STAMP)
 
 demo: setup

@@ -140,7 +140,7 @@ backend_options = bundle(
     click.option("--backend", type=click.Choice(["auto", "onnxruntime", "tensorrt"]), default="auto",
                  show_default=True, help="Inference backend; auto: TensorRT for engines, ONNX Runtime for ONNX."),
     click.option("--threads", type=click.IntRange(min=1), default=None,
-                 help="ONNX Runtime intra-op threads  [default: all CPU cores]"),
+                 help="ONNX Runtime intra-op threads  [default: one per physical core]"),
 )
 
 trust_weights_option = click.option(
@@ -224,3 +224,37 @@ def save_results(document, json_path, csv_text, csv_path, no_save, default_path,
         writes.attempt(csv_path, lambda: write_text_atomic(csv_path, csv_text))
     if mine:
         writes.finish()
+
+
+def class_names(ctx, param, value):
+    """--track-classes person,car -> ["person", "car"] (checked against the model's names once it is open)."""
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter("expected class names separated by commas, e.g. person,car")
+    return names
+
+
+def count_lines(ctx, param, values):
+    """--count-line X1,Y1,X2,Y2 (repeatable) -> [((x1, y1), (x2, y2)), ...]"""
+    if not values:
+        return ()
+    from edgekit.vision.count import parse_line
+
+    try:
+        return tuple(parse_line(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def count_zones(ctx, param, values):
+    """--count-zone X1,Y1,X2,Y2,X3,Y3,... (repeatable) -> [[(x, y), ...], ...]"""
+    if not values:
+        return ()
+    from edgekit.vision.count import parse_polygon
+
+    try:
+        return tuple(parse_polygon(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None

@@ -159,6 +159,26 @@ def test_fp16_bench_beside_onnxruntime_with_and_without_cuda_graph(assets, fp16)
     assert graph["config"]["cuda_graph"] is True
 
 
+def test_fp16_streams_and_tracking_through_the_multi_source_loop(assets, fp16):
+    """edgekit streams (the multi-source loop: muxer, batches, CUDA-event stages) and the camera with tracking and
+    a counting line, on the engine; kept as streams-fp16."""
+    out = Path(tempfile.mkdtemp()) / "streams.json"
+    result = invoke(["streams", fp16, "--width", 640, "--height", 360, "--fps", 30, "--seconds", 2, "--warmup", 0.5,
+                     "--json", out])
+    assert result.exit_code == 0, result.output
+    (doc,) = json.loads(out.read_text())["results"]
+    report("streams-fp16", doc)
+    assert doc["backend"] == "tensorrt" and len(doc["steps"]) == 1 and doc["steps"][0]["inference_ms"] > 0
+    cam = Path(tempfile.mkdtemp()) / "camera.json"
+    result = invoke(["camera", "synthetic://?width=640&height=360&fps=0", "--model", fp16, "--headless",
+                     "--frames", 30, "--count-line", "320,0,320,360", "--json", cam])
+    if "supervision" in result.output and result.exit_code == 2:
+        pytest.skip("supervision is not installed here (edgekit[track])")
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(cam.read_text())["results"]
+    assert {"track", "count", "compute"} <= set(summary["stages"]) and summary["counts"]["line"] is not None
+
+
 def test_fp16_cuda_graph_replays_the_same_work(assets, fp16):
     from edgekit.runtime.tensorrt.cuda import cuda_python_missing
 

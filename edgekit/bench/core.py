@@ -23,6 +23,7 @@ from edgekit.power import PowerMeter, start_run
 from edgekit.runtime import Runner, open_runner
 from edgekit.runtime.loader import check_model_path
 from edgekit.runtime.modelinfo import derived_from
+from edgekit.runtime.threads import ThreadPlan, ort_threading
 from edgekit.vision.pipeline import Pipeline, has_trt_nms, input_format, output_format
 
 DEFAULT_IMGSZ = 640
@@ -195,19 +196,27 @@ def bench_models(models: Sequence[str], config: BenchConfig, show_progress: bool
     progress = progress_bar(TextColumn("{task.description}"), BarColumn(), TextColumn(
         "{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(), show=show_progress)
     power = PowerMeter.open(config.power_interval, config.idle) if config.power else None
+    plan = ort_threading("bench", intra_threads=config.threads)  # inference alone: ONNX Runtime's threads spin
     try:
         with progress:
             for model in models:
-                with open_runner(model, config.backend, threads=config.threads,
+                with open_runner(model, config.backend, threads=plan.threads, spinning=plan.spinning,
                                  cuda_graph=config.cuda_graph) as runner:
-                    results.append(bench_model(runner, frames, config, progress, power))
+                    results.append(with_plan(bench_model(runner, frames, config, progress, power), plan))
                 info("measured %s: %d iterations, e2e mean %.2f ms (FPS %.1f)" % (
                     runner.path.name, results[-1]["iterations"], results[-1]["stages"]["e2e"]["mean"],
                     results[-1]["fps"]))
     except KeyboardInterrupt as exc:
         partial = getattr(exc, "partial", None)
-        raise BenchStopped(results + ([partial] if partial else []), signal_of(exc)) from None
+        raise BenchStopped(results + ([with_plan(partial, plan)] if partial else []), signal_of(exc)) from None
     finally:
         if power is not None:
             power.close()
     return results
+
+
+def with_plan(result: Dict[str, Any], plan: ThreadPlan) -> Dict[str, Any]:
+    """An ONNX Runtime result records its thread plan (threads, spinning and why); TensorRT has none."""
+    if result.get("backend") == "onnxruntime":
+        result["ort_threads"] = plan.as_dict()
+    return result

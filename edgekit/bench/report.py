@@ -93,9 +93,20 @@ def settings_line(results: Sequence[Dict[str, Any]]) -> str:
     counts = sorted({x["iterations"] for x in results})
     iterations = "%d timed iterations" % counts[0] if len(counts) == 1 else "%s timed iterations (%s)" % (
         "/".join(str(c) for c in counts), ", ".join("%s %d" % (x.get("name"), x["iterations"]) for x in results))
-    return ("%s after %d warm-up | %s threads | %s | FPS = batch x 1000 / mean ms "
+    return ("%s after %d warm-up | %s | %s | FPS = batch x 1000 / mean ms "
             "(e2e row: the whole pipeline; inference row: the engine alone)"
-            % (iterations, r["warmup"], r.get("threads") or "default", source))
+            % (iterations, r["warmup"], threads_text(results), source))
+
+
+def threads_text(results: Sequence[Dict[str, Any]]) -> str:
+    """``ORT: 2 threads, spinning (bench: inference alone)`` where ONNX Runtime ran (its thread plan), else
+    ``N threads`` (older results, TensorRT)."""
+    from edgekit.runtime.threads import ThreadPlan
+
+    plans = [r["ort_threads"] for r in results if r.get("ort_threads")]
+    if plans:
+        return ThreadPlan(**plans[0]).line()
+    return "%s threads" % (results[0].get("threads") or "default")
 
 
 def candidates_line(results: Sequence[Dict[str, Any]]) -> str:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from edgekit.camera.analytics import check_frame, count_line, track_records
 from edgekit.camera.signals import INTERRUPTED, restore_signals, stop_on_signals
 from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, bottleneck, rss_mb
 from edgekit.errors import EdgekitError
@@ -52,9 +53,10 @@ class Job:
 
 
 class CameraLoop:
-    def __init__(self, runner: Runner, capture: Capture, outputs: List[Output], config: CameraConfig,
-                 log: Optional[JsonlLog] = None, on_event=None) -> None:
+    def __init__(self, runner: Runner, capture: Optional[Capture], outputs: List[Output], config: CameraConfig,
+                 log: Optional[JsonlLog] = None, on_event=None, analytics=None) -> None:
         self.runner, self.capture, self.outputs, self.config, self.log = runner, capture, outputs, config, log
+        self.analytics = analytics  # edgekit.camera.analytics.StreamAnalytics: --track, --count-line/zone
         self.on_event = on_event or (lambda msg: None)
         self.web = next((o for o in outputs if isinstance(o, WebStream)), None)
         self.pipe = Pipeline(runner, conf=config.conf, iou=config.iou)
@@ -70,6 +72,9 @@ class CameraLoop:
         # Capture the next frame only when inference takes the previous one, so a prepared frame never
         # waits behind another (pipelining for throughput without stale frames).
         self._slot = threading.Semaphore(1)
+        self.checked = True
+        if analytics is not None and capture is not None:
+            self.checked = capture.source.frame_size() is not None
 
     # --- stages --------------------------------------------------------------------------------------
     def next_job(self) -> Any:
@@ -105,16 +110,25 @@ class CameraLoop:
         """Postprocess, draw, send to outputs, record; runs on the main thread (GUI calls live there)."""
         t0 = time.perf_counter()
         dets = self.pipe.postprocess(job.outputs, job.boxes)[0]
+        job.times["postprocess"] = (time.perf_counter() - t0) * 1e3
+        if self.analytics is not None:
+            if not self.checked:  # a source that could not say its frame size before its first frame
+                check_frame(self.analytics.config, 0, self.capture.source.name, job.frame.image.shape[1::-1])
+                self.checked = True
+            dets, stage = self.analytics.apply(dets)
+            job.times.update(stage)
         t1 = time.perf_counter()
         image = job.frame.image
         draw_detections(image, dets, self.names)
+        if self.analytics is not None:
+            self.analytics.draw(image)
         if self.config.overlay:
             draw_panel(image, self.overlay_lines())
         t2 = time.perf_counter()
         for out in self.outputs:
             out.write(image, job.frame.index)
         t3 = time.perf_counter()
-        job.times.update(postprocess=(t1 - t0) * 1e3, draw=(t2 - t1) * 1e3, output=(t3 - t2) * 1e3,
+        job.times.update(draw=(t2 - t1) * 1e3, output=(t3 - t2) * 1e3,
                          e2e=(t3 - job.frame.t_capture) * 1e3)
         self.stats.add(job.times)
         self.rate.tick(t3)
@@ -123,6 +137,11 @@ class CameraLoop:
             record = {"frame": self.processed, "source_frame": job.frame.index,
                       "ms": {k: round(v, 3) for k, v in job.times.items()}, "detections": len(dets),
                       "fps": round(self.rate.fps(), 2), "dropped": self.capture.dropped}
+            if self.analytics is not None:
+                record["tracks"] = track_records(dets)
+                counts = self.analytics.counts()
+                if counts:
+                    record["counts"] = counts
             if self.processed % 30 == 1:
                 record["rss_mb"] = round(rss_mb(), 1)
             self.log.write(record)
@@ -136,18 +155,22 @@ class CameraLoop:
     def overlay_lines(self) -> List[str]:
         s = self.stats.smoothed
         short = (("preprocess", "pre"), ("h2d", "h2d"), ("compute", "gpu"), ("d2h", "d2h"),
-                 ("inference", "inf"), ("postprocess", "nms"), ("draw", "draw"))
+                 ("inference", "inf"), ("postprocess", "nms"), ("track", "trk"), ("count", "cnt"), ("draw", "draw"))
         stages = "  ".join("%s %.1f" % (name, s[k]) for k, name in short if k in s)
         lines = ["FPS %.1f   e2e %.1f ms" % (self.rate.fps(), s.get("e2e", 0.0)), stages + " ms", self.config.label]
         if self.config.power_mode:
             lines.append("power %s" % self.config.power_mode)
+        if self.analytics is not None:
+            lines.append(count_line(self.analytics.counts()))
         return [line for line in lines if line.strip()]
 
     def live_stats(self, detections: int) -> Dict[str, Any]:
         s = self.stats.smoothed
         return {"fps": round(self.rate.fps(), 2), "e2e": round(s.get("e2e", 0.0), 2), "frames": self.processed,
                 "dropped": self.capture.dropped, "detections": detections, "model": self.config.label,
-                "stages": {k: round(v, 3) for k, v in s.items() if k != "e2e"}}
+                "stages": {k: round(v, 3) for k, v in s.items() if k != "e2e"},
+                "tracks": self.analytics.tracks if self.analytics is not None else None,
+                "counts": self.analytics.counts() if self.analytics is not None else None}
 
     # --- driving ------------------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -244,27 +267,29 @@ class CameraLoop:
         return {"frames": self.processed, "duration_s": round(duration, 3),
                 "fps": round(self.processed / duration, 2) if duration > 0 else 0.0,
                 "jitter_ms": round(self.rate.jitter_ms(), 3), "stalls": self.stalls,
-                "stopped_by": self.stopped_by, "stages": self.stats.summary()}
+                "stopped_by": self.stopped_by, "stages": self.stats.summary(),
+                "counts": self.analytics.counts() if self.analytics is not None else None}
 
 
-def engine_fps(runner: Runner, pipe: Pipeline, iters: int, warmup: int = 5) -> Optional[float]:
-    """Inference-only FPS of this runner on one input, measured before the loop (same process, same runner)."""
+def engine_fps(runner: Runner, pipe: Pipeline, iters: int, warmup: int = 5, batch: int = 1) -> Optional[float]:
+    """Inference-only FPS (images per second) of this runner at this batch, measured before the loop (same
+    process, same runner)."""
     if iters <= 0:
         return None
-    blob = pipe.dummy_input()
+    blob = pipe.dummy_input(batch)
     for _ in range(warmup):
         runner.infer(blob)
     t0 = time.perf_counter()
     for _ in range(iters):
         runner.infer(blob)
-    return iters / (time.perf_counter() - t0)
+    return iters * batch / (time.perf_counter() - t0)
 
 
 def run_camera(runner: Runner, capture: Capture, outputs: List[Output], config: CameraConfig,
-               log: Optional[JsonlLog] = None, on_event=None, power=None) -> Dict[str, Any]:
+               log: Optional[JsonlLog] = None, on_event=None, power=None, analytics=None) -> Dict[str, Any]:
     """Run the loop until the source ends, --duration/--frames, 'q', Ctrl-C or SIGTERM; returns the summary.
     ``power`` (an edgekit.power.PowerMeter) is sampled from the loop's start to its end."""
-    loop = CameraLoop(runner, capture, outputs, config, log, on_event)
+    loop = CameraLoop(runner, capture, outputs, config, log, on_event, analytics)
     rss_start, fps_engine, previous, power_run = rss_mb(), None, None, None
     start = time.perf_counter()
     try:

@@ -7,12 +7,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from edgekit.camera.analytics import AnalyticsConfig, StreamAnalytics, check_frame
 from edgekit.camera.loop import CameraConfig, run_camera
+from edgekit.camera.multi_session import camera_runner
 from edgekit.camera.stats import JsonlLog
 from edgekit.errors import EdgekitError
 from edgekit.log import info, warn
 from edgekit.power import PowerMeter
-from edgekit.runtime import open_runner
 from edgekit.sysinfo import jetson_info
 from edgekit.video.capture import DEFAULT_RETRIES, Capture
 from edgekit.video.outputs import Output, Recorder, Window
@@ -24,7 +25,7 @@ from edgekit.vision.pipeline import FrameSizeError
 
 @dataclass
 class CameraRequest:
-    source: str
+    source: str  # the first (or only) source
     model: str
     backend: str = "auto"
     threads: Optional[int] = None
@@ -45,6 +46,9 @@ class CameraRequest:
     power: bool = True  # sample power/temperatures/clocks during the loop (edgekit.power)
     power_interval: int = 100  # ms
     idle: float = 0.0  # seconds of idle power baseline before the loop
+    sources: List[str] = field(default_factory=list)  # several: one batch per frame of each (multi_session)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)  # --track, --count-line, --count-zone
+    mux_timeout: Optional[float] = None  # seconds; None: one frame period of the fastest source
 
 
 def model_label(runner) -> str:
@@ -56,6 +60,12 @@ def model_label(runner) -> str:
 
 
 def camera_session(req: CameraRequest) -> Dict[str, Any]:
+    if req.analytics.enabled:
+        from edgekit.vision.track import check_tracking_available
+
+        check_tracking_available()  # before anything opens
+    if len(req.sources) > 1:
+        return _multi(req)
     spec = parse_uri(req.source)
     options = SourceOptions(**req.options)
     try:
@@ -65,14 +75,21 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
     capture = Capture(source, live=(spec.live and not source.on_demand) or options.realtime, loop=options.loop,
                       on_event=warn, max_retries=req.max_retries)
     capture.open()  # a source that cannot be opened fails before any output or log file exists
+    if req.analytics.counting:
+        try:
+            check_frame(req.analytics, 0, source.name, source.frame_size())
+        except BaseException:
+            capture.stop()
+            raise
     outputs: List[Output] = []
     log = None
     power = PowerMeter.open(req.power_interval, req.idle) if req.power else None  # idle: before the model loads
     with contextlib.ExitStack() as stack:
         if power is not None:
             stack.callback(power.close)
-        runner = stack.enter_context(open_runner(req.model, req.backend, threads=req.threads))
+        runner, plan = stack.enter_context(camera_runner(req, [capture]))
         try:
+            analytics = _analytics(req, runner, capture)
             show = req.display if req.display is not None else bool(os.environ.get("DISPLAY"))
             if show:
                 outputs.append(Window("edgekit: %s" % req.source))
@@ -97,14 +114,53 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
                               power_mode=jetson.get("power_mode") if jetson else None)
         info("running %s on %s (Ctrl-C to stop)" % (config.label, source.name))
         try:
-            summary = run_camera(runner, capture, outputs, config, log, on_event=warn, power=power)
+            summary = run_camera(runner, capture, outputs, config, log, on_event=warn, power=power,
+                                 analytics=analytics)
         except FrameSizeError as exc:  # advice that fits this source (the pipeline does not know it)
             raise FrameSizeError(exc.model, exc.want, exc.got, frame_size_advice(spec, exc.want, exc.got)) from None
         summary.update(model=str(runner.path), model_name=runner.path.stem, source=source.name,
                        backend=runner.backend, device=runner.device, clock=runner.clock, label=config.label,
                        trained=runner.info.trained if runner.info else None, log=req.log,
-                       record=_record_info(outputs), output_failures=output_failures(outputs, log))
+                       record=_record_info(outputs), output_failures=output_failures(outputs, log),
+                       ort_threads=plan.as_dict() if plan else None)
     return summary
+
+
+def _analytics(req: CameraRequest, runner, capture: Capture) -> Optional[StreamAnalytics]:
+    """The track/count stages of a single source, after the model said it has classes to track."""
+    if not req.analytics.enabled:
+        return None
+    from edgekit.vision.track import tracking_problem
+
+    names = runner.info.names if runner.info else {}
+    problem = tracking_problem(names, req.analytics.track_classes)
+    if problem:
+        raise EdgekitError(problem)
+    rate = capture.paced_fps or req.options.get("fps") or 30.0
+    return StreamAnalytics(req.analytics, 0, names, rate)
+
+
+def _multi(req: CameraRequest) -> Dict[str, Any]:
+    from edgekit.camera.multi_session import multi_session, show_window
+
+    def make_shared(runner, names: List[str]) -> List[Output]:
+        shared: List[Output] = []
+        if show_window(req):
+            from edgekit.camera.multi_session import MosaicWindow
+
+            shared.append(MosaicWindow("edgekit: %d sources" % len(names), names))
+        if req.serve is not None:
+            web = WebStream(req.serve, req.host, streams=names)
+            shared.append(web)
+            info("serving the live streams at http://%s:%d/" % (
+                "localhost" if req.host in ("0.0.0.0", "") else req.host, web.port))
+        return shared
+
+    jetson = jetson_info()
+    config = CameraConfig(conf=req.conf, iou=req.iou, duration=req.duration, frames=req.frames,
+                          pipeline=req.pipeline, capture_timeout=req.capture_timeout, engine_iters=req.engine_iters,
+                          power_mode=jetson.get("power_mode") if jetson else None)
+    return multi_session(req, config, req.analytics, req.mux_timeout, make_shared)
 
 
 def _record_info(outputs: List[Output]) -> Optional[Dict[str, Any]]:

@@ -15,8 +15,8 @@ from edgekit.bench.stats import summarize
 from edgekit.errors import EdgekitError
 
 WINDOW = 10000  # frames kept per stage for percentiles; a 10-minute run at 30 FPS keeps the last ~5.5 min
-STAGE_ORDER = ("capture", "capture_wait", "preprocess", "h2d", "compute", "d2h", "inference", "postprocess", "draw",
-               "output", "e2e")
+STAGE_ORDER = ("capture", "capture_wait", "mux_wait", "preprocess", "h2d", "compute", "d2h", "inference",
+               "postprocess", "track", "count", "draw", "output", "e2e")
 
 
 class StageStats:
@@ -47,7 +47,7 @@ class StageStats:
 
 # the loop's stages as the bottleneck line names them, and the per-frame timings each one covers
 LIMITS = (("capture", ("capture",)), ("preprocess", ("preprocess",)), ("inference", ("inference",)),
-          ("postprocess", ("postprocess",)), ("output", ("draw", "output")))
+          ("postprocess", ("postprocess", "track", "count")), ("output", ("draw", "output")))
 SOURCE_SHARE = 0.9  # a loop at >= 90% of a paced source's frame rate is waiting for the source
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from edgekit.commands.serve import BenchCommand
 from edgekit.errors import EdgekitError
 from edgekit.options import (
+    FRAME_RATE,
+    FRAME_SIZE,
+    NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
     PORT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
     UNIT_INTERVAL,
     backend_options,
+    class_names,
+    count_lines,
+    count_zones,
     output_options,
     png_path,
     power_options,
@@ -54,9 +58,10 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
     from edgekit.bench import BenchConfig, bench_models, report
     from edgekit.bench.interrupt import BenchStopped, signal_of, sigterm_interrupts, stopped_line
     from edgekit.log import out
+    from edgekit.runtime.threads import default_threads
 
     config = BenchConfig(backend=backend, warmup=warmup, iterations=iterations, duration=duration, batch=batch,
-                         source=source, threads=threads or os.cpu_count(), cuda_graph=cuda_graph, power=power,
+                         source=source, threads=threads or default_threads(), cuda_graph=cuda_graph, power=power,
                          power_interval=power_interval, idle=idle)
     stopped = None
     try:
@@ -80,7 +85,7 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 
 
 @click.command()
-@click.argument("source")
+@click.argument("sources", nargs=-1, required=True)
 @click.option("--model", required=True, help="TensorRT engine or ONNX model.")
 @backend_options
 @source_options
@@ -97,7 +102,8 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None, callback=writable_file,
               help="One JSON line per frame.")
 @click.option("--duration", type=POSITIVE_FLOAT, default=None, help="Stop after this many seconds.")
-@click.option("--frames", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
+@click.option("--frames", type=click.IntRange(min=1), default=None,
+              help="Stop after this many frames (several sources: batches).")
 @click.option("--pipeline/--no-pipeline", default=True, show_default=True,
               help="Overlap capture, inference and drawing in threads, or run the stages one after another.")
 @click.option("--engine-iters", type=click.IntRange(min=0), default=30, show_default=True,
@@ -105,17 +111,45 @@ def run_bench(models, backend="auto", threads=None, warmup=10, iterations=100, d
 @click.option("--capture-timeout", type=POSITIVE_FLOAT, default=2.0, show_default=True,
               help="Seconds without a frame before a stall is reported.")
 @click.option("--max-retries", type=NON_NEGATIVE_INT, default=10, show_default=True,
-              help="Reopen a failing source this many times in a row (backoff 0.5 s doubling to 8 s), then stop.")
+              help="Reopen a failing source this many times in a row (backoff 0.5 s doubling to 8 s), then give it "
+              "up (with several sources the others go on).")
+@click.option("--batch-timeout", type=POSITIVE_FLOAT, default=None, metavar="MS",
+              help="Several sources: push a batch this many ms after its first frame even without a frame from "
+              "every source  [default: one frame period of the fastest source]")
+@click.option("--track", is_flag=True, help="Track objects (ByteTrack): ids drawn, logged and served.")
+@click.option("--track-classes", default=None, metavar="NAME,NAME", callback=class_names,
+              help="Track (and count) only these classes of the model.")
+@click.option("--count-line", multiple=True, metavar="X1,Y1,X2,Y2", callback=count_lines,
+              help="Count tracked objects crossing this line, per class and direction (pixels of the frame); "
+              "once for every source or once per source.")
+@click.option("--count-zone", multiple=True, metavar="X1,Y1,X2,Y2,X3,Y3,...", callback=count_zones,
+              help="Count tracked objects inside this polygon and those that entered it; once for every source or "
+              "once per source.")
 @power_options
 @output_options
-def camera(source, model, backend, threads, width, height, fps, flip, codec, latency, loop, realtime, conf, iou,
+def camera(sources, model, backend, threads, width, height, fps, flip, codec, latency, loop, realtime, conf, iou,
            display, record, serve, host, log_path, duration, frames, pipeline, engine_iters, capture_timeout,
-           max_retries, power, power_interval, idle, json_path, csv_path, no_save):
-    """Live detection on a camera, stream, file or synthetic:// source, timed per stage (device)."""
+           max_retries, batch_timeout, track, track_classes, count_line, count_zone, power, power_interval, idle,
+           json_path, csv_path, no_save):
+    """Live detection on cameras, streams, files or synthetic:// sources, timed per stage (device).
+
+    Several sources run through one engine, one batch of a frame from each (edgekit camera SRC1 SRC2 ...).
+    """
+    from edgekit.camera.analytics import AnalyticsConfig
     from edgekit.camera.session import CameraRequest, camera_session
 
+    if len(sources) > 1:
+        from edgekit.camera.multi_session import check_sources
+
+        check_sources(list(sources))  # the same source twice: refused before anything opens
+    analytics = AnalyticsConfig(track=track or bool(count_line or count_zone), track_classes=track_classes,
+                                lines=count_line, zones=count_zone)
+    problem = analytics.check(len(sources))
+    if problem:
+        raise EdgekitError(problem)
     request = CameraRequest(
-        source=source, model=model, backend=backend, threads=threads,
+        source=sources[0], sources=list(sources), analytics=analytics,
+        mux_timeout=batch_timeout / 1e3 if batch_timeout else None, model=model, backend=backend, threads=threads,
         options=dict(width=width, height=height, fps=fps, flip=flip, codec=codec, latency=latency, loop=loop,
                      realtime=realtime),
         conf=conf, iou=iou, display=display, record=record, serve=serve, host=host, log=log_path,
@@ -128,13 +162,16 @@ def camera(source, model, backend, threads, width, height, fps, flip, codec, lat
 
     summary = camera_session(request)
     out.print(report.summary_table(summary))
+    if summary.get("streams"):
+        out.print(report.streams_table(summary))
     out.print(report.summary_lines(summary))
     writes = Writes()
     save_results(result_document("camera", [summary]), json_path, report.to_csv(summary), csv_path, no_save,
                  default_result_path("camera"), writes=writes)
-    record = summary.get("record")
-    if record and (record["written"] or not record["failed"]):  # a failure was warned about as it happened
-        click.echo(("%s" if record["written"] else "warning: %s") % record["line"], err=True)
+    records = summary.get("record") or []
+    for record in records if isinstance(records, list) else [records]:
+        if record["written"] or not record["failed"]:  # a failure was warned about as it happened
+            click.echo(("%s" if record["written"] else "warning: %s") % record["line"], err=True)
     writes.failed.extend(summary.get("output_failures") or [])  # a frame log or recording cut short
     writes.finish()
     if summary.get("source_failed"):
@@ -282,4 +319,62 @@ def report(paths, md_path, plot_path, baseline):
     writes.finish()
 
 
-COMMANDS = [bench, camera, info, eval_cmd, compare, report]
+@click.command()
+@click.argument("model")
+@backend_options
+@click.option("--width", type=FRAME_SIZE, default=1920, show_default=True, help="Frame width of each stream.")
+@click.option("--height", type=FRAME_SIZE, default=1080, show_default=True, help="Frame height of each stream.")
+@click.option("--fps", type=FRAME_RATE, default=30.0, show_default=True, help="Frame rate of each stream.")
+@click.option("--source", "sources", multiple=True, metavar="URI",
+              help="A file played at its own rate K times over, or (repeated) the cameras to use, K up to their "
+              "number  [default: synthetic streams of --width x --height at --fps, each its own scene]")
+@click.option("--max-streams", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Stop raising K here (a static batch-B model stops at B).")
+@click.option("--seconds", type=POSITIVE_FLOAT, default=10.0, show_default=True, help="Measured seconds per K.")
+@click.option("--warmup", type=NON_NEGATIVE_FLOAT, default=2.0, show_default=True,
+              help="Seconds per K before measuring (not counted).")
+@click.option("--max-latency", type=POSITIVE_FLOAT, default=200.0, show_default=True, metavar="MS",
+              help="A stream whose p99 end-to-end latency passes this is not held.")
+@click.option("--batch-timeout", type=POSITIVE_FLOAT, default=None, metavar="MS",
+              help="Push a batch this many ms after its first frame  [default: one frame period]")
+@click.option("--conf", type=UNIT_INTERVAL, default=0.25, show_default=True, help="Confidence threshold.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, callback=png_path,
+              help="Write per-stream FPS and p99 latency against K (PNG) here.")
+@output_options
+def streams(model, backend, threads, width, height, fps, sources, max_streams, seconds, warmup, max_latency,
+            batch_timeout, conf, plot_path, json_path, csv_path, no_save):
+    """How many streams this box holds: K sources through the camera's multi-source loop, K raised until a stream
+    falls below 95% of its rate or its p99 end-to-end latency passes --max-latency (device)."""
+    from edgekit.bench.report import default_result_path, result_document
+    from edgekit.camera import capacity, capacity_report
+    from edgekit.log import out
+    from edgekit.runtime import open_runner
+
+    config = capacity.CapacityConfig(width=width, height=height, fps=fps, sources=list(sources),
+                                     max_streams=max_streams, seconds=seconds, warmup=warmup, max_p99_ms=max_latency,
+                                     conf=conf, mux_timeout=batch_timeout / 1e3 if batch_timeout else None)
+    capacity.check_config(config)
+    if plot_path:
+        from edgekit.lazy import lazy_import
+
+        lazy_import("matplotlib")  # before the slow part
+    with open_runner(model, backend, threads=threads) as runner:  # what the model is; each step opens its own
+        about = dict(model=str(runner.path), model_name=runner.path.stem, backend=runner.backend,
+                     device=runner.device, precision=(runner.info.get("precision") if runner.info else None) or "fp32",
+                     batch=runner.static_batch or "dynamic")
+        static = runner.static_batch
+    result = capacity.find_capacity(capacity.RunnerRequest(model, backend, threads), static, config)
+    result.update(about, width=width, height=height, fps=fps, max_p99_ms=max_latency, seconds=seconds,
+                  warmup=warmup, sources=list(sources) or "synthetic")
+    result["headline"] = capacity.headline(result)
+    out.print(capacity_report.steps_table(result))
+    click.echo(result["headline"])
+    writes = Writes()
+    save_results(result_document("streams", [result]), json_path, capacity_report.to_csv(result), csv_path, no_save,
+                 default_result_path("streams", result["model_name"]), writes=writes)
+    if plot_path:
+        writes.attempt(plot_path, lambda: capacity_report.plot(result, plot_path))
+    writes.finish()
+
+
+COMMANDS = [bench, camera, streams, info, eval_cmd, compare, report]

@@ -2,5 +2,6 @@
 
 from edgekit.runtime.base import Runner
 from edgekit.runtime.loader import BACKENDS, open_runner
+from edgekit.runtime.threads import ThreadPlan, ort_threading
 
-__all__ = ["BACKENDS", "Runner", "open_runner"]
+__all__ = ["BACKENDS", "Runner", "ThreadPlan", "open_runner", "ort_threading"]

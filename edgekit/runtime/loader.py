@@ -34,8 +34,11 @@ def check_model_path(path) -> Path:
     return path
 
 
-def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda_graph: bool = False) -> Runner:
-    """A ready Runner: TensorRT for engines (and for ONNX with backend="tensorrt"), else ONNX Runtime."""
+def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda_graph: bool = False,
+                spinning: Optional[bool] = None) -> Runner:
+    """A ready Runner: TensorRT for engines (and for ONNX with backend="tensorrt"), else ONNX Runtime.
+    ``threads``/``spinning``: ONNX Runtime's intra-op threads and whether they spin when idle (from
+    :func:`edgekit.runtime.threads.ort_threading`); TensorRT ignores both."""
     if backend not in BACKENDS:
         raise EdgekitError("unknown backend %r: choose one of %s" % (backend, ", ".join(BACKENDS)))
     path = check_model_path(path)
@@ -51,7 +54,7 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda
         return TensorRTRunner(path if is_engine else engine_for_onnx(path), cuda_graph=cuda_graph)
     from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(path, threads=threads)
+    return OnnxRuntimeRunner(path, threads=threads, spinning=spinning)
 
 
 def engine_cache_dir() -> Path:

@@ -15,6 +15,7 @@ from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.log import info, warn
+from edgekit.runtime.threads import ort_threading
 from edgekit.serve import roboflow
 from edgekit.serve.access import check_bind, is_loopback, resolve_token, take_query_keys
 from edgekit.serve.app import OPEN_ROUTES, ServeConfig, ServerState, detect, error_response
@@ -187,10 +188,14 @@ def serve(config: ServeConfig) -> None:
                                    input_shape=[runner.static_batch or worker.max_batch]
                                    + list(pipe.dummy_input(1).shape[1:]))
         state.info.update(model_formats(pipe))
+        state.info["ort_threads"] = plan.as_dict() if worker.uses_plan else None  # threads, spinning and why
 
+    # ONNX Runtime's threads spin unless other processes keep the cores busy; the decode workers and the event loop
+    # work per request, a few ms against inference's tens, and inference waits for them: they are not busy work
+    plan = ort_threading("serve", extra_threads=0.0, intra_threads=config.threads)
     worker = InferenceWorker(config.model, config.backend, config.threads, config.max_batch, config.max_queue,
                              config.max_queue_delay_ms / 1e3, config.warmup, metrics, on_ready=ready,
-                             on_error=failed, cuda_graph=config.cuda_graph)
+                             on_error=failed, cuda_graph=config.cuda_graph, thread_plan=plan)
     pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="edgekit-decode")
     state = ServerState(config, worker, metrics, pool)
     state.info = {"model": model_summary(config.model), "accuracy_gate": accuracy_gate(config.model),

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgekit.log import info
 from edgekit.runtime import Runner, open_runner
+from edgekit.runtime.threads import ThreadPlan
 
 
 class Job:
@@ -41,8 +42,9 @@ class InferenceWorker:
                  max_batch: Optional[int] = None, max_queue: int = 64, max_delay_s: float = 0.0,
                  warmup: int = 3, metrics=None,
                  on_ready: Optional[Callable[[], None]] = None, on_error: Optional[Callable[[Exception], None]] = None,
-                 cuda_graph: bool = False) -> None:
+                 cuda_graph: bool = False, thread_plan: Optional[ThreadPlan] = None) -> None:
         self.model, self.backend, self.threads, self.cuda_graph = model, backend, threads, cuda_graph
+        self.thread_plan = thread_plan  # ONNX Runtime's threads and spinning (edgekit.runtime.threads)
         self.requested_batch = max_batch
         self.max_batch = 1
         self.max_queue, self.max_delay_s, self.warmup = max_queue, max_delay_s, warmup
@@ -118,7 +120,9 @@ class InferenceWorker:
         from edgekit.errors import EdgekitError
         from edgekit.vision.pipeline import Pipeline
 
-        self.runner = open_runner(self.model, self.backend, threads=self.threads, cuda_graph=self.cuda_graph)
+        plan = self.thread_plan
+        self.runner = open_runner(self.model, self.backend, threads=plan.threads if plan else self.threads,
+                                  cuda_graph=self.cuda_graph, spinning=plan.spinning if plan else None)
         # what the model takes and gives (float or uint8 input, letterbox in the graph, NMS in the engine)
         self.pipeline = Pipeline(self.runner, conf=None, iou=None)  # any model opens; requests are checked
         static = self.runner.static_batch
@@ -135,10 +139,15 @@ class InferenceWorker:
         self.on_ready()
         self.ready.set()
         frames = self.pipeline.format.frame_hw
-        info("model %s ready (%s on %s, input %dx%d%s, batch up to %d, queue %d)"
+        info("model %s ready (%s on %s, input %dx%d%s, batch up to %d, queue %d)%s"
              % (self.runner.path.name, self.runner.backend, self.runner.device, self.hw[1], self.hw[0],
                 ", letterboxed in the graph from %dx%d images" % (frames[1], frames[0]) if frames else "",
-                self.max_batch, self.max_queue))
+                self.max_batch, self.max_queue, "; " + plan.line() if plan and self.uses_plan else ""))
+
+    @property
+    def uses_plan(self) -> bool:
+        """The thread plan applies: the model runs on ONNX Runtime (TensorRT has no such threads)."""
+        return self.thread_plan is not None and self.runner is not None and self.runner.backend == "onnxruntime"
 
     def _next_batch(self) -> Optional[List[Job]]:
         with self._cond:

@@ -74,6 +74,9 @@ class Capture:
         self._opened = False
         self._stop = threading.Event()
         self._cond = threading.Condition()
+        # called (from the capture thread) after each new frame and at the end: a muxer of several captures waits
+        # on one event instead of polling each (edgekit.camera.mux)
+        self.on_frame: Optional[Callable[[], None]] = None
         self._thread = threading.Thread(target=self._run, name="edgekit-capture", daemon=True)
 
     # --- consumer side ------------------------------------------------------------------------------
@@ -173,6 +176,8 @@ class Capture:
         with self._cond:
             self._ended = True
             self._cond.notify_all()
+        if self.on_frame:
+            self.on_frame()
 
     def _publish(self, image: np.ndarray, read_ms: float = 0.0) -> None:
         with self._cond:
@@ -186,6 +191,8 @@ class Capture:
             self._latest = Frame(image, self.captured, time.perf_counter(), max(read_ms, 0.0))
             self.captured += 1
             self._cond.notify_all()
+        if self.on_frame:
+            self.on_frame()
 
     def _backoff(self) -> float:
         """Seconds before the next reopen: 0.5 s doubling per failure in a row, at most ``max_backoff``."""

@@ -44,6 +44,10 @@ class FrameSource:
     def close(self) -> None:
         pass
 
+    def frame_size(self) -> Optional[Tuple[int, int]]:
+        """(width, height) of its frames when known before the first frame (call after open()); None if not."""
+        return None
+
     def frame_rate(self) -> Tuple[Optional[float], str]:
         """(the rate its frames stand for, in FPS, and where that comes from), for a recording that plays at the
         source's speed; None: the source does not say, measure it. Call after open()."""
@@ -103,6 +107,9 @@ class SyntheticSource(FrameSource):
         self.index += 1
         return frame
 
+    def frame_size(self) -> Optional[Tuple[int, int]]:
+        return self.size
+
     def frame_rate(self) -> Tuple[Optional[float], str]:
         if self.on_demand:
             return None, "measured: synthetic fps=0 has no rate of its own"
@@ -147,6 +154,12 @@ class ImagesSource(FrameSource):
 
     def frame_rate(self) -> Tuple[Optional[float], str]:
         return float(self.fps), "--fps: images have no frame rate"
+
+    def frame_size(self) -> Optional[Tuple[int, int]]:
+        for path in self.files[:1]:
+            frame = read_image(path)
+            return (frame.shape[1], frame.shape[0]) if frame is not None else None
+        return None
 
 
 class CvSource(FrameSource):
@@ -198,6 +211,12 @@ class CvSource(FrameSource):
         if self.cap is not None:
             self.cap.release()
             self.cap = None
+
+    def frame_size(self) -> Optional[Tuple[int, int]]:
+        if self.cap is None:
+            return None
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        return (w, h) if w > 0 and h > 0 else None
 
     def frame_rate(self) -> Tuple[Optional[float], str]:
         if not self.finite:

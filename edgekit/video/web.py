@@ -1,77 +1,75 @@
-"""``--serve PORT``: the live annotated stream (MJPEG) and live numbers on a small web page.
+"""``--serve PORT``: the live annotated stream(s) (MJPEG) and live numbers on a small web page.
 
-For headless boxes in the field, watched from a laptop or phone: ``/`` is the page, ``/stream.mjpg``
-the stream, ``/stats.json`` the numbers (polled by the page), ``/snapshot.jpg`` one frame. Read-only: other
-methods than GET and HEAD get 405 with a JSON body and an Allow header.
-Frames are JPEG-encoded only while someone watches the stream.
+For headless boxes in the field, watched from a laptop or phone: ``/`` is the page, ``/stream.mjpg`` the stream,
+``/stats.json`` the numbers (polled by the page), ``/snapshot.jpg`` one frame. A multi-source run (``streams``
+given) adds ``/stream/<i>.mjpg`` and ``/snapshot.jpg?stream=<i>`` per stream (``/stream.mjpg`` is stream 0),
+``/mosaic.mjpg`` (all streams tiled in one image, at most ``mosaic_fps``), and the page is a mosaic of tiles.
+Beyond ``max_tiles_direct`` streams the page cuts its tiles from ``/mosaic.mjpg``: a browser opens at most 6
+HTTP/1.1 connections per host and each MJPEG stream holds one (see :mod:`edgekit.video.pages`).
+
+Nothing is encoded for a stream nobody watches: ``write_stream`` only keeps a reference to the frame (hand frames
+that are not drawn into afterwards). A viewer's thread encodes the newest frame when it is ready for one, once per
+frame however many watch it: never in the loop's thread, never faster than viewers take frames. Read-only: other
+methods than GET and HEAD get 405 (JSON body, Allow header); an unknown path or stream index is a JSON 404.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import math
+import re
+import select
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.video.mosaic import tile
 from edgekit.video.outputs import Output
+from edgekit.video.pages import PAGE, multi_page
 
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edgekit camera</title>
-<style>
- body{margin:0;background:#111;color:#eee;font:14px system-ui,sans-serif}
- header{padding:8px 12px;background:#222}
- main{display:grid;grid-template-columns:minmax(0,1fr) 280px;gap:12px;padding:12px;align-items:start}
- @media (max-width:700px){main{grid-template-columns:1fr}}
- img{width:100%;height:auto;background:#000}
- table{border-collapse:collapse;min-width:260px} td{padding:2px 10px;border-bottom:1px solid #333}
- td.v{text-align:right;font-variant-numeric:tabular-nums}
-</style></head>
-<body><header><b>edgekit camera</b> <span id="model"></span></header>
-<main><img id="stream" src="/stream.mjpg" alt="live stream">
-<table id="stats"><tbody>
- <tr><td>FPS</td><td class="v" id="fps">-</td></tr>
- <tr><td>end to end (ms)</td><td class="v" id="e2e">-</td></tr>
- <tr><td>frames</td><td class="v" id="frames">-</td></tr>
- <tr><td>dropped</td><td class="v" id="dropped">-</td></tr>
- <tr><td>detections</td><td class="v" id="detections">-</td></tr>
-</tbody><tbody id="stages"></tbody></table></main>
-<script>
-async function poll(){
-  try{
-    const s = await (await fetch('/stats.json', {cache:'no-store'})).json();
-    for (const k of ['fps','e2e','frames','dropped','detections']) {
-      const v = s[k];
-      document.getElementById(k).textContent = (typeof v === 'number' && !Number.isInteger(v)) ? v.toFixed(1) : v;
-    }
-    document.getElementById('model').textContent = s.model || '';
-    document.getElementById('stages').innerHTML = Object.entries(s.stages || {}).map(
-      ([k, v]) => '<tr><td>' + k + ' (ms)</td><td class="v">' + v.toFixed(2) + '</td></tr>').join('');
-  } catch (e) {}
-  setTimeout(poll, 500);
-}
-poll();
-</script></body></html>
-"""
+ALLOWED = "GET, HEAD"
+STREAM_PATH = re.compile(r"^/stream/([^/]+)\.mjpg$")
+
+
+class _Slot:
+    """One stream's newest frame, and its JPEG once a viewer asked for it."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.frame: Optional[np.ndarray] = None
+        self.jpeg: Optional[bytes] = None  # of ``frame``, once encoded
+        self.seq = 0
+        self.clients = 0
+        self.encodes = 0
+        self.cond = threading.Condition(lock)  # one lock for all slots; each slot wakes only its own viewers
+        self.encoding = threading.Lock()  # viewers of one stream share one encode per frame
 
 
 class WebStream(Output):
     name = "web"
+    max_tiles_direct = 4  # streams the page shows as one MJPEG each; beyond, tiles come from /mosaic.mjpg
+    mosaic_width = 1280
+    mosaic_fps = 10.0
 
-    def __init__(self, port: int, host: str = "127.0.0.1", quality: int = 80) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", quality: int = 80,
+                 streams: Optional[Sequence[str]] = None) -> None:
         self.quality = quality
-        self.clients = 0
-        self._frame: Optional[np.ndarray] = None
-        self._jpeg: Optional[bytes] = None
-        self._seq = 0
+        self.names: Optional[List[str]] = [str(s) for s in streams] if streams else None
+        self._lock = threading.Lock()
+        self._slots = [_Slot(self._lock) for _ in range(len(self.names) if self.names else 1)]
+        self._mosaic = _Slot(self._lock)  # seq: frames written to any stream; jpeg: of mosaic frame ``_mosaic_seq``
+        self._mosaic_seq = 0
+        self._mosaic_at = 0.0
+        self._mosaic_buf: Optional[np.ndarray] = None
         self._stats: Dict[str, Any] = {}
         self._closed = False
-        self._cond = threading.Condition()
         try:
             self.server = ThreadingHTTPServer((host, port), _handler(self))
         except OSError as exc:
@@ -83,58 +81,151 @@ class WebStream(Output):
         self._thread = threading.Thread(target=self.server.serve_forever, name="edgekit-web", daemon=True)
         self._thread.start()
 
+    # --- fed by the loop ----------------------------------------------------------------------------
     def write(self, frame: np.ndarray, index: Optional[int] = None) -> None:
-        jpeg = self._encode(frame) if self.clients else None
-        with self._cond:
-            self._frame, self._jpeg = frame, jpeg
-            self._seq += 1
-            self._cond.notify_all()
+        self.write_stream(0, frame)
+
+    def write_stream(self, i: int, frame: np.ndarray) -> None:
+        """Stream ``i``'s newest annotated frame: kept by reference, encoded only if and when a viewer takes it."""
+        slot = self._slots[i]
+        with self._lock:
+            slot.frame, slot.jpeg = frame, None
+            slot.seq += 1
+            self._mosaic.seq += 1
+            if slot.clients:
+                slot.cond.notify_all()
+            if self._mosaic.clients:
+                self._mosaic.cond.notify_all()
 
     def update_stats(self, stats: Dict[str, Any]) -> None:
-        with self._cond:
+        with self._lock:
             self._stats = stats
 
     def close(self) -> None:
         if self._closed:
             return
-        self._closed = True
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            self._closed = True
+            for slot in self._slots + [self._mosaic]:
+                slot.cond.notify_all()
         self.server.shutdown()
         self.server.server_close()
 
+    # --- counts -------------------------------------------------------------------------------------
+    @property
+    def streams(self) -> int:
+        return len(self._slots)
+
+    @property
+    def clients(self) -> int:
+        """Viewers of any stream or the mosaic now."""
+        return sum(s.clients for s in self._slots) + self._mosaic.clients
+
+    @property
+    def encodes(self) -> int:
+        """JPEG encodes so far, all streams, the mosaic and snapshots together."""
+        return sum(s.encodes for s in self._slots) + self._mosaic.encodes
+
+    def stream_encodes(self, i: int) -> int:
+        return self._slots[i].encodes
+
+    @property
+    def mosaic_encodes(self) -> int:
+        return self._mosaic.encodes
+
     # --- used by the request handler ----------------------------------------------------------------
+    def stream_index(self, text: Optional[str]) -> Optional[int]:
+        """The stream ``text`` names (a decimal index below the count), else None; no text is stream 0."""
+        if text is None:
+            return 0
+        return int(text) if text.isdigit() and int(text) < len(self._slots) else None
+
     def _encode(self, frame: np.ndarray) -> bytes:
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         return buf.tobytes() if ok else b""
 
-    def next_jpeg(self, after: int, timeout: float = 1.0):
-        """(seq, jpeg) of a frame newer than ``after``, or (after, None) on timeout/close."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._seq > after or self._closed, timeout)
-            if self._closed or self._seq <= after or self._frame is None:
+    def next_jpeg(self, after: int, timeout: float = 1.0, stream: int = 0) -> Tuple[int, Optional[bytes]]:
+        """(seq, jpeg) of stream ``stream``'s frame newer than ``after``, or (after, None) on timeout/close."""
+        slot = self._slots[stream]
+        with self._lock:
+            slot.cond.wait_for(lambda: slot.seq > after or self._closed, timeout)
+            if self._closed or slot.seq <= after or slot.frame is None:
                 return after, None
-            if self._jpeg is None:
-                self._jpeg = self._encode(self._frame)
-            return self._seq, self._jpeg
+            seq, frame, jpeg = slot.seq, slot.frame, slot.jpeg
+        if jpeg is not None:
+            return seq, jpeg
+        with slot.encoding:  # a second viewer of this frame waits here, then takes the first one's JPEG
+            with self._lock:
+                if slot.seq == seq and slot.jpeg is not None:
+                    return seq, slot.jpeg
+            jpeg = self._encode(frame)
+            with self._lock:
+                slot.encodes += 1
+                if slot.seq == seq:
+                    slot.jpeg = jpeg
+        return seq, jpeg
 
-    def add_client(self, delta: int) -> None:
-        with self._cond:
-            self.clients += delta
+    def next_mosaic(self, after: int, timeout: float = 1.0) -> Tuple[int, Optional[bytes]]:
+        """(seq, jpeg) of the tiled streams newer than ``after`` (at most ``mosaic_fps`` a second), or
+        (after, None) on timeout/close."""
+        m = self._mosaic
+        with self._lock:
+            m.cond.wait_for(lambda: m.seq > after or self._closed, timeout)
+            if self._closed or m.seq <= after:
+                return after, None
+        with m.encoding:  # one tiling and encode per mosaic frame, shared by its viewers
+            wait = self._mosaic_at + 1.0 / self.mosaic_fps - time.monotonic()
+            if self._mosaic_seq > after and m.jpeg is not None and wait > 0:
+                return self._mosaic_seq, m.jpeg  # another viewer's, fresh enough
+            if wait > 0:
+                time.sleep(wait)
+            with self._lock:
+                frames = [s.frame for s in self._slots]
+                seq = m.seq
+            self._mosaic_buf = tile(frames, self.mosaic_width, out=self._mosaic_buf)
+            jpeg = self._encode(self._mosaic_buf)
+            with self._lock:
+                m.jpeg, m.encodes = jpeg, m.encodes + 1
+                self._mosaic_seq, self._mosaic_at = seq, time.monotonic()
+        return seq, jpeg
 
-    def snapshot(self) -> Optional[bytes]:
-        with self._cond:
-            return self._encode(self._frame) if self._frame is not None else None
+    def add_client(self, delta: int, stream: Optional[int] = 0) -> None:
+        """A viewer came (+1) or went (-1) on stream ``stream``; None is the mosaic."""
+        with self._lock:
+            slot = self._mosaic if stream is None else self._slots[stream]
+            slot.clients += delta
+
+    def snapshot(self, stream: int = 0) -> Optional[bytes]:
+        slot = self._slots[stream]
+        with self._lock:
+            frame, jpeg = slot.frame, slot.jpeg
+        if frame is None or jpeg is not None:
+            return jpeg
+        jpeg = self._encode(frame)
+        with self._lock:
+            slot.encodes += 1
+        return jpeg
 
     def stats_json(self) -> bytes:
-        with self._cond:
-            return json.dumps(self._stats).encode()
+        with self._lock:
+            stats = self._stats
+        try:
+            return json.dumps(stats, allow_nan=False).encode()
+        except ValueError:  # NaN or infinity (a stream with no frame yet): JSON null, which browsers can parse
+            return json.dumps(_finite(stats)).encode()
 
 
-ALLOWED = "GET, HEAD"
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
-def _handler(stream: WebStream):
+def _handler(web: WebStream):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args) -> None:  # keep the terminal for the loop's own output
             pass
@@ -150,6 +241,9 @@ def _handler(stream: WebStream):
             if self.command != "HEAD":
                 self.wfile.write(body)
 
+        def _json_error(self, status: int, message: str, headers=()) -> None:
+            self._send(json.dumps({"error": message, "status": status}).encode(), "application/json", status, headers)
+
         def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
             self.do_GET()
 
@@ -160,43 +254,69 @@ def _handler(stream: WebStream):
             raise AttributeError(name)
 
         def _not_allowed(self) -> None:
-            body = json.dumps({"error": "method %s not allowed: this page is read-only (GET, HEAD)" % self.command,
-                               "status": 405}).encode()
-            self._send(body, "application/json", 405, [("Allow", ALLOWED)])
+            self._json_error(405, "method %s not allowed: this page is read-only (GET, HEAD)" % self.command,
+                             [("Allow", ALLOWED)])
+
+        def _no_stream(self, text: str) -> None:
+            n = web.streams
+            self._json_error(404, "no stream %s: this run has %d stream%s (0 to %d)"
+                             % (text[:40], n, "" if n == 1 else "s", n - 1))
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            path = self.path.split("?", 1)[0]
+            url = urlsplit(self.path)
+            path, query = url.path, parse_qs(url.query)
+            match = STREAM_PATH.match(path)
             try:
                 if path in ("/", "/index.html"):
-                    self._send(PAGE.encode(), "text/html; charset=utf-8")
+                    page = multi_page(web.names, web.max_tiles_direct, web.mosaic_fps) if web.names else PAGE.encode()
+                    self._send(page, "text/html; charset=utf-8")
                 elif path == "/stats.json":
-                    self._send(stream.stats_json(), "application/json")
+                    self._send(web.stats_json(), "application/json")
                 elif path == "/snapshot.jpg":
-                    jpeg = stream.snapshot()
+                    text = query.get("stream", [None])[0]
+                    index = web.stream_index(text)
+                    if index is None:
+                        return self._no_stream(str(text))
+                    jpeg = web.snapshot(index)
                     self._send(jpeg or b"no frame yet", "image/jpeg" if jpeg else "text/plain", 200 if jpeg else 503)
-                elif path == "/stream.mjpg":
-                    self._stream()
+                elif path == "/stream.mjpg" or match:
+                    index = web.stream_index(match.group(1) if match else None)
+                    if index is None:
+                        return self._no_stream(match.group(1))
+                    self._stream(index)
+                elif path == "/mosaic.mjpg":
+                    self._stream(None)
                 else:
-                    self._send(b"not found", "text/plain", 404)
+                    self._json_error(404, "not found: %s (try /, /stream.mjpg, /stats.json, /snapshot.jpg)"
+                                     % path[:80])
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the viewer went away
 
-        def _stream(self) -> None:
+        def _stream(self, index: Optional[int]) -> None:
+            """MJPEG of stream ``index``, or of the mosaic (None), until the viewer goes or the server closes."""
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             if self.command == "HEAD":
                 return
-            stream.add_client(+1)
+            web.add_client(+1, index)
             try:
                 seq = 0
-                while not stream._closed:
-                    seq, jpeg = stream.next_jpeg(seq)
+                while not web._closed and not self._gone():
+                    seq, jpeg = web.next_mosaic(seq) if index is None else web.next_jpeg(seq, stream=index)
                     if jpeg:
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
                                          % len(jpeg) + jpeg + b"\r\n")
             finally:
-                stream.add_client(-1)
+                web.add_client(-1, index)
+
+        def _gone(self) -> bool:
+            """The viewer closed the connection (readable, nothing to read): not counted until a write fails."""
+            try:
+                readable = select.select([self.connection], [], [], 0)[0]
+                return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+            except OSError:
+                return True
 
     return Handler

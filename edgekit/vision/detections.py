@@ -13,6 +13,7 @@ class Detections:
     xyxy: np.ndarray  # (N, 4) float32, pixel corners in the original frame
     confidence: np.ndarray  # (N,) float32
     class_id: np.ndarray  # (N,) int32
+    tracker_id: Optional[np.ndarray] = None  # (N,) int64 track ids when a tracker set them (edgekit.vision.track)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -23,11 +24,12 @@ class Detections:
 
     def __getitem__(self, index) -> Detections:
         """Filter with a boolean mask, an index array or a slice."""
-        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index])
+        tracker_id = None if self.tracker_id is None else self.tracker_id[index]
+        return Detections(self.xyxy[index], self.confidence[index], self.class_id[index], tracker_id)
 
     def to_list(self, names: Optional[Mapping[int, str]] = None) -> List[Dict[str, Any]]:
         names = names or {}
-        return [
+        rows = [
             {
                 "xyxy": [round(float(v), 2) for v in box],
                 "confidence": round(float(conf), 4),
@@ -36,3 +38,7 @@ class Detections:
             }
             for box, conf, cid in zip(self.xyxy, self.confidence, self.class_id)
         ]
+        if self.tracker_id is not None:
+            for row, tid in zip(rows, self.tracker_id.tolist()):
+                row["track_id"] = int(tid)
+        return rows

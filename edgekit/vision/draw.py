@@ -24,12 +24,15 @@ def color(class_id: int):
 def draw_detections(
     frame: np.ndarray, dets: Detections, names: Optional[Mapping[int, str]] = None, thickness: int = 2
 ) -> np.ndarray:
-    """Draw boxes and labels in place; returns ``frame``."""
+    """Draw boxes and labels in place; returns ``frame``. Tracked detections are labelled ``#id class conf``."""
     names = names or {}
-    for (x1, y1, x2, y2), conf, cid in zip(dets.xyxy.astype(int), dets.confidence, dets.class_id):
+    tids = dets.tracker_id.tolist() if dets.tracker_id is not None else [None] * len(dets)
+    for (x1, y1, x2, y2), conf, cid, tid in zip(dets.xyxy.astype(int), dets.confidence, dets.class_id, tids):
         c = color(cid)
         cv2.rectangle(frame, (x1, y1), (x2, y2), c, thickness, cv2.LINE_AA)
         label = "%s %.2f" % (names.get(int(cid), str(int(cid))), conf)
+        if tid is not None:
+            label = "#%d %s" % (tid, label)
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         y_text = max(y1, th + 4)
         cv2.rectangle(frame, (x1, y_text - th - 4), (x1 + tw + 2, y_text), c, -1)

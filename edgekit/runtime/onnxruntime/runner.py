@@ -6,7 +6,6 @@ Timings are host-clock (``clock = "host"``): ``inference`` covers copies and com
 
 from __future__ import annotations
 
-import os
 import time
 from typing import List, Optional, Sequence
 
@@ -17,6 +16,7 @@ from edgekit.lazy import lazy_import
 from edgekit.manifest import read_manifest
 from edgekit.runtime.base import Runner
 from edgekit.runtime.modelinfo import model_info
+from edgekit.runtime.threads import spin_entries, spinning_override
 
 TRT_NMS_HINT = ("%s has TensorRT's EfficientNMS_TRT plugin, which ONNX Runtime cannot run: build an engine "
                 "(edgekit build) or use the model exported without --trt-nms here")
@@ -28,21 +28,23 @@ class OnnxRuntimeRunner(Runner):
     backend = "onnxruntime"
     clock = "host"
 
-    def __init__(self, path, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None) -> None:
+    def __init__(self, path, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None,
+                 spinning: Optional[bool] = None) -> None:
+        """``threads``: intra-op threads (None: ONNX Runtime's choice, one per physical core). ``spinning``:
+        whether idle pool threads spin (edgekit.runtime.threads picks it per command); None: sleep, unless
+        EDGEKIT_ORT_SPINNING=1."""
         super().__init__(path)
         ort = lazy_import("onnxruntime")
         available = ort.get_available_providers()
         providers = list(providers) if providers else [p for p in PREFERRED_PROVIDERS if p in available]
+        if spinning is None:
+            spinning = bool(spinning_override())
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = int(threads)
-        if os.environ.get("EDGEKIT_ORT_SPINNING", "0") != "1":
-            # Idle pool threads sleep instead of spinning: on a few busy cores (a Jetson running a camera loop,
-            # a shared CI box) spinning threads take the cores that capture, preprocessing, NMS and the other
-            # runs need. EDGEKIT_ORT_SPINNING=1 restores ONNX Runtime's default.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        for key, value in spin_entries(spinning).items():
+            options.add_session_config_entry(key, value)
         options.log_severity_level = 3  # errors only: ours are reported as one line
         manifest_nms = (read_manifest(self.path) or {}).get("nms") or {}
         if manifest_nms.get("in_graph"):
@@ -56,7 +58,9 @@ class OnnxRuntimeRunner(Runner):
             raise EdgekitError(
                 "cannot load %s with ONNX Runtime: %s: re-export it with edgekit export" % (self.path, first[:300])
             ) from exc
-        self.threads = threads
+        self.threads = int(threads) if threads else None  # None: ONNX Runtime's default
+        self.spinning = spinning
+        self.session_options = options  # what the session was opened with (tests read the entries back)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise EdgekitError("%s has %d inputs; edgekit runs single-input YOLO models" % (self.path, len(inputs)))
