@@ -147,7 +147,13 @@ def check_command_line(kind: str, args: List[str], workdir: str) -> None:
     try:
         parent = cli.make_context("edgekit", list(args))
         command = cli.get_command(parent, args[0])
-        command.make_context(args[0], list(args[1:]), parent=parent).close()
+        ctx = command.make_context(args[0], list(args[1:]), parent=parent)
+        sources = ctx.params.get("sources") or ()
+        ctx.close()
+        if len(sources) > 1:
+            raise EdgekitError("the unit runs one source (--source %s); %s after -- would be another: a unit with "
+                               "several sources is not made by service install yet (run edgekit camera SRC1 SRC2 ... "
+                               "yourself)" % (sources[0], " ".join(sources[1:])))
     except (click.ClickException, EdgekitError) as exc:
         message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
         raise EdgekitError("the unit would fail at every start: edgekit %s refuses its arguments: %s (fix the "

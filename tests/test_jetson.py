@@ -261,7 +261,7 @@ def install(*args, print_only=False):
     (["--source", "nosuch.mp4"], "nosuch.mp4 not found"),
     (["--source", "csi://0", "--", "--conf", "5"], "--conf"),
     (["--source", "csi://0", "--", "--bogus-flag", "1"], "--bogus-flag"),
-    (["--source", "csi://0", "--", "clip.mp4"], "unexpected extra argument"),
+    (["--source", "csi://0", "--", "clip.mp4"], "would be another"),
     (["--source", "csi://0", "--", "--record", "units"], "is a directory"),  # a path, checked from the unit's folder
     (["--source", "csi://0", "--", "--host", "10.0.0.1"], "service install --host"),
     (["--source", "csi://0", "--", "--serve=9000"], "service install --port"),

@@ -23,6 +23,7 @@ from edgekit.manifest import WriteError, write_text_atomic
 OUTPUT_OPTIONS = [
     (["bench", "m.onnx"], "--json"), (["bench", "m.onnx"], "--csv"),
     (["bench", "http://127.0.0.1:9"], "--json"), (["bench", "http://127.0.0.1:9"], "--plot"),
+    (["streams", "m.onnx"], "--json"), (["streams", "m.onnx"], "--csv"), (["streams", "m.onnx"], "--plot"),
     (["camera", "synthetic://", "--model", "m.onnx"], "--json"),
     (["camera", "synthetic://", "--model", "m.onnx"], "--record"),
     (["camera", "synthetic://", "--model", "m.onnx"], "--log"),

@@ -105,6 +105,21 @@ class StreamAnalytics:
         return out
 
 
+def finish_record(record: Dict[str, Any], dets: Detections, analytics: Optional[StreamAnalytics],
+                  number: int) -> Dict[str, Any]:
+    """A frame log line's common tail: tracks and counts (with tracking), the process RSS every 30th line."""
+    from edgekit.camera.stats import rss_mb
+
+    if analytics is not None:
+        record["tracks"] = track_records(dets)
+        counts = analytics.counts()
+        if counts:
+            record["counts"] = counts
+    if number % 30 == 1:
+        record["rss_mb"] = round(rss_mb(), 1)
+    return record
+
+
 def track_records(dets: Detections) -> List[List[float]]:
     """Compact per-frame log of tracked boxes: [track_id, class_id, x1, y1, x2, y2]."""
     ids = getattr(dets, "tracker_id", None)

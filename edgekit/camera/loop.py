@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from edgekit.camera.analytics import check_frame, count_line, track_records
+from edgekit.camera.analytics import check_frame, count_line, finish_record
 from edgekit.camera.signals import INTERRUPTED, restore_signals, stop_on_signals
 from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, bottleneck, rss_mb
 from edgekit.errors import EdgekitError
@@ -137,14 +137,7 @@ class CameraLoop:
             record = {"frame": self.processed, "source_frame": job.frame.index,
                       "ms": {k: round(v, 3) for k, v in job.times.items()}, "detections": len(dets),
                       "fps": round(self.rate.fps(), 2), "dropped": self.capture.dropped}
-            if self.analytics is not None:
-                record["tracks"] = track_records(dets)
-                counts = self.analytics.counts()
-                if counts:
-                    record["counts"] = counts
-            if self.processed % 30 == 1:
-                record["rss_mb"] = round(rss_mb(), 1)
-            self.log.write(record)
+            self.log.write(finish_record(record, dets, self.analytics, self.processed))
         if self.web:
             self.web.update_stats(self.live_stats(len(dets)))
         if any(o.wants_stop for o in self.outputs):

@@ -16,10 +16,10 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from edgekit.camera.analytics import StreamAnalytics, check_frame, count_line, track_records
+from edgekit.camera.analytics import StreamAnalytics, check_frame, count_line, finish_record
 from edgekit.camera.loop import _DONE, CameraConfig, CameraLoop
 from edgekit.camera.mux import ENDED, FAILED, Batch, Muxer, Stream
-from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, rss_mb
+from edgekit.camera.stats import JsonlLog, RollingRate, StageStats
 from edgekit.errors import EdgekitError
 from edgekit.log import info
 from edgekit.runtime import Runner
@@ -153,14 +153,7 @@ class MultiLoop(CameraLoop):
                       "batch": job.number, "batch_frames": len(job.batch),
                       "ms": {k: round(v, 3) for k, v in {**job.times, **times}.items()}, "detections": len(dets),
                       "fps": round(stream.rate.fps(), 2), "dropped": stream.capture.dropped}
-            if sinks.analytics is not None:
-                record["tracks"] = track_records(dets)
-                counts = sinks.analytics.counts()
-                if counts:
-                    record["counts"] = counts
-            if stream.processed % 30 == 1:
-                record["rss_mb"] = round(rss_mb(), 1)
-            sinks.log.write(record)
+            sinks.log.write(finish_record(record, dets, sinks.analytics, stream.processed))
 
     def reset_numbers(self, now: float) -> None:
         """Forget the warm-up: every count and sample starts again from ``now``."""

@@ -14,7 +14,7 @@ from typing import List
 
 from edgekit.video.mosaic import GAP, grid
 
-PAGE = """<!doctype html>
+HEAD = """<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>edgekit camera</title>
 <style>
@@ -22,7 +22,9 @@ PAGE = """<!doctype html>
  header{padding:8px 12px;background:#222}
  main{display:grid;grid-template-columns:minmax(0,1fr) 280px;gap:12px;padding:12px;align-items:start}
  @media (max-width:700px){main{grid-template-columns:1fr}}
- img{width:100%;height:auto;background:#000}
+"""  # both pages: the document head and the layout
+
+PAGE = HEAD + """ img{width:100%;height:auto;background:#000}
  table{border-collapse:collapse;min-width:260px} td{padding:2px 10px;border-bottom:1px solid #333}
  td.v{text-align:right;font-variant-numeric:tabular-nums}
 </style></head>
@@ -53,15 +55,7 @@ poll();
 </script></body></html>
 """
 
-MULTI_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edgekit camera</title>
-<style>
- body{margin:0;background:#111;color:#eee;font:14px system-ui,sans-serif}
- header{padding:8px 12px;background:#222}
- main{display:grid;grid-template-columns:minmax(0,1fr) 280px;gap:12px;padding:12px;align-items:start}
- @media (max-width:700px){main{grid-template-columns:1fr}}
- #tiles{display:grid;gap:8px;grid-template-columns:repeat(auto-fill,
+MULTI_PAGE = HEAD + """ #tiles{display:grid;gap:8px;grid-template-columns:repeat(auto-fill,
    minmax(max(min(100%,300px),calc((100% - (var(--cols) - 1) * 8px) / var(--cols))),1fr))}
  figure{margin:0;background:#1b1b1b;min-width:0}
  .view{display:block;width:100%;height:auto;background:#000}
