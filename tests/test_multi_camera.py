@@ -162,6 +162,9 @@ def test_two_sources_end_to_end(dynamic_onnx, tmp_path):
     assert summary["sources"] == 2 and fast["frames"] > slow["frames"] > 10
     assert fast["e2e_p99"] >= fast["e2e_p50"] > 0 and set(fast["batch_frames"]) <= {"1", "2"}
     assert summary["stages"]["mux_wait"]["count"] == summary["batch"]["batches"]
+    # the faster stream's frames wait in the muxer for the slower one's; its FPS is its own rate while it ran
+    assert fast["stages"]["mux_wait"]["mean"] > slow["stages"]["mux_wait"]["mean"] and fast["mux_wait"] is not None
+    assert fast["fps"] == pytest.approx(40, rel=0.15) and slow["fps"] == pytest.approx(20, rel=0.15)
     for i, stream in enumerate((fast, slow)):
         lines = [json.loads(x) for x in (tmp_path / ("run-%d.jsonl" % i)).read_text().splitlines()]
         assert len(lines) == stream["frames"] and {r["stream"] for r in lines} == {i}
@@ -184,6 +187,14 @@ def test_more_sources_than_a_static_batch(yolov8n_onnx, tmp_path):
                      "--no-save", "--log", log])
     assert_user_error(result, "static batch 1", "2 sources", "--batch 2", "--dynamic")
     assert not (tmp_path / "run-0.jsonl").exists()
+
+
+def test_letterbox_model_with_another_frame_size_writes_nothing(letterbox_onnx, tmp_path):
+    log = tmp_path / "run.jsonl"
+    result = invoke(["camera", "synthetic://?width=320&height=240", "--model", letterbox_onnx, "--headless",
+                     "--no-save", "--log", log])
+    assert_user_error(result, "letterboxes 160x120", "synthetic://?width=160&height=120")
+    assert not log.exists()
 
 
 def test_letterbox_model_needs_one_frame_size(letterbox_onnx):

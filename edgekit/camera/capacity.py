@@ -89,7 +89,7 @@ def run_step(model: RunnerRequest, config: CapacityConfig, k: int) -> Dict[str, 
         for capture in captures:
             capture.stop()
     summary = loop.summary(time.perf_counter() - (loop.measured_at or start))
-    summary["bottleneck"] = multi_bottleneck(summary)
+    summary["bottleneck"] = multi_bottleneck(summary, share=RATE_SHARE)  # the same mark as the verdict
     step = judge(summary, config, k, loop.batch)
     step["ort_threads"] = plan.as_dict() if plan else None
     return step

@@ -49,9 +49,9 @@ def plot(result: Dict[str, Any], path: str):
     plt = lazy_import("matplotlib.pyplot")
     fig, (ax_fps, ax_p99) = plt.subplots(1, 2, figsize=(10, 4))
     for s in result["steps"]:
-        ks = [s["streams"]] * len(s["per_stream"])
-        ax_fps.scatter(ks, [p["fps"] for p in s["per_stream"]], s=14, color="tab:blue")
-        ax_p99.scatter(ks, [p["e2e_p99"] or 0 for p in s["per_stream"]], s=14, color="tab:orange")
+        ks = [s["streams"]] * len(s["per_stream"])  # one dot per stream (dots of equal streams overlap)
+        ax_fps.scatter(ks, [p["fps"] for p in s["per_stream"]], s=14, color="tab:blue", alpha=0.6)
+        ax_p99.scatter(ks, [p["e2e_p99"] or 0 for p in s["per_stream"]], s=14, color="tab:orange", alpha=0.6)
     ks = [s["streams"] for s in result["steps"]]
     ax_fps.plot(ks, [s["fps_min"] for s in result["steps"]], color="tab:blue", label="slowest stream")
     ax_fps.axhline(0.95 * result["fps"], color="gray", ls="--", label="95%% of %g FPS" % result["fps"])
@@ -59,6 +59,8 @@ def plot(result: Dict[str, Any], path: str):
     ax_p99.axhline(result["max_p99_ms"], color="gray", ls="--", label="limit %g ms" % result["max_p99_ms"])
     ax_fps.set(xlabel="streams (K)", ylabel="FPS per stream", title="FPS of each stream")
     ax_p99.set(xlabel="streams (K)", ylabel="p99 end to end (ms)", title="p99 latency of each stream")
+    ax_fps.set_ylim(0, 1.1 * max([result["fps"]] + [s["fps_mean"] for s in result["steps"]]))
+    ax_p99.set_ylim(0, 1.1 * max([result["max_p99_ms"]] + [s["e2e_p99_max"] for s in result["steps"]]))
     for ax in (ax_fps, ax_p99):
         ax.set_xticks(ks)
         ax.legend(fontsize=8)

@@ -34,6 +34,7 @@ class BatchJob:
     batch: Batch
     times: Dict[str, float]
     number: int
+    waits: Dict[int, float] = field(default_factory=dict)  # per stream: ms its frame waited in the muxer
     blob: Any = None
     boxes: Any = None
     outputs: Any = None
@@ -82,6 +83,7 @@ class MultiLoop(CameraLoop):
             return None
         if not batch:
             return _DONE
+        waits = times.pop("waits", {})
         t1 = time.perf_counter()
         blob, boxes = self.pipe.preprocess([frame.image for _, frame in batch])
         pad = (self.batch or len(batch)) - len(batch)
@@ -89,7 +91,7 @@ class MultiLoop(CameraLoop):
             blob = np.concatenate([blob, np.zeros((pad,) + blob.shape[1:], blob.dtype)])
         times["preprocess"] = (time.perf_counter() - t1) * 1e3
         self.batches += 1
-        return BatchJob(batch, times, self.batches, blob, boxes)
+        return BatchJob(batch, times, self.batches, waits, blob, boxes)
 
     def finish(self, job: BatchJob) -> None:
         t0 = time.perf_counter()
@@ -118,7 +120,7 @@ class MultiLoop(CameraLoop):
     def _finish_frame(self, job: BatchJob, stream: Stream, frame, dets) -> None:
         sinks = self.sinks[stream.index]
         image = frame.image
-        times = {"capture": frame.read_ms}
+        times = {"capture": frame.read_ms, "mux_wait": job.waits.get(stream.index, 0.0)}
         if sinks.analytics is not None:
             if not sinks.checked:  # a source that could not say its size before its first frame
                 check_frame(self.analytics_config, stream.index, stream.name, (image.shape[1], image.shape[0]))
@@ -141,9 +143,11 @@ class MultiLoop(CameraLoop):
         t3 = time.perf_counter()
         times.update(draw=(t2 - t1) * 1e3, output=(t3 - t2) * 1e3, e2e=(t3 - frame.t_capture) * 1e3)
         stream.stats.add(times)
-        self.stats.add({k: v for k, v in times.items() if k != "capture"})
+        self.stats.add({k: v for k, v in times.items() if k not in ("capture", "mux_wait")})
         stream.rate.tick(t3)
         self.rate.tick(t3)
+        stream.first_at = stream.first_at or t3
+        stream.last_at = t3
         stream.processed += 1
         stream.detections = len(dets)
         stream.batch_sizes[len(job.batch)] += 1
@@ -165,6 +169,7 @@ class MultiLoop(CameraLoop):
         for stream in self.streams:
             stream.stats, stream.rate = StageStats(), RollingRate()
             stream.processed = stream.stalls = 0
+            stream.first_at = stream.last_at = 0.0
             stream.batch_sizes.clear()
             stream.dropped_base = stream.capture.dropped
 
@@ -184,6 +189,7 @@ class MultiLoop(CameraLoop):
         return {"index": stream.index, "name": stream.name, "status": stream.status, "frames": stream.processed,
                 "fps": round(stream.rate.fps(), 2), "e2e_p50": round(e2e["median"], 2) if e2e else None,
                 "e2e_p99": round(e2e["p99"], 2) if e2e else None,
+                "mux_wait": round(stream.stats.smoothed.get("mux_wait", 0.0), 2) if stream.processed else None,
                 "dropped": stream.capture.dropped - stream.dropped_base,
                 "reconnects": stream.capture.reconnects, "stalls": stream.stalls, "detections": stream.detections,
                 "tracks": sinks.analytics.tracks if sinks.analytics is not None else None,
@@ -213,7 +219,7 @@ class MultiLoop(CameraLoop):
             numbers = self.stream_numbers(stream)
             numbers.update(source_fps=stream.capture.paced_fps, captured=stream.capture.captured,
                            failed=stream.failed, bad_frames=stream.capture.bad_frames,
-                           fps=round(stream.processed / duration, 2) if duration > 0 else 0.0,
+                           fps=round(steady_fps(stream, duration), 2),
                            batch_frames={str(n): c for n, c in sorted(stream.batch_sizes.items())},
                            stages=stream.stats.summary())
             streams.append(numbers)
@@ -222,8 +228,16 @@ class MultiLoop(CameraLoop):
         return out
 
 
-def multi_bottleneck(summary: Dict[str, Any]) -> Dict[str, Any]:
-    """Which stage limits the loop, per batch: the sources (every live stream keeps >= 90% of its rate), the
+def steady_fps(stream: Stream, duration: float) -> float:
+    """A stream's frames per second while it delivered: from its first to its last frame out of the loop (a stream
+    that ended early is not charged the rest of the run, nor a short run its start and stop)."""
+    if stream.processed >= 2 and stream.last_at > stream.first_at:
+        return (stream.processed - 1) / (stream.last_at - stream.first_at)
+    return stream.processed / duration if duration > 0 else 0.0
+
+
+def multi_bottleneck(summary: Dict[str, Any], share: float = 0.9) -> Dict[str, Any]:
+    """Which stage limits the loop, per batch: the sources (every live stream keeps ``share`` of its rate), the
     muxer + preprocess thread, inference, or the main thread (postprocess + per frame track, count, draw, output)."""
     stages = summary.get("stages") or {}
     mean = {k: v["mean"] for k, v in stages.items()}
@@ -232,10 +246,11 @@ def multi_bottleneck(summary: Dict[str, Any]) -> Dict[str, Any]:
           "main": round(mean.get("postprocess", 0.0) + per_batch * sum(
               mean.get(k, 0.0) for k in ("track", "count", "draw", "output")), 3)}
     paced = [s for s in summary["streams"] if s.get("source_fps") and s["status"] not in (ENDED, FAILED)]
-    if paced and all(s["fps"] >= 0.9 * s["source_fps"] for s in paced):
+    if paced and all(s["fps"] >= share * s["source_fps"] for s in paced):
         return {"stage": "source", "stage_ms": ms,
-                "line": "limited by the sources: every live stream keeps >= 90%% of its frame rate (%s)" % ", ".join(
-                    "%.1f/%.1f" % (s["fps"], s["source_fps"]) for s in paced)}
+                "line": "limited by the sources: every live stream keeps >= %d%% of its frame rate (%s)" % (
+                    round(share * 100), ", ".join(
+                    "%.1f/%.1f" % (s["fps"], s["source_fps"]) for s in paced))}
     if not any(ms.values()):
         return {"stage": "unknown", "stage_ms": ms, "line": "limited by: no batches timed"}
     stage = max(ms, key=lambda k: ms[k])

@@ -40,8 +40,8 @@ def check_sources(sources: List[str]) -> List[SourceSpec]:
         key = source_key(spec)
         if key in seen:
             hint = " (give each synthetic source its own ?seed=N)" if spec.kind == "synthetic" else ""
-            raise EdgekitError("%s is given twice (as %s and %s): give each source once%s" % (
-                uri, seen[key], uri, hint))
+            same = uri if seen[key] == uri else "%s (as %s and %s)" % (spec.location, seen[key], uri)
+            raise EdgekitError("%s is given twice: give each source once%s" % (same, hint))
         seen[key] = uri
     return specs
 

@@ -39,6 +39,8 @@ class Stream:
     detections: int = 0
     failed: Optional[str] = None
     dropped_base: int = 0  # the capture's dropped count when the numbers were last reset (after a warm-up)
+    first_at: float = 0.0  # perf_counter time of its first and last frame out of the loop (steady FPS)
+    last_at: float = 0.0
 
     @property
     def alive(self) -> bool:
@@ -72,10 +74,12 @@ class Muxer:
     def next_batch(self, stop: threading.Event) -> Tuple[Optional[Batch], Dict[str, float]]:
         """(batch, times): a batch of one frame per source that had one, in source order; (None, {}) when no frame
         came within ``POLL`` s (the caller checks its stop flag and asks again); ([], {}) when every source has
-        ended or failed. ``times``: ``capture_wait`` (ms until the batch's first frame) and ``mux_wait`` (ms from
-        its first frame to the push: the latency batching adds)."""
+        ended or failed. ``times``: ``capture_wait`` (ms until the batch's first frame), ``mux_wait`` (ms from
+        its first frame to the push: the latency batching adds) and ``waits`` (per stream index: ms from taking its
+        frame to the push, which the stream's e2e pays)."""
         t0 = time.perf_counter()
         taken: Dict[int, Frame] = {}
+        took: Dict[int, float] = {}  # when each frame was taken
         first: Optional[float] = None
         while not stop.is_set():
             self.wake.clear()  # before looking: a frame published after this wakes the wait below
@@ -85,7 +89,8 @@ class Muxer:
                     frame = self._take(stream, now)
                     if frame is not None:
                         taken[stream.index] = frame
-                        first = first if first is not None else time.perf_counter()
+                        took[stream.index] = time.perf_counter()
+                        first = first if first is not None else took[stream.index]
             alive = self.alive
             if not alive and not taken:
                 return [], {}
@@ -95,7 +100,8 @@ class Muxer:
                 if not complete:
                     self.timeouts += 1
                 batch = [(s, taken[s.index]) for s in self.streams if s.index in taken]
-                return batch, {"capture_wait": (first - t0) * 1e3, "mux_wait": (now - first) * 1e3}
+                waits = {i: (now - t) * 1e3 for i, t in took.items()}
+                return batch, {"capture_wait": (first - t0) * 1e3, "mux_wait": (now - first) * 1e3, "waits": waits}
             if not taken and now - t0 >= POLL:
                 return None, {}
             self._note_stalls(now)

@@ -32,19 +32,26 @@ def streams_table(s: Dict[str, Any]) -> Table:
     table = Table(title="%d sources, batch %s (%s frames per batch on average, %d padded, %d pushed by the %.0f ms "
                   "timeout)" % (s["sources"], batch["size"] or "dynamic", batch["mean_frames"], batch["padded"],
                                 batch["timeouts"], batch["timeout_ms"]))
-    for col in ("#", "source", "status", "FPS", "e2e p50", "e2e p99", "frames", "dropped", "reconnects", "stalls",
-                "batches (frames: count)", "counts"):
+    for col in ("#", "source", "status", "FPS", "e2e p50", "e2e p99", "mux wait", "frames", "dropped", "reconnects",
+                "stalls", "batches (frames: count)", "counts"):
         table.add_column(col, justify="left" if col in ("source", "status", "counts", "batches (frames: count)")
                          else "right")
     for st in s["streams"]:
         table.add_row(str(st["index"]), st["name"], st["status"], "%.1f" % st["fps"], _ms(st["e2e_p50"]),
-                      _ms(st["e2e_p99"]), str(st["frames"]), str(st["dropped"]), str(st["reconnects"]),
+                      _ms(st["e2e_p99"]), _ms(_mean(st, "mux_wait")), str(st["frames"]), str(st["dropped"]),
+                      str(st["reconnects"]),
                       str(st["stalls"]), " ".join("%s:%d" % kv for kv in st["batch_frames"].items()),
                       count_line(st.get("counts")))
     e2e = s["stages"].get("e2e") or {}
-    table.add_row("", "total", "", "%.1f" % s["fps"], _ms(e2e.get("median")), _ms(e2e.get("p99")), str(s["frames"]),
+    table.add_row("", "total", "", "%.1f" % s["fps"], _ms(e2e.get("median")), _ms(e2e.get("p99")),
+                  _ms((s["stages"].get("mux_wait") or {}).get("mean")), str(s["frames"]),
                   str(s["dropped"]), str(s["reconnects"]), str(s["stalls"]), "%d batches" % batch["batches"], "")
     return table
+
+
+def _mean(stream: Dict[str, Any], stage: str):
+    st = (stream.get("stages") or {}).get(stage)
+    return st["mean"] if st else None
 
 
 def _ms(v) -> str:

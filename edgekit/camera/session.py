@@ -20,7 +20,7 @@ from edgekit.video.outputs import Output, Recorder, Window
 from edgekit.video.sources import SourceError, make_source
 from edgekit.video.uri import SourceOptions, SourceSpec, parse_uri
 from edgekit.video.web import WebStream
-from edgekit.vision.pipeline import FrameSizeError
+from edgekit.vision.pipeline import FrameSizeError, input_format
 
 
 @dataclass
@@ -64,7 +64,7 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
         from edgekit.vision.track import check_tracking_available
 
         check_tracking_available()  # before anything opens
-    if len(req.sources) > 1:
+    if len(req.sources) > 1 or _manifest_batch(req.model) > 1:  # a static batch-B model pads one source's frames
         return _multi(req)
     spec = parse_uri(req.source)
     options = SourceOptions(**req.options)
@@ -90,6 +90,7 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
         runner, plan = stack.enter_context(camera_runner(req, [capture]))
         try:
             analytics = _analytics(req, runner, capture)
+            _check_frame_size(runner, spec, source)
             show = req.display if req.display is not None else bool(os.environ.get("DISPLAY"))
             if show:
                 outputs.append(Window("edgekit: %s" % req.source))
@@ -124,6 +125,27 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
                        record=_record_info(outputs), output_failures=output_failures(outputs, log),
                        ort_threads=plan.as_dict() if plan else None)
     return summary
+
+
+def _check_frame_size(runner, spec: SourceSpec, source) -> None:
+    """A --graph-letterbox model and a source whose frame size is known to differ: refused before any output."""
+    fmt = input_format(runner)
+    size = source.frame_size()
+    if fmt.kind == "uint8-letterbox" and fmt.frame_hw and size and size != fmt.frame_hw[::-1]:
+        want = (fmt.frame_hw[1], fmt.frame_hw[0])
+        raise FrameSizeError(runner.path.name, want, size, frame_size_advice(spec, want, size))
+
+
+def _manifest_batch(model: str) -> int:
+    """The static batch an edgekit manifest records for this model (1 when none says more)."""
+    from edgekit.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(model) or {}
+    except Exception:  # a manifest that cannot be read is the runner's to report
+        return 1
+    batch = manifest.get("batch")
+    return int(batch) if isinstance(batch, int) and not manifest.get("dynamic") else 1
 
 
 def _analytics(req: CameraRequest, runner, capture: Capture) -> Optional[StreamAnalytics]:

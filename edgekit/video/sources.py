@@ -61,7 +61,8 @@ class SyntheticSource(FrameSource):
     pacing, a new frame each time the loop takes one (the loop's own speed, with no source limit)."""
 
     def __init__(self, width: int, height: int, fps: float, seed: int = 0) -> None:
-        super().__init__("synthetic://%dx%d@%g" % (width, height, fps), fps)
+        # the seed in the name tells streams of one size and rate apart (several sources)
+        super().__init__("synthetic://%dx%d@%g%s" % (width, height, fps, "?seed=%d" % seed if seed else ""), fps)
         rng = np.random.default_rng(seed)
         self.size = (width, height)
         self.background = cv2.GaussianBlur(rng.integers(40, 140, (height, width, 3), dtype=np.uint8), (0, 0), 3)
