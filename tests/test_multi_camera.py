@@ -338,3 +338,48 @@ def test_count_lines_once_or_once_per_source(synthetic_model):
                      "--no-save", "--count-line", "0,0,10,10", "--count-line", "0,0,20,20", "--count-line",
                      "0,0,30,30"])
     assert_user_error(result, "given 3 times for 2 sources")
+
+
+def test_streams_keeps_finished_steps_when_a_later_step_fails(dynamic_onnx, tmp_path, monkeypatch):
+    from edgekit.camera import capacity
+    from edgekit.errors import EdgekitError
+
+    real = capacity.run_step
+
+    def step(model, config, k):
+        if k == 2:
+            raise EdgekitError("cannot open rtsp://cam2/s")
+        return real(model, config, k)
+
+    monkeypatch.setattr(capacity, "run_step", step)
+    js = tmp_path / "s.json"
+    result = invoke(["streams", dynamic_onnx, "--width", 160, "--height", 120, "--fps", 5, "--max-streams", 3,
+                     "--seconds", 0.5, "--warmup", 0, "--json", js])
+    assert_user_error(result, "K=2: cannot open rtsp://cam2/s", "saved")
+    (doc,) = json.loads(js.read_text())["results"]
+    assert [s["streams"] for s in doc["steps"]] == [1] and doc["stopped_by"] == "error"
+    assert "stopped by an error" in doc["headline"]
+
+
+def test_streams_ctrl_c_keeps_the_steps_that_finished(dynamic_onnx, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    js = tmp_path / "s.json"
+    proc = subprocess.Popen([sys.executable, "-m", "edgekit", "streams", str(dynamic_onnx), "--width", "160",
+                             "--height", "120", "--fps", "5", "--max-streams", "6", "--seconds", "1", "--warmup", "0",
+                             "--json", str(js)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if line.startswith("2 stream(s)"):  # K=1 finished, K=2 is running
+                break
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    (doc,) = json.loads(js.read_text())["results"]
+    assert [s["streams"] for s in doc["steps"]] == [1] and doc["stopped_by"] == "signal"
+    assert "stopped by Ctrl-C (SIGINT) after K=1" in doc["headline"] and "Traceback" not in err

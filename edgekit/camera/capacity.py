@@ -9,6 +9,7 @@ played at its own rate K times over, or the cameras given (K up to their number)
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -17,6 +18,7 @@ from edgekit.camera.loop import CameraConfig
 from edgekit.camera.multi import MultiLoop, StreamSinks, multi_bottleneck
 from edgekit.camera.multi_session import camera_runner, open_captures
 from edgekit.camera.mux import Stream, default_timeout
+from edgekit.camera.signals import INTERRUPTED, restore_signals, stop_on_signals
 from edgekit.camera.stats import rss_mb
 from edgekit.errors import EdgekitError
 from edgekit.log import info
@@ -84,10 +86,16 @@ def run_step(model: RunnerRequest, config: CapacityConfig, k: int) -> Dict[str, 
             loop.mux.start()
             loop.measure_from = time.perf_counter() + config.warmup
             start = time.perf_counter()
-            loop.run()
+            previous = stop_on_signals(loop.stop, loop.stop_event)  # Ctrl-C/SIGTERM end the step between batches
+            try:
+                loop.run()
+            finally:
+                restore_signals(previous)
     finally:
         for capture in captures:
             capture.stop()
+    if loop.stopped_by in (INTERRUPTED, "SIGTERM"):  # a step cut short says nothing about K: not kept
+        raise StepStopped(signal.SIGINT if loop.stopped_by == INTERRUPTED else signal.SIGTERM)
     summary = loop.summary(time.perf_counter() - (loop.measured_at or start))
     summary["bottleneck"] = multi_bottleneck(summary, share=RATE_SHARE)  # the same mark as the verdict
     step = judge(summary, config, k, loop.batch)
@@ -130,7 +138,12 @@ def find_capacity(model: RunnerRequest, static: Optional[int], config: CapacityC
     for k in range(1, top + 1):
         info("%d stream(s) of %dx%d at %g FPS: %.0f s warm-up + %.0f s" % (
             k, config.width, config.height, config.fps, config.warmup, config.seconds))
-        step = run_step(model, config, k)
+        try:
+            step = run_step(model, config, k)
+        except StepStopped as exc:  # what finished is kept, saved and shown by the caller
+            return partial(steps, top, static, config, "signal", signum=exc.signum)
+        except EdgekitError as exc:
+            return partial(steps, top, static, config, "error", error="K=%d: %s" % (k, exc))
         steps.append(step)
         info("  %s: min %.1f FPS per stream, p99 e2e %.0f ms%s" % (
             "held" if step["held"] else "not held", step["fps_min"], step["e2e_p99_max"],
@@ -143,6 +156,23 @@ def find_capacity(model: RunnerRequest, static: Optional[int], config: CapacityC
             break
         held = step["streams"]
     return {"held": held, "steps": steps, "stopped_by": stop_reason(steps, top, static, config)}
+
+
+class StepStopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+
+def partial(steps: List[Dict[str, Any]], top: int, static: Optional[int], config: CapacityConfig, why: str,
+            signum: Optional[int] = None, error: Optional[str] = None) -> Dict[str, Any]:
+    """The steps that finished before a signal or an error in a later step, and what stopped it."""
+    held = 0
+    for step in steps:
+        if not step["held"]:
+            break
+        held = step["streams"]
+    return {"held": held, "steps": steps, "stopped_by": why, "signal": signum, "error": error}
 
 
 def stop_reason(steps: List[Dict[str, Any]], top: int, static: Optional[int], config: CapacityConfig) -> str:
@@ -160,6 +190,13 @@ def headline(result: Dict[str, Any]) -> str:
         result["width"], result["height"], result["fps"], result["model_name"], result["batch"], result["backend"],
         result["precision"])
     k, stop = result["held"], result["stopped_by"]
+    if stop in ("signal", "error"):
+        cut = "Ctrl-C (SIGINT)" if result.get("signal") == signal.SIGINT else (
+            "SIGTERM" if result.get("signal") else "an error (%s)" % result.get("error"))
+        if not result["steps"]:
+            return "no step of %s finished: stopped by %s" % (what, cut)
+        return "this box holds at least %d stream%s of %s (stopped by %s after K=%d)" % (
+            k, "s" if k != 1 else "", what, cut, result["steps"][-1]["streams"])
     if k == 0:
         return "this box holds no stream of %s: one stream already fails (%s)" % (what, result["steps"][0]["why"])
     if stop == "failed":

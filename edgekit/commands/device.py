@@ -372,9 +372,15 @@ def streams(model, backend, threads, width, height, fps, sources, max_streams, s
     writes = Writes()
     save_results(result_document("streams", [result]), json_path, capacity_report.to_csv(result), csv_path, no_save,
                  default_result_path("streams", result["model_name"]), writes=writes)
-    if plot_path:
+    if plot_path and result["steps"]:
         writes.attempt(plot_path, lambda: capacity_report.plot(result, plot_path))
     writes.finish()
+    if result.get("signal"):  # Ctrl-C/SIGTERM: what finished was shown and saved
+        from edgekit.bench.interrupt import exit_code
+
+        raise SystemExit(exit_code(result["signal"]))
+    if result.get("error"):
+        raise EdgekitError("%s (the steps before it were shown and saved)" % result["error"])
 
 
 COMMANDS = [bench, camera, streams, info, eval_cmd, compare, report]
