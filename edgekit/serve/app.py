@@ -9,6 +9,7 @@ past ``--timeout``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -173,11 +174,17 @@ def resolve_settings(pipeline, params: Dict[str, Any]) -> Dict[str, Any]:
     return settings
 
 
+# Whether the request in this context arrived after the drain began (set by ``answer``): a request in flight when
+# SIGTERM comes is answered, even if it was still reading its body; one that arrives during the drain gets 503.
+_ARRIVED_DRAINING: contextvars.ContextVar = contextvars.ContextVar("edgekit_arrived_draining", default=True)
+
+
 def check_available(state: ServerState) -> None:
-    """503 with Retry-After while the model loads or the server drains."""
-    if state.draining or not state.worker.ready.is_set():
-        raise RequestError(503, "server is %s" % ("draining" if state.draining else "loading the model"),
-                           {"Retry-After": "1"}, "draining" if state.draining else "loading")
+    """503 with Retry-After while the model loads, or for a request that arrived while the server drains."""
+    draining = state.draining and _ARRIVED_DRAINING.get()
+    if draining or not state.worker.ready.is_set():
+        raise RequestError(503, "server is %s" % ("draining" if draining else "loading the model"),
+                           {"Retry-After": "1"}, "draining" if draining else "loading")
 
 
 async def detect_images(state: ServerState, datas: List[bytes], params: Dict[str, Any],
@@ -279,6 +286,7 @@ async def answer(request, handler):
     state: ServerState = request.app.state.edgekit
     metrics = state.metrics
     metrics.in_flight.inc()
+    arrival = _ARRIVED_DRAINING.set(state.draining)
     try:  # edgekit_requests_total is counted by CountResponses (metrics.py) for every route
         return await handler()
     except RequestError as exc:
@@ -293,6 +301,7 @@ async def answer(request, handler):
                                            if str(exc).strip() else ""))
         return error_response(500, "inference failed: %s" % type(exc).__name__)
     finally:
+        _ARRIVED_DRAINING.reset(arrival)
         metrics.in_flight.dec()
 
 
