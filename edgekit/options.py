@@ -236,25 +236,20 @@ def class_names(ctx, param, value):
     return names
 
 
-def count_lines(ctx, param, values):
-    """--count-line X1,Y1,X2,Y2 (repeatable) -> [((x1, y1), (x2, y2)), ...]"""
-    if not values:
-        return ()
-    from edgekit.vision.count import parse_line
+def _parsed_each(parser: str):
+    """A callback for a repeatable option whose values edgekit.vision.count's ``parser`` reads (one line on error)."""
+    def callback(ctx, param, values):
+        if not values:
+            return ()
+        from edgekit.vision import count
 
-    try:
-        return tuple(parse_line(v) for v in values)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        try:
+            return tuple(getattr(count, parser)(v) for v in values)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
 
 
-def count_zones(ctx, param, values):
-    """--count-zone X1,Y1,X2,Y2,X3,Y3,... (repeatable) -> [[(x, y), ...], ...]"""
-    if not values:
-        return ()
-    from edgekit.vision.count import parse_polygon
-
-    try:
-        return tuple(parse_polygon(v) for v in values)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+count_lines = _parsed_each("parse_line")  # --count-line X1,Y1,X2,Y2 -> ((x1, y1), (x2, y2)) each
+count_zones = _parsed_each("parse_polygon")  # --count-zone X1,Y1,X2,Y2,X3,Y3,... -> [(x, y), ...] each

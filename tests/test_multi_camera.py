@@ -78,7 +78,7 @@ def run_loop(model, caps, timeout=0.05, **config):
     config.setdefault("engine_iters", 0)
     with open_runner(model) as runner:
         loop = MultiLoop(runner, streams, [StreamSinks() for _ in streams], [], CameraConfig(**config), timeout)
-        return run_multi(loop, caps, None, None)
+        return run_multi(loop, caps)
 
 
 # --- the muxer ------------------------------------------------------------------------------------------

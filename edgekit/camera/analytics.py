@@ -61,13 +61,16 @@ def check_frame(config: AnalyticsConfig, index: int, name: str, size: Optional[T
 
 
 class StreamAnalytics:
-    """The track and count stages of one stream."""
+    """The track and count stages of one stream. A source that could not say its frame size when it opened has
+    its counting line/zone checked against its first frame."""
 
-    def __init__(self, config: AnalyticsConfig, index: int, names: Mapping[int, str], frame_rate: float) -> None:
+    def __init__(self, config: AnalyticsConfig, index: int, names: Mapping[int, str], frame_rate: float,
+                 source_name: str, size_known: bool) -> None:
         from edgekit.vision.count import LineCounter, ZoneCounter
         from edgekit.vision.track import Tracker, class_ids
 
-        self.config = config
+        self.config, self.index, self.source_name = config, index, source_name
+        self.unchecked = not size_known
         self.names = dict(names)
         classes = class_ids(self.names, config.track_classes) if config.track_classes else None
         self.tracker = Tracker(frame_rate=frame_rate, classes=classes)
@@ -76,7 +79,10 @@ class StreamAnalytics:
         self.zone = ZoneCounter(zone) if zone else None
         self.tracks = 0  # track ids in the last frame
 
-    def apply(self, dets: Detections) -> Tuple[Detections, Dict[str, float]]:
+    def apply(self, dets: Detections, image: np.ndarray) -> Tuple[Detections, Dict[str, float]]:
+        if self.unchecked:
+            check_frame(self.config, self.index, self.source_name, (image.shape[1], image.shape[0]))
+            self.unchecked = False
         t0 = time.perf_counter()
         dets = self.tracker.update(dets)
         t1 = time.perf_counter()

@@ -10,15 +10,14 @@ played at its own rate K times over, or the cameras given (K up to their number)
 from __future__ import annotations
 
 import signal
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from edgekit.camera.loop import CameraConfig
-from edgekit.camera.multi import MultiLoop, StreamSinks, multi_bottleneck
-from edgekit.camera.multi_session import camera_runner, open_captures
+from edgekit.camera.multi import MultiLoop, StreamSinks
+from edgekit.camera.multi_session import camera_runner, open_captures, run_multi
 from edgekit.camera.mux import Stream, default_timeout
-from edgekit.camera.signals import INTERRUPTED, restore_signals, stop_on_signals
+from edgekit.camera.signals import INTERRUPTED
 from edgekit.camera.stats import rss_mb
 from edgekit.errors import EdgekitError
 from edgekit.log import info
@@ -81,23 +80,13 @@ def run_step(model: RunnerRequest, config: CapacityConfig, k: int) -> Dict[str, 
                                        engine_iters=0, label=runner.path.stem)
             timeout = config.mux_timeout if config.mux_timeout is not None else default_timeout(captures)
             loop = MultiLoop(runner, streams, [StreamSinks() for _ in streams], [], loop_config, timeout)
-            for capture in captures:
-                capture.start()
-            loop.mux.start()
-            loop.measure_from = time.perf_counter() + config.warmup
-            start = time.perf_counter()
-            previous = stop_on_signals(loop.stop, loop.stop_event)  # Ctrl-C/SIGTERM end the step between batches
-            try:
-                loop.run()
-            finally:
-                restore_signals(previous)
+            # the bottleneck line keeps up with the sources at the verdict's mark
+            summary = run_multi(loop, captures, warmup=config.warmup, share=RATE_SHARE)
     finally:
-        for capture in captures:
+        for capture in captures:  # also when the runner did not open
             capture.stop()
     if loop.stopped_by in (INTERRUPTED, "SIGTERM"):  # a step cut short says nothing about K: not kept
         raise StepStopped(signal.SIGINT if loop.stopped_by == INTERRUPTED else signal.SIGTERM)
-    summary = loop.summary(time.perf_counter() - (loop.measured_at or start))
-    summary["bottleneck"] = multi_bottleneck(summary, share=RATE_SHARE)  # the same mark as the verdict
     step = judge(summary, config, k, loop.batch)
     step["ort_threads"] = plan.as_dict() if plan else None
     return step
@@ -141,21 +130,16 @@ def find_capacity(model: RunnerRequest, static: Optional[int], config: CapacityC
         try:
             step = run_step(model, config, k)
         except StepStopped as exc:  # what finished is kept, saved and shown by the caller
-            return partial(steps, top, static, config, "signal", signum=exc.signum)
+            return capacity_result(steps, "signal", signum=exc.signum)
         except EdgekitError as exc:
-            return partial(steps, top, static, config, "error", error="K=%d: %s" % (k, exc))
+            return capacity_result(steps, "error", error="K=%d: %s" % (k, exc))
         steps.append(step)
         info("  %s: min %.1f FPS per stream, p99 e2e %.0f ms%s" % (
             "held" if step["held"] else "not held", step["fps_min"], step["e2e_p99_max"],
             "" if step["held"] else " (%s)" % step["why"]))
         if not step["held"]:
             break
-    held = 0
-    for step in steps:
-        if not step["held"]:
-            break
-        held = step["streams"]
-    return {"held": held, "steps": steps, "stopped_by": stop_reason(steps, top, static, config)}
+    return capacity_result(steps, stop_reason(steps, top, static, config))
 
 
 class StepStopped(Exception):
@@ -164,15 +148,16 @@ class StepStopped(Exception):
         self.signum = int(signum)
 
 
-def partial(steps: List[Dict[str, Any]], top: int, static: Optional[int], config: CapacityConfig, why: str,
-            signum: Optional[int] = None, error: Optional[str] = None) -> Dict[str, Any]:
-    """The steps that finished before a signal or an error in a later step, and what stopped it."""
+def capacity_result(steps: List[Dict[str, Any]], stopped_by: str, signum: Optional[int] = None,
+                    error: Optional[str] = None) -> Dict[str, Any]:
+    """The steps that finished, the most streams held in a row from K=1, and what stopped the search (a signal or
+    a later step's error among them)."""
     held = 0
     for step in steps:
         if not step["held"]:
             break
         held = step["streams"]
-    return {"held": held, "steps": steps, "stopped_by": why, "signal": signum, "error": error}
+    return {"held": held, "steps": steps, "stopped_by": stopped_by, "signal": signum, "error": error}
 
 
 def stop_reason(steps: List[Dict[str, Any]], top: int, static: Optional[int], config: CapacityConfig) -> str:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from edgekit.camera.analytics import check_frame, count_line, finish_record
+from edgekit.camera.analytics import count_line, finish_record
 from edgekit.camera.signals import INTERRUPTED, restore_signals, stop_on_signals
 from edgekit.camera.stats import JsonlLog, RollingRate, StageStats, bottleneck, rss_mb
 from edgekit.errors import EdgekitError
@@ -72,9 +72,6 @@ class CameraLoop:
         # Capture the next frame only when inference takes the previous one, so a prepared frame never
         # waits behind another (pipelining for throughput without stale frames).
         self._slot = threading.Semaphore(1)
-        self.checked = True
-        if analytics is not None and capture is not None:
-            self.checked = capture.source.frame_size() is not None
 
     # --- stages --------------------------------------------------------------------------------------
     def next_job(self) -> Any:
@@ -112,10 +109,7 @@ class CameraLoop:
         dets = self.pipe.postprocess(job.outputs, job.boxes)[0]
         job.times["postprocess"] = (time.perf_counter() - t0) * 1e3
         if self.analytics is not None:
-            if not self.checked:  # a source that could not say its frame size before its first frame
-                check_frame(self.analytics.config, 0, self.capture.source.name, job.frame.image.shape[1::-1])
-                self.checked = True
-            dets, stage = self.analytics.apply(dets)
+            dets, stage = self.analytics.apply(dets, job.frame.image)
             job.times.update(stage)
         t1 = time.perf_counter()
         image = job.frame.image

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from edgekit.camera.analytics import StreamAnalytics, check_frame, count_line, finish_record
+from edgekit.camera.analytics import StreamAnalytics, count_line, finish_record
 from edgekit.camera.loop import _DONE, CameraConfig, CameraLoop
 from edgekit.camera.mux import ENDED, FAILED, Batch, Muxer, Stream
 from edgekit.camera.stats import JsonlLog, RollingRate, StageStats
@@ -47,7 +47,6 @@ class StreamSinks:
     outputs: List[Output] = field(default_factory=list)
     log: Optional[JsonlLog] = None
     analytics: Optional[StreamAnalytics] = None
-    checked: bool = False  # its frame size was checked against its counting line/zone
 
 
 def batch_size(runner: Runner, sources: int) -> Optional[int]:
@@ -61,17 +60,14 @@ def batch_size(runner: Runner, sources: int) -> Optional[int]:
 
 class MultiLoop(CameraLoop):
     def __init__(self, runner: Runner, streams: List[Stream], sinks: List[StreamSinks], shared: List[Output],
-                 config: CameraConfig, mux_timeout: float, analytics=None, on_event=None) -> None:
+                 config: CameraConfig, mux_timeout: float, on_event=None) -> None:
         super().__init__(runner, None, shared, config, None, on_event)
         self.streams, self.sinks = streams, sinks
-        self.analytics_config = analytics
         self.mux = Muxer(streams, mux_timeout, config.capture_timeout, self.on_event)
         self.batch = batch_size(runner, len(streams))
         self.mosaic = next((o for o in shared if hasattr(o, "update_tile")), None)
-        self.batches = 0  # formed (preprocessed)
-        self.finished = 0  # through the main thread
-        self.padded = 0
-        self.frames_in = Counter()  # real frames per batch -> batches
+        self.batches = 0  # formed (preprocessed): numbers the jobs
+        self.frames_in = Counter()  # real frames per batch -> batches through the main thread
         self._stats_at = 0.0
         self.measure_from: Optional[float] = None  # perf_counter time: numbers before it are warm-up, not kept
         self.measured_at: Optional[float] = None
@@ -99,10 +95,7 @@ class MultiLoop(CameraLoop):
             self.reset_numbers(t0)
         detections = self.pipe.postprocess(job.outputs, job.boxes)
         job.times["postprocess"] = (time.perf_counter() - t0) * 1e3
-        n = len(job.batch)
-        self.finished += 1
-        self.padded += (self.batch or n) - n
-        self.frames_in[n] += 1
+        self.frames_in[len(job.batch)] += 1
         self.stats.add(job.times)
         for (stream, frame), dets in zip(job.batch, detections):
             self._finish_frame(job, stream, frame, dets)
@@ -122,10 +115,7 @@ class MultiLoop(CameraLoop):
         image = frame.image
         times = {"capture": frame.read_ms, "mux_wait": job.waits.get(stream.index, 0.0)}
         if sinks.analytics is not None:
-            if not sinks.checked:  # a source that could not say its size before its first frame
-                check_frame(self.analytics_config, stream.index, stream.name, (image.shape[1], image.shape[0]))
-                sinks.checked = True
-            dets, stage = sinks.analytics.apply(dets)
+            dets, stage = sinks.analytics.apply(dets, image)
             times.update(stage)
         t1 = time.perf_counter()
         draw_detections(image, dets, self.names)
@@ -163,7 +153,7 @@ class MultiLoop(CameraLoop):
         """Forget the warm-up: every count and sample starts again from ``now``."""
         self.measure_from, self.measured_at = None, now
         self.stats, self.rate = StageStats(), RollingRate()
-        self.processed = self.finished = self.padded = 0
+        self.processed = 0
         self.frames_in.clear()
         self.mux.timeouts = 0
         for stream in self.streams:
@@ -201,15 +191,18 @@ class MultiLoop(CameraLoop):
                 "e2e": round(s.get("e2e", 0.0), 2), "stages": {k: round(v, 3) for k, v in s.items() if k != "e2e"},
                 "batch": self.batch_numbers(), "streams": [self.stream_numbers(st) for st in self.streams]}
 
+    @property
+    def finished(self) -> int:
+        """Batches through the main thread."""
+        return sum(self.frames_in.values())
+
     def batch_numbers(self) -> Dict[str, Any]:
         real = sum(n * count for n, count in self.frames_in.items())
-        return {"size": self.batch, "batches": self.finished, "padded": self.padded,
+        padded = sum(((self.batch or n) - n) * count for n, count in self.frames_in.items())
+        return {"size": self.batch, "batches": self.finished, "padded": padded,
                 "mean_frames": round(real / self.finished, 3) if self.finished else None,
                 "frames": {str(n): c for n, c in sorted(self.frames_in.items())},
                 "timeouts": self.mux.timeouts, "timeout_ms": round(self.mux.timeout * 1e3, 2)}
-
-    def overlay_lines(self) -> List[str]:
-        return []
 
     # --- the run's numbers ------------------------------------------------------------------------------
     def summary(self, duration: float) -> Dict[str, Any]:

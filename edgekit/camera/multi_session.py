@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from edgekit.camera.analytics import AnalyticsConfig, StreamAnalytics, check_frame
+from edgekit.camera.analytics import StreamAnalytics, check_frame
 from edgekit.camera.loop import CameraConfig, engine_fps
 from edgekit.camera.multi import MultiLoop, StreamSinks, announce, batch_size, multi_bottleneck
 from edgekit.camera.mux import Stream, default_timeout
@@ -97,12 +97,14 @@ def camera_runner(req, captures: List[Capture]):
     """The runner for a camera loop over these sources, with ONNX Runtime's threads planned for what runs beside
     inference (edgekit.runtime.threads): yields (runner, plan)."""
     from edgekit.runtime import ort_threading
+    from edgekit.runtime.loader import runs_on_tensorrt
 
+    if runs_on_tensorrt(req.model, req.backend):  # no thread pool to plan: no probe reads, no look at the load
+        with open_runner(req.model, req.backend, threads=req.threads) as runner:
+            yield runner, None
+        return
     plan = ort_threading("camera", extra_threads=probe_busy(captures), intra_threads=req.threads)
     with open_runner(req.model, req.backend, threads=plan.threads, spinning=plan.spinning) as runner:
-        if runner.backend != "onnxruntime":  # TensorRT: no thread pool to plan
-            yield runner, None
-            return
         info(plan.line())
         yield runner, plan
 
@@ -122,10 +124,10 @@ def check_letterbox_sizes(runner, captures: List[Capture]) -> None:
                                fw, fh))
 
 
-def multi_session(req, config: CameraConfig, analytics: AnalyticsConfig, mux_timeout: Optional[float],
-                  make_shared) -> Dict[str, Any]:
-    """``req`` is a CameraRequest with several ``sources``; ``make_shared(runner, names)`` opens the web view and
-    the window mosaic (edgekit.camera.session)."""
+def multi_session(req, config: CameraConfig, make_shared) -> Dict[str, Any]:
+    """``req`` is a CameraRequest with several ``sources`` (or a static batch-B model); ``make_shared(runner,
+    names)`` opens the web view and the window mosaic (edgekit.camera.session)."""
+    analytics, mux_timeout = req.analytics, req.mux_timeout
     specs = check_sources(req.sources)
     problem = analytics.check(len(specs))
     if problem:
@@ -160,8 +162,8 @@ def multi_session(req, config: CameraConfig, analytics: AnalyticsConfig, mux_tim
         for stream, sink in zip(streams, sinks):
             if analytics.enabled:
                 rate = stream.capture.paced_fps or req.options.get("fps") or 30.0
-                sink.analytics = StreamAnalytics(analytics, stream.index, names, rate)
-                sink.checked = stream.capture.source.frame_size() is not None
+                sink.analytics = StreamAnalytics(analytics, stream.index, names, rate, stream.name,
+                                                 stream.capture.source.frame_size() is not None)
             if req.record:
                 source = stream.capture.source
                 fps, note = source.frame_rate()
@@ -171,8 +173,8 @@ def multi_session(req, config: CameraConfig, analytics: AnalyticsConfig, mux_tim
         shared.extend(make_shared(runner, [s.name for s in streams]))
         timeout = mux_timeout if mux_timeout is not None else default_timeout(captures)
         announce(runner, streams, batch, timeout)
-        loop = MultiLoop(runner, streams, sinks, shared, config, timeout, analytics, on_event=warn)
-        summary = run_multi(loop, captures, req, power)
+        loop = MultiLoop(runner, streams, sinks, shared, config, timeout, on_event=warn)
+        summary = run_multi(loop, captures, power)
         summary.update(model=str(runner.path), model_name=runner.path.stem, backend=runner.backend,
                        device=runner.device, clock=runner.clock, label=config.label,
                        source="%d sources" % len(streams), trained=runner.info.trained if runner.info else None,
@@ -182,7 +184,11 @@ def multi_session(req, config: CameraConfig, analytics: AnalyticsConfig, mux_tim
     return summary
 
 
-def run_multi(loop: MultiLoop, captures: List[Capture], req, power) -> Dict[str, Any]:
+def run_multi(loop: MultiLoop, captures: List[Capture], power=None, warmup: float = 0.0,
+              share: float = 0.9) -> Dict[str, Any]:
+    """Run the loop until it stops (Ctrl-C/SIGTERM between batches); its summary. ``warmup``: seconds from the
+    start whose numbers are dropped (edgekit streams); ``share``: the rate share the bottleneck line calls
+    keeping up with the sources."""
     rss_start, fps_engine, previous, power_run = rss_mb(), None, None, None
     start = time.perf_counter()
     try:
@@ -197,6 +203,8 @@ def run_multi(loop: MultiLoop, captures: List[Capture], req, power) -> Dict[str,
         for capture in captures:
             capture.start()
         loop.mux.start()
+        if warmup:
+            loop.measure_from = time.perf_counter() + warmup
         loop.run()
     finally:
         duration = time.perf_counter() - (loop.measured_at or start)
@@ -215,7 +223,7 @@ def run_multi(loop: MultiLoop, captures: List[Capture], req, power) -> Dict[str,
                    rss_mb={"start": round(rss_start, 1), "end": round(rss_mb(), 1)}, pipelined=loop.pipelined,
                    source_fps=None, input_format=loop.pipe.format.kind, trt_nms=loop.pipe.nms,
                    output_format=loop.pipe.output)
-    summary["bottleneck"] = multi_bottleneck(summary)
+    summary["bottleneck"] = multi_bottleneck(summary, share)
     if power is not None and power_run is not None:
         summary["power"] = power_run.summary(summary["frames"])
     return summary

@@ -59,6 +59,14 @@ def model_label(runner) -> str:
     return label + (" (untrained)" if info_ and info_.trained is False else "")
 
 
+def camera_config(req: CameraRequest, label: str = "") -> CameraConfig:
+    """The loop's settings from a request (one source or several)."""
+    jetson = jetson_info()
+    return CameraConfig(conf=req.conf, iou=req.iou, duration=req.duration, frames=req.frames, pipeline=req.pipeline,
+                        capture_timeout=req.capture_timeout, engine_iters=req.engine_iters, label=label,
+                        power_mode=jetson.get("power_mode") if jetson else None)
+
+
 def camera_session(req: CameraRequest) -> Dict[str, Any]:
     if req.analytics.enabled:
         from edgekit.vision.track import check_tracking_available
@@ -108,11 +116,7 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
             for out in outputs:
                 out.close()
             raise
-        jetson = jetson_info()
-        config = CameraConfig(conf=req.conf, iou=req.iou, duration=req.duration, frames=req.frames,
-                              pipeline=req.pipeline, capture_timeout=req.capture_timeout,
-                              engine_iters=req.engine_iters, label=model_label(runner),
-                              power_mode=jetson.get("power_mode") if jetson else None)
+        config = camera_config(req, model_label(runner))
         info("running %s on %s (Ctrl-C to stop)" % (config.label, source.name))
         try:
             summary = run_camera(runner, capture, outputs, config, log, on_event=warn, power=power,
@@ -159,7 +163,8 @@ def _analytics(req: CameraRequest, runner, capture: Capture) -> Optional[StreamA
     if problem:
         raise EdgekitError(problem)
     rate = capture.paced_fps or req.options.get("fps") or 30.0
-    return StreamAnalytics(req.analytics, 0, names, rate)
+    return StreamAnalytics(req.analytics, 0, names, rate, capture.source.name,
+                           capture.source.frame_size() is not None)
 
 
 def _multi(req: CameraRequest) -> Dict[str, Any]:
@@ -178,11 +183,7 @@ def _multi(req: CameraRequest) -> Dict[str, Any]:
                 "localhost" if req.host in ("0.0.0.0", "") else req.host, web.port))
         return shared
 
-    jetson = jetson_info()
-    config = CameraConfig(conf=req.conf, iou=req.iou, duration=req.duration, frames=req.frames,
-                          pipeline=req.pipeline, capture_timeout=req.capture_timeout, engine_iters=req.engine_iters,
-                          power_mode=jetson.get("power_mode") if jetson else None)
-    return multi_session(req, config, req.analytics, req.mux_timeout, make_shared)
+    return multi_session(req, camera_config(req), make_shared)  # it labels the model once it is open
 
 
 def _record_info(outputs: List[Output]) -> Optional[Dict[str, Any]]:

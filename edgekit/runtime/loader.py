@@ -45,9 +45,9 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda
     is_engine = path.suffix.lower() in ENGINE_SUFFIXES
     if is_engine and backend == "onnxruntime":
         raise EdgekitError("%s is a TensorRT engine: ONNX Runtime runs the .onnx it was built from" % path.name)
-    if cuda_graph and not (is_engine or backend == "tensorrt"):
+    if cuda_graph and not runs_on_tensorrt(path, backend):
         raise EdgekitError("--cuda-graph applies to TensorRT only: add --backend tensorrt or pass an engine")
-    if is_engine or backend == "tensorrt":
+    if runs_on_tensorrt(path, backend):
         require_tensorrt()  # a missing TensorRT/pycuda gets the install hint first
         from edgekit.runtime.tensorrt.runner import TensorRTRunner
 
@@ -55,6 +55,12 @@ def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda
     from edgekit.runtime.onnxruntime.runner import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(path, threads=threads, spinning=spinning)
+
+
+def runs_on_tensorrt(path, backend: str = "auto") -> bool:
+    """Whether open_runner gives this model to TensorRT (an engine, or backend="tensorrt") rather than ONNX
+    Runtime: callers that plan ONNX Runtime's threads skip the planning for TensorRT."""
+    return Path(path).suffix.lower() in ENGINE_SUFFIXES or backend == "tensorrt"
 
 
 def engine_cache_dir() -> Path:
