@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[export,eval,dev,serve,track]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[export,eval,dev,serve,track,metrics]"
 	touch $(STAMP)
 
 demo: setup
@@ -45,10 +45,11 @@ typecheck: setup $(TYPING)/.stamp
 # The web page test drives Debian's Chromium; the fleet test reaches a second "box" over a loopback sshd.
 # Install them when we may (root + apt), else those parts are skipped.
 sysdeps:
-	@{ command -v chromium && test -x /usr/sbin/sshd; } >/dev/null 2>&1 || { \
+	@{ command -v chromium && test -x /usr/sbin/sshd && command -v prometheus; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && apt-get install -y -qq chromium openssh-server >/dev/null; \
-	  else echo "note: install chromium and openssh-server to run the web page and SSH fleet tests"; fi; }
+	    apt-get update -qq && apt-get install -y -qq chromium openssh-server >/dev/null && \
+	    apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "note: install chromium, openssh-server and prometheus to run the web page, SSH fleet and scrape tests"; fi; }
 
 # Roboflow's own client (inference-sdk) in a venv of its own, as a separate application would have it: it pins its
 # own numpy and OpenCV. tests/test_roboflow.py runs it against a real edgekit serve; under make it must be there.

@@ -2,7 +2,7 @@
 
 The commands themselves are thin (parse options, call the library, print) and live in ``edgekit/commands/``
 by area: host (export, prune, quantize, tradeoff, demo), device (bench, camera, info, eval, compare, report),
-tensorrt (build, inspect), service, serve (and the remote bench).
+tensorrt (build, inspect), service, serve (and the remote bench), models (the model store on a box).
 Heavy modules (torch, ultralytics, onnxruntime) are imported inside the
 commands that need them, so ``edgekit --help`` and every device command work without torch.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from edgekit import __version__
-from edgekit.commands import device, host, serve, service, tensorrt
+from edgekit.commands import device, host, models, serve, service, tensorrt
 from edgekit.errors import EdgekitError
 
 
@@ -50,11 +50,12 @@ def cli():
     Host: export, prune, quantize, tradeoff.
     Device: info, build, inspect, bench, camera, eval, compare, report, serve (TensorRT, or ONNX Runtime
     anywhere). edgekit bench http://BOX:8080 benches a running edgekit serve.
+    Fleet: models (the box's model store: add, build, gate, activate, health, rollback), service.
     """
 
 
 # The commands live in edgekit/commands/ by area (shared option bundles in edgekit/options.py).
-for _module in (host, device, tensorrt, service, serve):
+for _module in (host, device, tensorrt, service, serve, models):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

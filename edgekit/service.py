@@ -108,7 +108,7 @@ def render(source: str, model: str, port: int = 8080, name: str = DEFAULT_NAME, 
         name=name, description=description, user=user or default_user(),
         environment_file="EnvironmentFile=%s\n" % token_file if token_file else "",
         stop_timeout=30 if serve else 20,
-        workdir=workdir or str(Path(model).resolve().parent),
+        workdir=workdir or str(model_location(model).parent),
         exec_start=" ".join(shlex.quote(part) for part in command).replace("%", "%%"),
     )
 
@@ -122,8 +122,8 @@ def plan(source: Optional[str], model: str, port: int = 8080, name: str = DEFAUL
     so a unit that would only crash-loop is refused here, before anything is written."""
     extra = list(extra or [])
     checks.check_kind(source, serve, host, token_file, no_token, port)
-    model_path = Path(model).expanduser().resolve()
-    if not model_path.is_file():
+    model_path = model_location(model)
+    if not model_path.is_file() and not is_store_run(model_path):
         raise EdgekitError("model %s not found: give the engine or ONNX the %s should run"
                            % (model, "server" if serve else "demo"))
     token_path = str(checks.check_token_file(token_file)) if token_file else None
@@ -138,6 +138,17 @@ def plan(source: Optional[str], model: str, port: int = 8080, name: str = DEFAUL
     text = render(source or "", str(model_path), port, name, user, python=python, extra=extra, serve=serve,
                   host=host, token_file=token_path, no_token=no_token)
     return (Path(unit_dir) if unit_dir else SYSTEM_UNIT_DIR) / (name + ".service"), text
+
+
+def is_store_run(path: Path) -> bool:
+    return path.is_dir() and (path / "run.json").is_file()
+
+
+def model_location(model: str) -> Path:
+    """The model path the unit runs: absolute, and for a model-store run folder (HOME/store/current) not resolved
+    through the symlink, so the unit runs whatever ``current`` names at each (re)start, in HOME/store."""
+    path = Path(os.path.abspath(os.path.expanduser(str(model))))
+    return path if is_store_run(path) else path.resolve()
 
 
 def install(source: Optional[str], model: str, port: int = 8080, name: str = DEFAULT_NAME,

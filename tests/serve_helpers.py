@@ -22,9 +22,10 @@ def free_port() -> int:
 class Server:
     """``python -m edgekit serve MODEL ARGS`` on a free loopback port; waits for /readyz."""
 
-    def __init__(self, model, *args, token=None, ready_timeout=90.0, launcher=None, env=None):
-        """``launcher``: what runs instead of ``-m edgekit`` (e.g. tests/nms_standin.py); ``env``: added variables."""
-        self.port = free_port()
+    def __init__(self, model, *args, token=None, ready_timeout=90.0, launcher=None, env=None, port=None):
+        """``launcher``: what runs instead of ``-m edgekit`` (e.g. tests/nms_standin.py); ``env``: added variables;
+        ``port``: this one instead of a free one."""
+        self.port = port or free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.token = token
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))

@@ -183,7 +183,7 @@ def feed(web, sizes, stop, period=0.01):
 
 
 def multi_stats(n):
-    return {"model": "yolov8n fp16", "fps": 88.5, "frames": 900, "e2e": 31.2, "stages": {"infer": 9.5, "nms": 1.25},
+    return {"label": "yolov8n fp16", "fps": 88.5, "frames": 900, "e2e": 31.2, "stages": {"infer": 9.5, "nms": 1.25},
             "batch": {"size": n, "padded": 0, "mean_frames": n - 0.4},
             "streams": [{"index": i, "name": NAMES[i % 3], "fps": 29.5, "e2e_p50": 30.1, "e2e_p99": 55.0,
                          "frames": 300, "dropped": i, "reconnects": 0, "stalls": 0, "detections": 4,

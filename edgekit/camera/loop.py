@@ -59,6 +59,8 @@ class CameraLoop:
         self.analytics = analytics  # edgekit.camera.analytics.StreamAnalytics: --track, --count-line/zone
         self.on_event = on_event or (lambda msg: None)
         self.web = next((o for o in outputs if isinstance(o, WebStream)), None)
+        if self.web is not None and self.web.metrics is not None:
+            self.web.metrics.watch(self)  # /metrics reads this loop's numbers when scraped (edgekit.camera.metrics)
         self.pipe = Pipeline(runner, conf=config.conf, iou=config.iou)
         self.pipelined = config.pipeline
         self.names = runner.info.names if runner.info else {}
@@ -154,7 +156,7 @@ class CameraLoop:
     def live_stats(self, detections: int) -> Dict[str, Any]:
         s = self.stats.smoothed
         return {"fps": round(self.rate.fps(), 2), "e2e": round(s.get("e2e", 0.0), 2), "frames": self.processed,
-                "dropped": self.capture.dropped, "detections": detections, "model": self.config.label,
+                "dropped": self.capture.dropped, "detections": detections, "label": self.config.label,
                 "stages": {k: round(v, 3) for k, v in s.items() if k != "e2e"},
                 "tracks": self.analytics.tracks if self.analytics is not None else None,
                 "counts": self.analytics.counts() if self.analytics is not None else None}

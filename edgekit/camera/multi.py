@@ -187,7 +187,7 @@ class MultiLoop(CameraLoop):
 
     def live_stats(self, detections: int = 0) -> Dict[str, Any]:
         s = self.stats.smoothed
-        return {"model": self.config.label, "fps": round(self.rate.fps(), 2), "frames": self.processed,
+        return {"label": self.config.label, "fps": round(self.rate.fps(), 2), "frames": self.processed,
                 "e2e": round(s.get("e2e", 0.0), 2), "stages": {k: round(v, 3) for k, v in s.items() if k != "e2e"},
                 "batch": self.batch_numbers(), "streams": [self.stream_numbers(st) for st in self.streams]}
 

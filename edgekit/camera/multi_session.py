@@ -126,7 +126,7 @@ def check_letterbox_sizes(runner, captures: List[Capture]) -> None:
 
 def multi_session(req, config: CameraConfig, make_shared) -> Dict[str, Any]:
     """``req`` is a CameraRequest with several ``sources`` (or a static batch-B model); ``make_shared(runner,
-    names)`` opens the web view and the window mosaic (edgekit.camera.session)."""
+    names, power)`` opens the web view and the window mosaic (edgekit.camera.session)."""
     analytics, mux_timeout = req.analytics, req.mux_timeout
     specs = check_sources(req.sources)
     problem = analytics.check(len(specs))
@@ -170,7 +170,7 @@ def multi_session(req, config: CameraConfig, make_shared) -> Dict[str, Any]:
                 sink.outputs.append(Recorder(stream_path(req.record, stream.index), fps, note, on_event=warn))
             if req.log:
                 sink.log = JsonlLog(stream_path(req.log, stream.index), on_event=warn)
-        shared.extend(make_shared(runner, [s.name for s in streams]))
+        shared.extend(make_shared(runner, [s.name for s in streams], power))
         timeout = mux_timeout if mux_timeout is not None else default_timeout(captures)
         announce(runner, streams, batch, timeout)
         loop = MultiLoop(runner, streams, sinks, shared, config, timeout, on_event=warn)

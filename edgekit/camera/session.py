@@ -9,11 +9,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from edgekit.camera.analytics import AnalyticsConfig, StreamAnalytics, check_frame
 from edgekit.camera.loop import CameraConfig, run_camera
+from edgekit.camera.metrics import attach as attach_metrics
 from edgekit.camera.multi_session import camera_runner
 from edgekit.camera.stats import JsonlLog
 from edgekit.errors import EdgekitError
 from edgekit.log import info, warn
 from edgekit.power import PowerMeter
+from edgekit.runtime.identity import model_identity
 from edgekit.sysinfo import jetson_info
 from edgekit.video.capture import DEFAULT_RETRIES, Capture
 from edgekit.video.outputs import Output, Recorder, Window
@@ -57,6 +59,11 @@ def model_label(runner) -> str:
     label = "%s %s %s/%s" % (runner.path.stem, precision, runner.backend,
                              runner.device.replace("ExecutionProvider", "").lower())
     return label + (" (untrained)" if info_ and info_.trained is False else "")
+
+
+def runner_identity(runner) -> Dict[str, Any]:
+    """sha256, name, version, path, precision, backend of the model file the runner opened."""
+    return model_identity(runner.path, runner.backend, runner.info.get("precision") if runner.info else None)
 
 
 def camera_config(req: CameraRequest, label: str = "") -> CameraConfig:
@@ -108,6 +115,7 @@ def camera_session(req: CameraRequest) -> Dict[str, Any]:
             if req.serve is not None:
                 web = WebStream(req.serve, req.host)
                 outputs.append(web)
+                attach_metrics(web, runner_identity(runner), power)
                 info("serving the live stream at http://%s:%d/" % (
                     "localhost" if req.host in ("0.0.0.0", "") else req.host, web.port))
             log = JsonlLog(req.log, on_event=warn) if req.log else None
@@ -170,7 +178,7 @@ def _analytics(req: CameraRequest, runner, capture: Capture) -> Optional[StreamA
 def _multi(req: CameraRequest) -> Dict[str, Any]:
     from edgekit.camera.multi_session import multi_session, show_window
 
-    def make_shared(runner, names: List[str]) -> List[Output]:
+    def make_shared(runner, names: List[str], power=None) -> List[Output]:
         shared: List[Output] = []
         if show_window(req):
             from edgekit.camera.multi_session import MosaicWindow
@@ -179,6 +187,7 @@ def _multi(req: CameraRequest) -> Dict[str, Any]:
         if req.serve is not None:
             web = WebStream(req.serve, req.host, streams=names)
             shared.append(web)
+            attach_metrics(web, runner_identity(runner), power)
             info("serving the live streams at http://%s:%d/" % (
                 "localhost" if req.host in ("0.0.0.0", "") else req.host, web.port))
         return shared

@@ -137,7 +137,9 @@ def camera(sources, model, backend, threads, width, height, fps, flip, codec, la
     """
     from edgekit.camera.analytics import AnalyticsConfig
     from edgekit.camera.session import CameraRequest, camera_session
+    from edgekit.runtime.loader import model_argument
 
+    model = model_argument(model)  # HOME/store/current: the run it names now
     if len(sources) > 1:
         from edgekit.camera.multi_session import check_sources
 

@@ -46,11 +46,13 @@ from edgekit.outputs import Writes
 def serve(model, backend, threads, host, port, token, no_token, max_batch, max_queue_delay_ms, max_queue, timeout,
           max_body_mb, max_pixels, workers, warmup, drain_timeout, cuda_graph, access_log, model_id):
     """Serve MODEL over HTTP: POST /v1/detect, /healthz, /readyz, /v1/info, /metrics (device)."""
+    from edgekit.runtime.loader import model_argument
     from edgekit.serve.app import ServeConfig
     from edgekit.serve.server import serve as run_server
 
     run_server(ServeConfig(
-        model=model, backend=backend, threads=threads, host=host, port=port, token=token, no_token=no_token,
+        model=model_argument(model), backend=backend, threads=threads, host=host, port=port, token=token,
+        no_token=no_token,
         max_batch=max_batch, max_queue_delay_ms=max_queue_delay_ms, max_queue=max_queue, timeout=timeout,
         max_body_mb=max_body_mb, max_pixels=max_pixels, workers=workers or min(4, os.cpu_count() or 1),
         warmup=warmup, drain_timeout=drain_timeout, cuda_graph=cuda_graph, access_log=access_log, model_id=model_id))

@@ -17,8 +17,11 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 def check_model_path(path) -> Path:
-    """The checks a model file gets before anything opens it (bench runs them for every model up front)."""
+    """The checks a model file gets before anything opens it (bench runs them for every model up front). A
+    model-store run folder (one holding run.json, e.g. HOME/store/current) stands for the model file in it."""
     path = Path(path)
+    if path.is_dir() and (path / "run.json").is_file():
+        path = store_run_model(path)
     if path.is_dir():
         raise EdgekitError("model %s is a folder: give an .onnx or .engine file in it (e.g. %s/*.onnx)"
                            % (path, str(path).rstrip("/")))
@@ -32,6 +35,31 @@ def check_model_path(path) -> Path:
     if suffix not in ENGINE_SUFFIXES and suffix != ".onnx":
         raise EdgekitError("%s: expected an ONNX model (.onnx) or a TensorRT engine (.engine)" % path)
     return path
+
+
+def model_argument(model: str) -> str:
+    """A command's MODEL as the file to open: a model-store run folder (HOME/store/current) becomes the model file
+    in it, read through the folder as given, once at start; anything else is left as it is."""
+    path = Path(model)
+    if path.is_dir() and (path / "run.json").is_file():
+        return str(store_run_model(path))
+    return model
+
+
+def store_run_model(folder: Path) -> Path:
+    """The model file of a model-store run folder (``edgekit models``; HOME/store/current is one), path kept as
+    given (not resolved through the ``current`` symlink)."""
+    import json
+
+    try:
+        name = json.loads((folder / "run.json").read_text())["model"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EdgekitError("%s/run.json is unreadable (%s): rebuild the run with edgekit models build" % (folder, exc)
+                           ) from exc
+    if not isinstance(name, str) or "/" in name or not (folder / name).is_file():
+        raise EdgekitError("%s/run.json names model %r, which is not in that folder: rebuild the run with edgekit "
+                           "models build" % (folder, name))
+    return folder / name
 
 
 def open_runner(path, backend: str = "auto", threads: Optional[int] = None, cuda_graph: bool = False,

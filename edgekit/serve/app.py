@@ -57,6 +57,7 @@ class ServerState:
     pool: ThreadPoolExecutor
     draining: bool = False
     info: Dict[str, Any] = field(default_factory=dict)
+    identity: Dict[str, Any] = field(default_factory=dict)  # edgekit.runtime.identity.model_identity, once ready
 
 
 def error_response(status: int, message: str, headers: Optional[Dict[str, str]] = None):

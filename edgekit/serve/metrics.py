@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict
 
 from edgekit.lazy import lazy_import
+from edgekit.runtime.identity import MODEL_LABELS, info_labels
 
 # seconds: 0.5 ms .. 10 s, dense where a frame's stages live
 STAGE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -27,6 +28,13 @@ class Metrics:
         self.queue_depth = prom.Gauge("edgekit_queue_depth", "Requests admitted and waiting for inference",
                                       registry=r)
         self.in_flight = prom.Gauge("edgekit_in_flight", "Detect requests being handled", registry=r)
+        self.model_info = prom.Gauge("edgekit_model_info", "The model this process runs (1): sha256 of its file",
+                                     list(MODEL_LABELS), registry=r)
+
+    def set_model(self, identity: Dict[str, Any]) -> None:
+        """``edgekit_model_info{sha256,name,version,precision,backend} 1`` for the model now loaded."""
+        self.model_info.clear()
+        self.model_info.labels(**info_labels(identity)).set(1)
 
     def observe_stages(self, timings_ms: Dict[str, float]) -> None:
         for stage, ms in timings_ms.items():

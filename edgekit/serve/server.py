@@ -15,6 +15,7 @@ from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.lazy import lazy_import
 from edgekit.log import info, warn
+from edgekit.runtime.identity import model_identity
 from edgekit.runtime.threads import ort_threading
 from edgekit.serve import roboflow
 from edgekit.serve.access import check_bind, is_loopback, resolve_token, take_query_keys
@@ -80,7 +81,7 @@ def make_app(state: ServerState):
         if state.draining or not state.worker.ready.is_set():
             return JSONResponse({"status": "draining" if state.draining else "loading"}, status_code=503,
                                 headers={"Retry-After": "1"})
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", "model": state.identity})  # the file it runs: sha256, name, version
 
     async def v1_info(request):
         body = dict(state.info)
@@ -188,6 +189,12 @@ def serve(config: ServeConfig) -> None:
                                    input_shape=[runner.static_batch or worker.max_batch]
                                    + list(pipe.dummy_input(1).shape[1:]))
         state.info.update(model_formats(pipe))
+        # the sha256 of the file opened (not the manifest's word), for /readyz, /v1/info and edgekit_model_info
+        precision = runner.info.get("precision") if runner.info else None
+        state.identity = model_identity(runner.path, runner.backend, precision)
+        state.info["model"].update(sha256=state.identity["sha256"], version=state.identity["version"],
+                                   path=state.identity["path"])
+        metrics.set_model(state.identity)
         state.info["ort_threads"] = plan.as_dict() if worker.uses_plan else None  # threads, spinning and why
 
     # ONNX Runtime's threads spin unless other processes keep the cores busy; the decode workers and the event loop

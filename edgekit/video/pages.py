@@ -45,7 +45,7 @@ async function poll(){
       const v = s[k];
       document.getElementById(k).textContent = (typeof v === 'number' && !Number.isInteger(v)) ? v.toFixed(1) : v;
     }
-    document.getElementById('model').textContent = s.model || '';
+    document.getElementById('model').textContent = s.label || '';
     document.getElementById('stages').innerHTML = Object.entries(s.stages || {}).map(
       ([k, v]) => '<tr><td>' + k + ' (ms)</td><td class="v">' + v.toFixed(2) + '</td></tr>').join('');
   } catch (e) {}
@@ -133,7 +133,7 @@ async function poll(){
     document.getElementById('bsize').textContent = fmt(b.size);
     document.getElementById('bpadded').textContent = fmt(b.padded);
     document.getElementById('bmean').textContent = fmt(b.mean_frames);
-    document.getElementById('model').textContent = s.model || '';
+    document.getElementById('model').textContent = s.label || '';
     const stages = document.getElementById('stages');
     stages.replaceChildren(...Object.entries(s.stages || {}).map(([k, v]) => {
       const tr = document.createElement('tr');

@@ -1,9 +1,10 @@
 """``--serve PORT``: the live annotated stream(s) (MJPEG) and live numbers on a small web page.
 
 For headless boxes in the field, watched from a laptop or phone: ``/`` is the page, ``/stream.mjpg`` the stream,
-``/stats.json`` the numbers (polled by the page), ``/snapshot.jpg`` one frame. A multi-source run (``streams``
-given) adds ``/stream/<i>.mjpg`` and ``/snapshot.jpg?stream=<i>`` per stream (``/stream.mjpg`` is stream 0),
-``/mosaic.mjpg`` (all streams tiled in one image, at most ``mosaic_fps``), and the page is a mosaic of tiles.
+``/stats.json`` the numbers (polled by the page), ``/snapshot.jpg`` one frame, ``/metrics`` the numbers for
+Prometheus (:mod:`edgekit.camera.metrics`). A multi-source run (``streams`` given) adds ``/stream/<i>.mjpg`` and
+``/snapshot.jpg?stream=<i>`` per stream (``/stream.mjpg`` is stream 0), ``/mosaic.mjpg`` (all streams tiled in one
+image, at most ``mosaic_fps``), and the page is a mosaic of tiles.
 Beyond ``max_tiles_direct`` streams the page cuts its tiles from ``/mosaic.mjpg``: a browser opens at most 6
 HTTP/1.1 connections per host and each MJPEG stream holds one (see :mod:`edgekit.video.pages`).
 
@@ -70,6 +71,11 @@ class WebStream(Output):
         self._mosaic_buf: Optional[np.ndarray] = None
         self._stats: Dict[str, Any] = {}
         self._closed = False
+        # set by the camera session: the model run (edgekit.runtime.identity, in every /stats.json) and the
+        # /metrics page (edgekit.camera.metrics: exposition() and content_type), or why there is none
+        self.model: Optional[Dict[str, Any]] = None
+        self.metrics: Any = None
+        self.metrics_missing = "this run has no metrics"
         try:
             self.server = ThreadingHTTPServer((host, port), _handler(self))
         except OSError as exc:
@@ -209,6 +215,8 @@ class WebStream(Output):
     def stats_json(self) -> bytes:
         with self._lock:
             stats = self._stats
+        if self.model is not None:  # from the start, before the first frame's numbers
+            stats = dict(stats, model=self.model)
         try:
             return json.dumps(stats, allow_nan=False).encode()
         except ValueError:  # NaN or infinity (a stream with no frame yet): JSON null, which browsers can parse
@@ -272,6 +280,10 @@ def _handler(web: WebStream):
                     self._send(page, "text/html; charset=utf-8")
                 elif path == "/stats.json":
                     self._send(web.stats_json(), "application/json")
+                elif path == "/metrics":
+                    if web.metrics is None:
+                        return self._json_error(501, web.metrics_missing)
+                    self._send(web.metrics.exposition(), web.metrics.content_type)
                 elif path == "/snapshot.jpg":
                     text = query.get("stream", [None])[0]
                     index = web.stream_index(text)
@@ -287,7 +299,7 @@ def _handler(web: WebStream):
                 elif path == "/mosaic.mjpg":
                     self._stream(None)
                 else:
-                    self._json_error(404, "not found: %s (try /, /stream.mjpg, /stats.json, /snapshot.jpg)"
+                    self._json_error(404, "not found: %s (try /, /stream.mjpg, /stats.json, /snapshot.jpg, /metrics)"
                                      % path[:80])
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the viewer went away
