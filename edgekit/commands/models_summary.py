@@ -6,10 +6,13 @@ import json
 
 import click
 
+from edgekit.outputs import writable_file
+
 
 @click.command("summary")
 @click.argument("folder", metavar="DIR", type=click.Path(file_okay=False), default="benchmarks/rollout")
-@click.option("--markdown", "md_path", default=None, metavar="FILE", help="Also write the table as Markdown.")
+@click.option("--markdown", "md_path", default=None, metavar="FILE", callback=writable_file,
+              help="Also write the table as Markdown.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records and counts as JSON instead of the table.")
 def summary_cmd(folder, md_path, as_json):
     """One table for the roll-out whose records are in DIR (rollout.json + one HOST.json per box): per box the
