@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
 
 import edgekit.lazy
 from edgekit.errors import EdgekitError
@@ -26,7 +25,7 @@ from edgekit.eval import gate
 from edgekit.manifest import sha256_file, write_json_atomic
 from edgekit.runtime.tensorrt.calib import CalibrationSet
 from edgekit.runtime.tensorrt.calib_check import FEW_IMAGES, calibration_warnings, sameness
-from tests.helpers import assert_user_error, invoke
+from tests.helpers import assert_user_error, invoke, noisy_copy
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +44,7 @@ def models(synthetic_model, tmp_path_factory):
     """(data.yaml, the float ONNX, a copy whose conv weights carry 30% noise: mAP50-95 ~0.10 instead of ~0.36)."""
     data, _, fp32 = synthetic_model
     folder = tmp_path_factory.mktemp("models")
-    proto = onnx.load(str(fp32))
-    rng = np.random.default_rng(0)
-    for init in proto.graph.initializer:
-        weights = numpy_helper.to_array(init)
-        if weights.ndim == 4:
-            noisy = weights * (1 + 0.3 * rng.standard_normal(weights.shape))
-            init.CopyFrom(numpy_helper.from_array(noisy.astype(weights.dtype), init.name))
-    broken = folder / "broken.onnx"
-    onnx.save(proto, str(broken))
+    broken = noisy_copy(fp32, folder / "broken.onnx")
     return data, fp32, broken
 
 

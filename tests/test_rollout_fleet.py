@@ -5,7 +5,9 @@ run by supervisord, restarted with supervisorctl: "good" over the local connecti
 (tests/test_jetson.py's ssh_host; needs root and openssh-server, else "good2", local), "slow" whose speed floor
 model B cannot reach, "stale" whose restart does not restart (health sees the old model: rolled back), "broken" (no
 edgekit) and "gone" (unreachable). Roll-outs: model A everywhere; B with a floor the canary cannot meet (the canary
-stops it); --check for B; B killed -9 half-way and run again; rollback.yml for one box."""
+stops it); --check for B; B killed -9 half-way and run again; rollback.yml --check and for real for a box with a
+previous model and one without. The controller's own checks (no model file, a manifest for other bytes) run on a
+one-box inventory, without services."""
 
 import json
 import os
@@ -142,7 +144,15 @@ def playbook(fleet, name, *args):
     done = subprocess.run(argv, cwd=str(PLAYBOOK_DIR), capture_output=True, text=True, env=env, timeout=400)
     logs = sorted(fleet["tmp"].glob("ansible-*.log"))
     (fleet["tmp"] / ("ansible-%d.log" % len(logs))).write_text(done.stdout + done.stderr)  # for a failed test
-    return done.returncode, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    # a failed edgekit command is reported by its own words, never by a changed_when that could not parse it
+    assert "filter plugin" not in out and "Expecting value" not in out, out
+    return done.returncode, out
+
+
+def incoming_left(box):
+    """What a roll-out left in the box's HOME/incoming (copies, gate records): nothing, whatever happened."""
+    return sorted(p.name for p in (box.home / "incoming").iterdir()) if (box.home / "incoming").is_dir() else []
 
 
 def rollout(fleet, model, *args):
@@ -160,8 +170,8 @@ def test_rollout_canary_gates_rollback_on_a_loopback_fleet(fleet):
     sha = {name: sha256_file(path) for name, path in fleet["models"].items()}
     up = [name for name in boxes]  # the boxes whose service runs
 
-    # 1. model A on every box at once (a first install needs no canary), with its evaluation set; the broken box
-    # fails, the others switch
+    # 1. model A on every box at once (a first install needs no canary), with an evaluation set, which onnxruntime
+    # does not need (not copied: its accuracy gate is skipped); the broken box fails, the others switch
     evalset = fleet["tmp"] / "evalset"
     (evalset / "images").mkdir(parents=True)
     (evalset / "data.yaml").write_text("path: .\nval: images\nnames: {0: shape}\n")
@@ -174,10 +184,11 @@ def test_rollout_canary_gates_rollback_on_a_loopback_fleet(fleet):
     for name in up:
         assert boxes[name].current() == sha["model-a"] and boxes[name].serving() == sha["model-a"], name
         model = boxes[name].home / "store" / "models" / sha["model-a"]
-        assert (model / "eval" / "data.yaml").is_file() and (model / "model.onnx.json").is_file(), name
-        assert not list((boxes[name].home / "incoming").glob("*/"))  # the copies went into the store
+        assert not (model / "eval").exists() and (model / "model.onnx.json").is_file(), name
+        assert incoming_left(boxes[name]) == [], name  # the copies went into the store, the gate record was read
     table = (results / "summary.md").read_text()
     assert "| good | none -> model-a 1 %s ort | " % sha["model-a"][:8] in table
+    assert "skipped: the run is the ONNX itself" in table
     assert out.count(table.splitlines()[0]) == 1, out
     assert "no current model" in table  # the speed gate had nothing to compare with
 
@@ -187,8 +198,8 @@ def test_rollout_canary_gates_rollback_on_a_loopback_fleet(fleet):
     assert code != 0 and "the roll-out stops here: %d boxes not reached" % (len(rows) - 1) in out, out
     assert rows["good"]["result"] == "kept" and "gate speed failed" in rows["good"]["why"], out
     assert "below --min-fps 100000" in rows["good"]["why"]
-    assert all(rows[h]["result"] == "not reached" and "roll-out stopped after the batch good: 1 of 1" in rows[h]["why"]
-               for h in rows if h != "good")
+    assert all(rows[h]["result"] == "not reached" and "roll-out stopped after the batch good: 1 of 1 box did not take"
+               in rows[h]["why"] for h in rows if h != "good")
     for name in up:
         assert boxes[name].current() == sha["model-a"] and boxes[name].serving() == sha["model-a"], name
 
@@ -237,18 +248,48 @@ def test_rollout_canary_gates_rollback_on_a_loopback_fleet(fleet):
     for name in up:
         assert boxes[name].current() == sha[want[name]], name
         assert boxes[name].serving() == sha[want[name]], name
+        assert incoming_left(boxes[name]) == [], name  # kept, rolled back or switched: incoming/ is empty
     table = (results / "summary.md").read_text()
     assert out.count(table.splitlines()[0]) == 1, out  # one table, printed once, although the last batch failed
     if os.environ.get("EDGEKIT_ROLLOUT_TABLE"):  # where the README's table comes from
         shutil.copy(results / "summary.md", os.environ["EDGEKIT_ROLLOUT_TABLE"])
     assert "model-a 1 %s ort -> model-b 2 %s ort" % (sha["model-a"][:8], sha["model-b"][:8]) in table
+    assert "/store/models/" not in table  # store paths said as <sha12>/<key>
 
-    # 5. rollback.yml for the canary box: back to A, served
-    code, out = playbook(fleet, "rollback.yml", "--limit", "good")
+    # 5. rollback.yml --check for the canary box (it would go back to A) and the slow one (A only: nothing to roll
+    # back to), then for real: the canary back to A, served; the slow box fails as --check said
+    code, out = playbook(fleet, "rollback.yml", "--check", "--limit", "good,slow")
+    rows = summary(results / "rollback" / "check")
+    assert code != 0 and rows["good"]["result"] == "would roll back", out
+    assert rows["good"]["why"] == "would roll back to model-a 1 %s" % sha["model-a"][:12], out
+    assert rows["slow"]["result"] == "failed" and "nothing to roll back to" in rows["slow"]["why"], out
+    assert boxes["good"].current() == sha["model-b"] and boxes["good"].serving() == sha["model-b"]  # unchanged
+    table = (results / "rollback" / "check" / "summary.md").read_text()
+    assert "| good | model-b 2 %s ort -> model-a 1 %s ort |" % (sha["model-b"][:8], sha["model-a"][:8]) in table
+    code, out = playbook(fleet, "rollback.yml", "--limit", "good,slow")
     rows = summary(results / "rollback")
-    assert code == 0 and rows["good"]["result"] == "rolled back", out
+    assert code != 0 and rows["good"]["result"] == "rolled back", out
+    assert rows["slow"]["result"] == "failed" and "nothing to roll back to" in rows["slow"]["why"], out
     assert boxes["good"].current() == sha["model-a"] and boxes["good"].serving() == sha["model-a"]
-    assert list(rows) == ["good"]
+    assert boxes["slow"].current() == sha["model-a"]
+    assert list(rows) == ["good", "slow"]
+
+
+@needs_tools
+def test_rollout_stops_on_the_controller_before_pushing(yolov8n_onnx, tmp_path):
+    """No model file, or a manifest whose sha256 is not the ONNX's: one message, nothing pushed, no records."""
+    models = make_models(yolov8n_onnx, tmp_path / "models")
+    home = tmp_path / "box"
+    fleet = {"tmp": tmp_path, "inventory": {"fleet": {"hosts": {"box": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable, "edgekit_home": str(home),
+        "edgekit_bin": str(BIN / "edgekit"), "edgekit_rollout_results": str(tmp_path / "rollout")}}}}}
+    code, out = playbook(fleet, "rollout.yml", "-e", "edgekit_model=%s" % (tmp_path / "none.onnx"))
+    assert code != 0 and "edgekit_model '%s' is not a file on the controller" % (tmp_path / "none.onnx") in out, out
+    shutil.copy(str(models["model-b"]) + ".json", str(models["model-a"]) + ".json")  # B's manifest beside A
+    code, out = playbook(fleet, "rollout.yml", "-e", "edgekit_model=%s" % models["model-a"])
+    assert code != 0 and "model-a.onnx.json says sha256 %s... but model-a.onnx is %s..." % (
+        sha256_file(models["model-b"])[:12], sha256_file(models["model-a"])[:12]) in out, out
+    assert not home.exists() and not (tmp_path / "rollout").exists()
 
 
 # --- edgekit models summary on records written by hand ---------------------------------------------------------------
@@ -315,8 +356,58 @@ def test_summary_of_a_check_run_and_of_a_rollback(tmp_path):
     doc = json.loads(invoke(["models", "summary", back, "--json"]).output)
     assert doc["failed"] == ["nx-02"] and doc["counts"] == {"rolled back": 1, "not reached": 1}
     assert (back / "summary.md").read_text().startswith("**edgekit rollback, 2026-01-02")
+    back_check = back / "check"  # rollback.yml --check: the model each box would go back to
+    write_run(back_check, action="rollback", check=True, model=None, hosts=["nx-01", "nx-02"])
+    write_json_atomic(back_check / "nx-01.json", {"host": "nx-01", "run": "R2", "before": MODEL_B, "after": MODEL_B,
+                                                  "model": MODEL_A, "result": "would roll back",
+                                                  "why": "would roll back to yolov8m 1 aaaaaaaaaaaa"})
+    write_json_atomic(back_check / "nx-02.json", {"host": "nx-02", "run": "R2", "before": MODEL_A, "after": MODEL_A,
+                                                  "result": "failed", "why": "Go back to the previous model: nothing "
+                                                  "to roll back to: edgekit models status names no previous run"})
+    doc = json.loads(invoke(["models", "summary", back_check, "--json"]).output)
+    assert doc["failed"] == ["nx-02"] and doc["counts"] == {"would roll back": 1, "failed": 1}
+    table = (back_check / "summary.md").read_text()
+    assert table.startswith("**edgekit rollback (--check: nothing changed), 2026-01-02")
+    assert "| nx-01 | yolov8m-int8 2 bbbbbbbb trt-int8 -> yolov8m 1 aaaaaaaa trt-fp16 |" in table
+    assert "| nx-02 | yolov8m 1 aaaaaaaa trt-fp16 (unchanged) |" in table
+
+
+def test_summary_shortens_store_paths(tmp_path):
+    """A model that cannot be loaded: its error names the run's file up to three times; the table says
+    <sha12>/<key>/file instead of HOME/store/models/<sha256>/runs/<key>/file."""
+    engine = "/home/nvidia/edgekit/store/models/%s/runs/trt-int8-0123456789ab/model.engine" % B
+    error = "%s cannot run here: cannot load %s: deserialize failed (%s)" % (engine, engine, engine)
+    write_run(tmp_path, hosts=["nx-01"])
+    write_json_atomic(tmp_path / "nx-01.json", {
+        "host": "nx-01", "run": "R2", "before": MODEL_A, "after": MODEL_A, "result": "kept",
+        "gates": {"gates": {"speed": {"error": error, "passed": False, "fps": None},
+                            "accuracy": {"error": "cannot measure accuracy: %s/store/models/%s/eval has no data.yaml"
+                                         % ("/home/nvidia/edgekit", B), "passed": False}}},
+        "why": "error: gate speed failed for bbbbbbbbbbbb/trt-int8-0123456789ab: %s; current is unchanged "
+               "(record: /home/nvidia/edgekit/store/models/%s/runs/trt-int8-0123456789ab/gates.json)" % (error, B)})
+    assert invoke(["models", "summary", tmp_path]).exit_code == 0
+    row = (tmp_path / "summary.md").read_text().splitlines()[4]
+    short = "bbbbbbbbbbbb/trt-int8-0123456789ab/model.engine"
+    assert "/store/" not in row and B not in row, row
+    assert "| FAILED: %s cannot run here: cannot load %s: deserialize failed (%s) |" % (short, short, short) in row
+    assert "| FAILED: cannot measure accuracy: bbbbbbbbbbbb/eval has no data.yaml |" in row
+    assert row.endswith("| kept | gate speed failed for bbbbbbbbbbbb/trt-int8-0123456789ab: %s cannot run here: "
+                        "cannot load %s: deserialize failed (%s); current is unchanged |" % (short, short, short))
 
 
 def test_summary_errors(tmp_path):
     assert_user_error(invoke(["models", "summary", tmp_path / "none"]), "not a folder", "benchmarks/rollout")
     assert_user_error(invoke(["models", "summary", tmp_path]), "no roll-out records", "rollout.yml")
+
+
+def test_gate_lines_count_in_the_singular_and_the_plural():
+    from edgekit.rollout.gates import accuracy_line, speed_line
+
+    speed = {"fps": 40.0, "frames": "synthetic 320x240", "min_fps": 0, "passed": True, "note": "no current model"}
+    one = speed_line(dict(speed, iterations=1, rounds=1))
+    assert "(synthetic 320x240, 1 iteration in 1 round, no FPS floor)" in one
+    assert ", 4 iterations in 2 rounds," in speed_line(dict(speed, iterations=4, rounds=2))
+    accuracy = {"map": 0.5, "onnx_map": 0.5, "data": "data.yaml", "split": "val", "drop": 0.0, "max_drop": 1.0,
+                "passed": True}
+    assert "(data.yaml, val, 1 image)" in accuracy_line(dict(accuracy, images=1))
+    assert "(data.yaml, val, 48 images)" in accuracy_line(dict(accuracy, images=48))

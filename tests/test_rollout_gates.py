@@ -15,16 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from edgekit.bench import core as bench_core
 from edgekit.eval import gate as eval_gate
 from edgekit.rollout import health, speed
 from edgekit.store import Store
-from tests.helpers import assert_user_error, invoke
+from tests.helpers import assert_user_error, invoke, noisy_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = {"tensorrt": "10.3.0", "sm": "8.7", "gpu": "Orin (stand-in)"}  # keys TensorRT runs without TensorRT
@@ -43,15 +40,7 @@ def models(synthetic_model, yolov8n_onnx, tmp_path_factory):
     folder's data.yaml names a ``path:`` that is not on this machine, as one made on a workstation would."""
     data, _, fp32 = synthetic_model
     folder = tmp_path_factory.mktemp("gate-models")
-    proto = onnx.load(str(fp32))
-    rng = np.random.default_rng(0)
-    for init in proto.graph.initializer:
-        weights = numpy_helper.to_array(init)
-        if weights.ndim == 4:
-            noisy = weights * (1 + 0.3 * rng.standard_normal(weights.shape))
-            init.CopyFrom(numpy_helper.from_array(noisy.astype(weights.dtype), init.name))
-    broken = folder / "noisy.onnx"
-    onnx.save(proto, str(broken))
+    broken = noisy_copy(fp32, folder / "noisy.onnx")
     ev = folder / "eval"
     for kind in ("images", "labels"):
         shutil.copytree(str(data.parent / kind / "val"), str(ev / kind / "val"))

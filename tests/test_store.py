@@ -26,14 +26,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def fake_onnx(path: Path, size: int = 4096) -> Path:
-    """The store never parses the ONNX it keeps (add copies, an ONNX Runtime run links): random bytes will do."""
+    """An ONNX model (add checks that it parses as one) holding ``size`` random bytes as its one initializer: each
+    call makes another model (another sha256), about ``size`` bytes big. The store never runs it."""
+    import onnx
+    from onnx import TensorProto, helper
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path), "wb") as f:
-        while size > 0:
-            block = os.urandom(min(size, 1 << 22))
-            f.write(block)
-            size -= len(block)
+    weights = TensorProto(name="w", data_type=TensorProto.UINT8, dims=[size], raw_data=os.urandom(size))
+    graph = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "fake", [],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [size])], initializer=[weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     return path
+
+
+def eval_set(folder: Path, names: str = "[a]") -> Path:
+    """A data.yaml evaluation set with its one image (add checks that the set has its data)."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "images" / "0.jpg").write_bytes(b"jpeg")
+    (folder / "data.yaml").write_text("val: images\nnames: %s\n" % names)
+    return folder
 
 
 def standin_build(onnx_path, folder, precision, dla_core, options):
@@ -103,9 +114,7 @@ def test_add_refuses_a_manifest_of_another_file(store, tmp_path):
 
 
 def test_add_keeps_the_evaluation_set(store, tmp_path):
-    data = tmp_path / "eval"
-    (data / "images").mkdir(parents=True)
-    (data / "data.yaml").write_text("val: images\nnames: [a]\n")
+    data = eval_set(tmp_path / "eval")
     sha = added(store, tmp_path, "a.onnx", eval_dir=data)
     assert (store.model_dir(sha) / "eval" / "data.yaml").read_text().startswith("val:")
     assert store.entry(sha)["eval"] is True
@@ -114,9 +123,7 @@ def test_add_keeps_the_evaluation_set(store, tmp_path):
 def test_the_same_model_added_again_with_an_evaluation_set_gets_it(store, tmp_path):
     sha = added(store, tmp_path, "a.onnx")
     assert store.entry(sha)["eval"] is False
-    data = tmp_path / "eval"
-    data.mkdir()
-    (data / "data.yaml").write_text("val: images\nnames: [b]\n")
+    data = eval_set(tmp_path / "eval", names="[b]")
     entry, new = store.add(tmp_path / "src" / "a.onnx", eval_dir=data)
     assert not new and entry["eval"] is True and store.entry(sha)["eval"] is True
     assert "[b]" in (store.model_dir(sha) / "eval" / "data.yaml").read_text()
@@ -355,7 +362,9 @@ def test_cli_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["add", "{tmp}/missing.onnx"], "give an ONNX file"),
+    (["add", "{tmp}/missing.onnx"], "missing.onnx not found"),
+    (["add", "{tmp}/garbage.onnx"], "is not an ONNX model"),
+    (["add", "{tmp}/a.onnx", "--eval", "{tmp}"], "has no data.yaml or COCO json"),
     (["add", "{tmp}/notes.txt"], "give an ONNX file"),
     (["add", "{tmp}/empty.onnx"], "empty"),
     (["add", "{tmp}/a.onnx", "--eval", "{tmp}/nope"], "--eval"),
@@ -370,6 +379,7 @@ def test_cli_round_trip(tmp_path):
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "garbage.onnx").write_text("this is a text file, not a model\n" * 50)
     (tmp_path / "empty.onnx").write_bytes(b"")
     fake_onnx(tmp_path / "a.onnx")
     home = tmp_path / "home"
@@ -400,6 +410,234 @@ def test_cli_in_a_real_process(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["entry"]["sha256"] == sha256_file(src)
     assert (tmp_path / "home" / "store" / "models" / sha256_file(src) / "model.onnx").is_file()
+
+
+# ----- checked inputs, repairs, verify, gates, history ------------------------------------------------------
+def coco_set(folder: Path, doc=None, images=True) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "instances.json").write_text(json.dumps({"images": [], "annotations": []} if doc is None else doc))
+    if images:
+        (folder / "images").mkdir()
+        (folder / "images" / "0.jpg").write_bytes(b"jpeg")
+    return folder
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d.mkdir(), "has no data.yaml or COCO json"),
+    (lambda d: (d.mkdir(), (d / "data.yaml").write_text("val: images\n")), "data.yaml has no names:"),
+    (lambda d: (d.mkdir(), (d / "data.yaml").write_text("names: [a]\n")), "names no val:, test: or train:"),
+    (lambda d: (d.mkdir(), (d / "data.yaml").write_text("val: images\nnames: [a]\n")),
+     "data.yaml's val: images is not there"),
+    (lambda d: (d.mkdir(), (d / "data.yaml").write_text("val: [\n")), "data.yaml is not valid YAML"),
+    (lambda d: coco_set(d, images=False), "instances.json has no images/ folder"),
+    (lambda d: coco_set(d, doc={"images": []}), "instances.json is not a COCO json (no annotations list)"),
+    (lambda d: (d.mkdir(), (d / "a.yaml").write_text("x"), (d / "b.yaml").write_text("x")), "holds 2 *.yaml"),
+], ids=["empty", "no-names", "no-split", "no-images", "bad-yaml", "coco-no-images", "not-coco", "two-yaml"])
+def test_add_refuses_an_eval_folder_without_an_evaluation_set(store, tmp_path, make, message):
+    folder = tmp_path / "evalset"
+    make(folder)
+    src = fake_onnx(tmp_path / "a.onnx")
+    with pytest.raises(EdgekitError, match=re.escape(message)) as caught:
+        store.add(src, eval_dir=folder)
+    assert str(caught.value).startswith("--eval %s" % folder) and "\n" not in str(caught.value)
+    assert not store.root.exists()
+
+
+def test_an_evaluation_set_is_checked_before_it_replaces_the_one_kept(store, tmp_path):
+    good = eval_set(tmp_path / "good")
+    sha = added(store, tmp_path, "a.onnx", eval_dir=good)
+    with pytest.raises(EdgekitError, match="has no data.yaml"):
+        store.add(tmp_path / "src" / "a.onnx", eval_dir=(tmp_path / "empty").mkdir() or tmp_path / "empty")
+    assert (store.model_dir(sha) / "eval" / "data.yaml").is_file() and store.entry(sha)["eval"] is True
+    coco = coco_set(tmp_path / "coco")
+    report = store.add_report(tmp_path / "src" / "a.onnx", eval_dir=coco)
+    assert report["changes"] == ["%s: evaluation set replaced" % sha[:12]]
+    assert sorted(p.name for p in (store.model_dir(sha) / "eval").iterdir()) == ["images", "instances.json"]
+
+
+def test_add_refuses_what_is_not_an_onnx_model(store, tmp_path):
+    for name, content in (("text.onnx", b"hello, this is not a model\n" * 40), ("random.onnx", os.urandom(5000)),
+                          ("cut.onnx", fake_onnx(tmp_path / "whole.onnx").read_bytes()[:3000])):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(EdgekitError, match="is not an ONNX model"):
+            store.add(tmp_path / name)
+    with pytest.raises(EdgekitError, match="nowhere.onnx not found"):
+        store.add(tmp_path / "nowhere.onnx")
+    assert not store.root.exists()
+
+
+def test_add_again_sets_the_version_and_says_so(store, tmp_path):
+    sha = added(store, tmp_path, "a.onnx", version="1.0")
+    report = store.add_report(tmp_path / "src" / "a.onnx", version="2.0")
+    assert report["changes"] == ["%s: version 1.0 -> 2.0" % sha[:12]] and report["entry"]["version"] == "2.0"
+    assert store.entry(sha)["version"] == "2.0" and leftovers(store) == []
+    assert store.add_report(tmp_path / "src" / "a.onnx", version="2.0")["changes"] == []
+    assert store.add(tmp_path / "src" / "a.onnx")[0]["version"] == "2.0"  # no --version: kept
+    result = invoke(["models", "add", tmp_path / "src" / "a.onnx", "--version", "3", "--home", store.home])
+    assert result.exit_code == 0 and "version 2.0 -> 3" in result.stderr, result.output
+    assert re.search(r"^%s\s+a.onnx\s+3 " % sha[:12], invoke(["models", "list", "--home", store.home]).stdout, re.M)
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "flip"])
+def test_add_again_repairs_a_damaged_model(store, tmp_path, damage):
+    src = fake_onnx(tmp_path / "a.onnx")
+    write_json_atomic(str(src) + ".json", {"sha256": sha256_file(src), "kind": "onnx"})
+    sha = store.add(src)[0]["sha256"]
+    stored = store.model_dir(sha) / "model.onnx"
+    ort = store.ensure_run(sha, "onnxruntime")[0]
+    store.activate(sha, "onnxruntime")
+    if damage == "delete":
+        stored.unlink()
+        (store.model_dir(sha) / "model.onnx.json").unlink()
+    elif damage == "truncate":
+        stored.write_bytes(stored.read_bytes()[:100])
+    else:
+        data = bytearray(stored.read_bytes())
+        data[-1] ^= 0xFF
+        stored.write_bytes(bytes(data))
+    if damage != "flip":  # a glance sees it: the run is not built, nothing builds on the damaged ONNX
+        assert not store.has_run(sha, "onnxruntime") and store.current() is None
+        assert "edgekit models add MODEL.onnx" in invoke(["models", "status", "--home", store.home]).stdout
+        assert "(damaged: model.onnx" in invoke(["models", "list", "--home", store.home]).stdout
+        for backend in ("onnxruntime", "tensorrt"):
+            with pytest.raises(EdgekitError, match="model %s is damaged in the store" % sha[:12]):
+                store.ensure_run(sha, backend)
+    result = invoke(["models", "add", src, "--home", store.home])
+    assert result.exit_code == 0 and result.stdout.strip() == sha, result.output
+    assert "repaired %s: its stored copy was damaged (model.onnx " % sha[:12] in result.stderr
+    assert sha256_file(stored) == sha and (store.model_dir(sha) / "model.onnx.json").is_file()
+    assert leftovers(store) == [] and store.ensure_run(sha, "onnxruntime") == (ort, False)
+    assert_intact(store, {(sha, "onnxruntime")})
+    assert "already in the store" in invoke(["models", "add", src, "--home", store.home]).stderr
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "folder"])
+def test_build_builds_a_damaged_run_again(store, tmp_path, damage):
+    sha = added(store, tmp_path, "a.onnx")
+    run, _ = store.ensure_run(sha, "tensorrt", "fp16")
+    assert run["model_size"] == os.path.getsize(run["model_path"])
+    store.activate(sha, run["key"])
+    engine = Path(run["model_path"])
+    stale = Path(run["path"]) / "stale.txt"  # the old folder goes, not only its engine
+    stale.write_text("x")
+    if damage == "delete":
+        engine.unlink()
+    elif damage == "truncate":
+        engine.write_bytes(engine.read_bytes()[:10])
+    else:
+        os.unlink(str(Path(run["path"]) / "model.engine"))
+        engine.mkdir()
+    assert not store.has_run(sha, run["key"]) and store.current() is None
+    assert store.current_problem().startswith("%s/%s: model.engine" % (sha[:12], run["key"]))
+    with pytest.raises(EdgekitError, match="run %s of model %s is damaged" % (run["key"], sha[:12])):
+        store.activate(sha, run["key"])
+    assert store.plan(sha, "tensorrt", "fp16")["changes"] == ["build", "switch"]
+    health = invoke(["models", "health", "--url", "http://127.0.0.1:1", "--home", store.home])
+    assert_user_error(health, "the current run is damaged", "build it again: edgekit models build %s --fp16" % sha[:12])
+    again, built = store.ensure_run(sha, "tensorrt", "fp16")
+    assert built and again["key"] == run["key"] and not stale.exists() and leftovers(store) == []
+    assert_intact(store, {(sha, run["key"])})  # current names the same run folder: running again
+    assert store.ensure_run(sha, "tensorrt", "fp16")[1] is False
+
+
+def test_runs_built_before_their_size_was_recorded_are_still_checked(store, tmp_path):
+    sha = added(store, tmp_path, "a.onnx")
+    for backend in ("onnxruntime", "tensorrt"):
+        run, _ = store.ensure_run(sha, backend)
+        doc = json.loads((Path(run["path"]) / "run.json").read_text())
+        del doc["model_size"]
+        write_json_atomic(Path(run["path"]) / "run.json", doc)
+        assert store.has_run(sha, run["key"])
+    engine = Path(store.runs(sha)[1]["model_path"])
+    engine.write_bytes(b"")
+    assert not store.has_run(sha, store.runs(sha)[1]["key"])  # empty: damaged whatever run.json says
+    os.unlink(str(store.model_dir(sha) / "runs" / "onnxruntime" / "model.onnx"))
+    assert not store.has_run(sha, "onnxruntime") and store.ensure_run(sha, "onnxruntime")[1] is True
+
+
+def test_verify_rehashes_everything(store, tmp_path):
+    a, b = added(store, tmp_path, "a.onnx"), added(store, tmp_path, "b.onnx")
+    trt = store.ensure_run(a, "tensorrt", "fp16")[0]
+    store.ensure_run(a, "onnxruntime")
+    store.ensure_run(b, "onnxruntime")
+    result = invoke(["models", "verify", "--home", store.home])
+    assert result.exit_code == 0 and result.stdout.strip() == "store intact: 2 models, 3 runs", result.output
+    # damaged in content only, the size kept: a glance cannot see it, verify does
+    engine = Path(trt["model_path"])
+    engine.write_bytes(engine.read_bytes()[::-1])
+    onnx_b = store.model_dir(b) / "model.onnx"
+    data = bytearray(onnx_b.read_bytes())
+    data[-1] ^= 0xFF
+    onnx_b.write_bytes(bytes(data))
+    assert store.has_run(a, trt["key"]) and store.has_run(b, "onnxruntime")
+    result = invoke(["models", "verify", "--home", store.home])
+    assert result.exit_code == 1
+    assert_user_error(result, "2 problem(s)")
+    lines = sorted(result.stdout.splitlines(), key=lambda line: not line.startswith(a[:12]))
+    assert len(lines) == 2, lines  # b's ONNX Runtime run links to b's ONNX: one line, the model's
+    assert lines[0].startswith("%s/%s: model.engine has sha256" % (a[:12], trt["key"]))
+    assert "edgekit models build %s --fp16" % a[:12] in lines[0]
+    assert lines[1].startswith("%s: model.onnx has sha256" % b[:12]) and "edgekit models add" in lines[1]
+    doc = json.loads(invoke(["models", "verify", "--json", "--home", store.home]).stdout)
+    assert (doc["models"], doc["runs"], doc["intact"]) == (2, 3, False)
+    assert sorted((p["sha256"], p["key"] or "") for p in doc["problems"]) == sorted([(a, trt["key"]), (b, "")])
+    store.add(tmp_path / "src" / "b.onnx")
+    os.unlink(trt["model_path"])
+    assert store.ensure_run(a, "tensorrt", "fp16")[1] is True
+    assert invoke(["models", "verify", "--home", store.home]).exit_code == 0
+    empty = invoke(["models", "verify", "--home", tmp_path / "nothing"])
+    assert empty.stdout.strip() == "store intact: 0 models, 0 runs" and not (tmp_path / "nothing").exists()
+
+
+def test_activating_a_run_that_failed_its_gates_warns(store, tmp_path):
+    a, b = [(added(store, tmp_path, n), "onnxruntime") for n in ("a.onnx", "b.onnx")]
+    for sha, _ in (a, b):
+        store.ensure_run(sha, "onnxruntime")
+    write_json_atomic(store.run_dir(*b) / "gates.json", {"passed": False, "failed": "speed", "gates": {}})
+    write_json_atomic(store.run_dir(*a) / "gates.json", {"passed": True, "failed": None, "gates": {}})
+    result = invoke(["models", "activate", a[0][:12], "--home", store.home])
+    assert result.exit_code == 0 and "warning" not in result.output, result.output
+    result = invoke(["models", "activate", b[0][:12], "--home", store.home])
+    assert result.exit_code == 0 and store.current()["sha256"] == b[0], result.output
+    (warning,) = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert "%s/onnxruntime failed its speed gate" % b[0][:12] in warning and "made current as asked" in warning
+    store.activate(*a)
+    result = invoke(["models", "rollback", "--to", b[0][:12], "--home", store.home])
+    assert result.exit_code == 0 and "failed its speed gate" in result.stderr, result.output
+    assert store.current()["sha256"] == b[0]
+
+
+def test_history_says_which_run_each_switch_came_from(store, tmp_path):
+    a, b, c = three_runs(store, tmp_path)
+    store.activate(*a)
+    store.activate(*b)
+    store.rollback(reason="health-failed")
+    assert [h["from"] for h in store.history()] == [None, "%s/%s" % a, "%s/%s" % b]
+    status = invoke(["models", "status", "--home", store.home]).stdout
+    assert "rollback %s/onnxruntime (from %s/onnxruntime) health-failed" % (a[0][:12], b[0][:12]) in status
+    old = json.loads(store.history_path.read_text())  # written before "from" was recorded
+    for entry in old["activations"]:
+        del entry["from"]
+    write_json_atomic(store.history_path, old)
+    status = invoke(["models", "status", "--home", store.home])
+    assert status.exit_code == 0 and "(from" not in status.stdout and "health-failed" in status.stdout
+    store.activate(*c)
+    assert store.history()[-1]["from"] == "%s/%s" % a and store.previous()["sha256"] == a[0]
+
+
+def test_nothing_to_roll_back_to_says_why_and_what_to_do(store, tmp_path):
+    a, b, c = three_runs(store, tmp_path)
+    store.activate(*a)
+    store.activate(*b)
+    store.rollback()
+    with pytest.raises(EdgekitError) as caught:
+        store.rollback()
+    message = str(caught.value)
+    assert "runs rolled back from are skipped" in message and "edgekit models rollback --to SHA" in message
+    assert "still in the store: %s" % b[0][:12] in message and a[0][:12] not in message
+    store.gc(keep=0)
+    with pytest.raises(EdgekitError, match="none of the history's other models is still in the store"):
+        store.rollback()
 
 
 # ----- kill -9 at many points -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""edgekit models: the model store on this box (edgekit.store): add, build, activate, rollback, gc, plan, status.
+"""edgekit models: the model store on this box (edgekit.store): add, build, activate, rollback, gc, plan, status,
+verify.
 
 Thin commands over :class:`edgekit.store.Store`; the option bundles here (``home_option``, ``json_option``,
 ``run_options``) are shared with the gate/health/summary commands added to the group below.
@@ -62,9 +63,12 @@ def list_cmd(home, as_json):
     if not entries:
         click.echo("no models in %s: add one with edgekit models add MODEL.onnx" % Store(home).root, err=True)
     for entry in entries:
-        runs = " ".join(("*" if run["current"] else "") + run["key"] for run in entry["runs"]) or "(not built)"
-        click.echo("%s  %-24s %-10s %s  %s" % (entry["sha256"][:12], entry["name"], entry.get("version") or "-",
-                                               entry["added"], runs))
+        runs = " ".join(("*" if run["current"] else "") + run["key"] + (" (damaged: %s)" % run["problem"]
+                                                                        if run.get("problem") else "")
+                        for run in entry["runs"]) or "(not built)"
+        damaged = "  (damaged: %s; edgekit models add it again)" % entry["problem"] if entry.get("problem") else ""
+        click.echo("%s  %-24s %-10s %s  %s%s" % (entry["sha256"][:12], entry["name"], entry.get("version") or "-",
+                                                 entry["added"], runs, damaged))
 
 
 @models.command("add")
@@ -75,14 +79,18 @@ def list_cmd(home, as_json):
 @home_option
 @json_option
 def add_cmd(onnx_path, eval_dir, version, home, as_json):
-    """Copy an ONNX (+ its manifest) into the store by content; prints its sha256. Adding it again changes nothing."""
+    """Copy an ONNX (+ its manifest) into the store by content; prints its sha256. Adding it again checks the
+    stored copy (copied again when missing or damaged: 'repaired') and applies --eval and --version."""
     from edgekit.store import Store
 
-    entry, added = Store(home).add(onnx_path, eval_dir=eval_dir, version=version)
+    report = Store(home).add_report(onnx_path, eval_dir=eval_dir, version=version)
+    entry = report["entry"]
     if as_json:
-        echo_json({"entry": entry, "added": added})
+        echo_json(report)
         return
-    click.echo("%s %s" % ("added" if added else "already in the store:", entry["name"]), err=True)
+    click.echo("%s %s" % ("added" if report["added"] else "already in the store:", entry["name"]), err=True)
+    for change in report["changes"]:
+        click.echo(change, err=True)
     click.echo(entry["sha256"])
 
 
@@ -203,9 +211,36 @@ def status_cmd(last, home, as_json):
         run = doc[label]
         click.echo("%-9s %s" % (label + ":", "%s  %s %s" % (short(run), run.get("name") or "", run.get("version")
                                                             or "") if run else "none"))
+    damaged = store.current_problem()
+    if damaged:
+        click.echo("damaged:  %s" % damaged)
     for entry in doc["history"][-last:] if last else []:
-        click.echo(("  %s %-8s %s/%s %s" % (entry["at"], entry["action"], entry["sha256"][:12], entry["key"],
-                                            entry.get("reason") or "")).rstrip())
+        came = (entry.get("from") or "").partition("/")  # entries written before "from" was recorded have none
+        came = " (from %s/%s)" % (came[0][:12], came[2]) if came[0] else ""
+        click.echo(("  %s %-8s %s/%s%s %s" % (entry["at"], entry["action"], entry["sha256"][:12], entry["key"], came,
+                                              entry.get("reason") or "")).rstrip())
+
+
+@models.command("verify")
+@home_option
+@json_option
+def verify_cmd(home, as_json):
+    """Re-hash every stored ONNX and run model file against entry.json / run.json: one line per problem and exit
+    1 when any (with what repairs it), else 'store intact'."""
+    from edgekit.store import Store
+    from edgekit.store.integrity import StoreDamaged, problem_line
+
+    doc = Store(home).verify()
+    if as_json:
+        echo_json(doc)
+    else:
+        for item in doc["problems"]:
+            click.echo(problem_line(item))
+    if doc["problems"]:
+        raise StoreDamaged("%d problem(s) in %s: repair each as its line says, then edgekit models verify again"
+                           % (len(doc["problems"]), doc["root"]))
+    if not as_json:
+        click.echo("store intact: %d models, %d runs" % (doc["models"], doc["runs"]))
 
 
 # gate and health (a roll-out's checks on the box) and summary (the fleet table, on the controller) live beside

@@ -109,7 +109,9 @@ def health_cmd(url, kind, timeout, json_out, home):
     store = Store(home)
     current = store.current()
     if current is None:
-        raise EdgekitError("no current model in %s: activate one with edgekit models activate SHA" % store.root)
+        damaged = store.current_problem()
+        raise EdgekitError("the current run is damaged: %s" % damaged if damaged else "no current model in %s: "
+                           "activate one with edgekit models activate SHA" % store.root)
     record = health.wait_healthy(url, current["model_sha256"], kind, timeout)
     record["current"] = {"sha256": current["sha256"], "key": current["key"], "name": current.get("name"),
                          "version": current.get("version")}

@@ -19,17 +19,19 @@ import statistics
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 from edgekit.errors import EdgekitError
 from edgekit.manifest import read_manifest, utc_now, write_json_atomic
 from edgekit.rollout import speed as speed_mod
 from edgekit.rollout.speed import SpeedConfig
+from edgekit.store.inputs import SPLITS, eval_data
+from edgekit.store.integrity import GATES_FILE
 
 DEFAULT_MIN_SPEED_RATIO = 0.9
 DEFAULT_MAX_MAP_DROP = 1.0  # points of mAP50-95 (1.0 = 0.01)
-GATES_FILE = "gates.json"
-SPLITS = ("val", "test", "train")  # an evaluation set's split, the first one its data.yaml has
+# GATES_FILE: the record's name in the run folder; eval_data: a shipped evaluation set's dataset file (both shared
+# with the store, which checks an evaluation set when it is added and warns when a run that failed is activated)
 
 
 @dataclass
@@ -122,19 +124,6 @@ def accuracy_gate(store, run: Dict[str, Any], max_drop: float, show_progress: bo
             "data": detail["data"], "split": detail["split"], "passed": bool(detail["passed"]), "detail": detail}
 
 
-def eval_data(folder: Path) -> Tuple[Path, Optional[str]]:
-    """The dataset file of a shipped evaluation set: its data.yaml (or the one .yaml) or its one COCO .json."""
-    for pattern in ("data.yaml", "*.yaml", "*.yml", "*.json"):
-        found = sorted(folder.glob(pattern))
-        if len(found) > 1:
-            raise EdgekitError("%s holds %d %s files: ship one data.yaml (or one COCO json + images/)"
-                               % (folder, len(found), pattern))
-        if found:
-            return found[0], (str(folder / "images") if found[0].suffix == ".json" else None)
-    raise EdgekitError("%s has no data.yaml or COCO json: ship the evaluation set as a data.yaml folder or a COCO "
-                       "json with its images/ folder" % folder)
-
-
 def _request(folder: Path, max_drop: float):
     """The accuracy request on the shipped set; a data.yaml whose ``path:`` names a folder that is not on this box
     (made on the workstation) is read from its own folder. (request, note or None)."""
@@ -168,12 +157,16 @@ def _short(item: Dict[str, Any]) -> str:
     return "%s/%s" % (item["sha256"][:12], item["key"])
 
 
+def _count(n: int, noun: str) -> str:
+    return "%d %s%s" % (n, noun, "" if n == 1 else "s")
+
+
 def speed_line(gate: Dict[str, Any]) -> str:
     if gate.get("error"):
         return "speed: %s" % gate["error"]
     floor = "min %g FPS" % gate["min_fps"] if gate["min_fps"] else "no FPS floor"
-    text = "speed: %.1f FPS (%s, %d iterations in %d rounds, %s)" % (gate["fps"], gate["frames"], gate["iterations"],
-                                                                      gate["rounds"], floor)
+    text = "speed: %.1f FPS (%s, %s in %s, %s)" % (gate["fps"], gate["frames"], _count(gate["iterations"], "iteration"),
+                                                    _count(gate["rounds"], "round"), floor)
     if gate.get("ratio") is not None:
         text += " vs the current %s %.1f FPS: %.2fx, min %.2fx" % (_short(gate["current"]), gate["current_fps"],
                                                                    gate["ratio"], gate["min_ratio"])
@@ -187,9 +180,9 @@ def accuracy_line(gate: Dict[str, Any]) -> str:
         return "accuracy: skipped: %s" % gate["skipped"]
     if gate.get("error"):
         return "accuracy: %s" % gate["error"]
-    return "accuracy: mAP50-95 %.3f vs %.3f for its ONNX on ONNX Runtime (%s, %s, %d images): %.2f points lost, " \
-           "max %g: %s" % (gate["map"], gate["onnx_map"], gate["data"], gate["split"], gate["images"], gate["drop"],
-                           gate["max_drop"], "passed" if gate["passed"] else "FAILED")
+    return "accuracy: mAP50-95 %.3f vs %.3f for its ONNX on ONNX Runtime (%s, %s, %s): %.2f points lost, " \
+           "max %g: %s" % (gate["map"], gate["onnx_map"], gate["data"], gate["split"], _count(gate["images"], "image"),
+                           gate["drop"], gate["max_drop"], "passed" if gate["passed"] else "FAILED")
 
 
 def lines(record: Dict[str, Any]):

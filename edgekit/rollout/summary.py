@@ -18,8 +18,8 @@ from edgekit.errors import EdgekitError
 # what a box ended with; the first two leave the box on the wanted model
 OK_RESULTS = ("switched", "up to date")
 RESULTS = OK_RESULTS + ("kept", "rolled back", "failed", "not reached")
-# --check: what a box would do (edgekit models plan)
-CHECK_RESULTS = ("would switch",)
+# --check: what a box would do (rollout.yml: edgekit models plan; rollback.yml: edgekit models status)
+CHECK_RESULTS = ("would switch", "would roll back")
 COLUMNS = ("host", "model before -> after", "speed", "accuracy", "health", "result", "why")
 RUN_FILE = "rollout.json"
 SUMMARY_FILES = ("summary.md", "summary.json")
@@ -108,7 +108,7 @@ def speed_cell(gates: Optional[Dict[str, Any]]) -> str:
     if not speed:
         return "-"
     if speed.get("error"):
-        return "FAILED: %s" % speed["error"]
+        return "FAILED: %s" % short_paths(str(speed["error"]))
     text = "%s FPS" % _num(speed.get("fps"))
     if speed.get("min_fps"):
         text += " (min %s)" % _num(speed["min_fps"], "g")
@@ -127,7 +127,7 @@ def accuracy_cell(gates: Optional[Dict[str, Any]]) -> str:
     if accuracy.get("skipped"):
         return "skipped: %s" % re.sub(r"\s*\([^)]*\)$", "", str(accuracy["skipped"]))
     if accuracy.get("error"):
-        return "FAILED: %s" % accuracy["error"]
+        return "FAILED: %s" % short_paths(str(accuracy["error"]))
     text = "mAP50-95 %s vs its ONNX %s: %s points lost (max %s)" % (
         _num(accuracy.get("map"), ".3f"), _num(accuracy.get("onnx_map"), ".3f"), _num(accuracy.get("drop"), ".2f"),
         _num(accuracy.get("max_drop"), "g"))
@@ -144,13 +144,23 @@ def health_cell(health: Optional[Dict[str, Any]]) -> str:
     return "not healthy after %s s" % _num(seconds)
 
 
+# a file in a box's store: HOME/store/models/<sha256>[/runs/<key>][/...]
+STORE_PATH = re.compile(r"[^\s'\"(),:;]*?/?store/models/([0-9a-f]{64})(?:/runs/([^\s'\"/(),:;]+))?")
+
+
+def short_paths(text: str) -> str:
+    """Store paths as ``<sha12>/<key>/...``: a box's HOME/store/models/<sha256>/runs/<key>/ says nothing more and is
+    long (an unloadable model's error names its file up to three times)."""
+    return STORE_PATH.sub(lambda m: m.group(1)[:12] + ("/" + m.group(2) if m.group(2) else ""), text)
+
+
 def why_cell(why: Any) -> str:
     """One line whatever a command printed, without edgekit's "error: " prefixes and the gate record's path (the
-    numbers are in the other columns)."""
+    numbers are in the other columns), store paths shortened."""
     text = " ".join(str(why or "").split())
     text = re.sub(r"(^|: )error: ", r"\1", text)
     text = re.sub(r", /[^,)\s]+\)", ")", text)  # "(model-a, 1, /home/.../model.onnx)": the sha says which file
-    return re.sub(r"\s*\(record: [^)]*\)\s*$", "", text) or "-"
+    return short_paths(re.sub(r"\s*\(record: [^)]*\)\s*$", "", text)) or "-"
 
 
 def cells(row: Dict[str, Any]) -> Dict[str, str]:
@@ -203,7 +213,7 @@ def table(summary: Dict[str, Any]):
 
 def ok_results(run: Dict[str, Any]) -> tuple:
     """Results that leave a box where the run wanted it (rollback.yml wants "rolled back")."""
-    return ("rolled back",) if run.get("action") == "rollback" else OK_RESULTS + CHECK_RESULTS
+    return ("rolled back", "would roll back") if run.get("action") == "rollback" else OK_RESULTS + ("would switch",)
 
 
 def as_json(summary: Dict[str, Any]) -> Dict[str, Any]:

@@ -66,6 +66,22 @@ def copy_hashed(src, dst, chunk: int = 1 << 20, progress: Optional[Callable[[int
     return h.hexdigest()
 
 
+def replace_file(src, dst: Path, sha256: Optional[str] = None) -> None:
+    """Copy ``src`` over ``dst`` (a repair): copied beside it under a temporary name, checked against ``sha256``
+    when given, flushed, then renamed onto it; an interrupted repair leaves the old file and a swept leftover."""
+    tmp = dst.with_name("%s%s-%d" % (TMP_PREFIX, dst.name, os.getpid()))
+    try:
+        copied = copy_hashed(src, tmp)
+        if sha256 is not None and copied != sha256:
+            raise EdgekitError("%s changed while it was copied (sha256 %s, not %s): wait for the copy to it to finish "
+                               "and add it again" % (src, copied[:12], sha256[:12]))
+        os.replace(str(tmp), str(dst))
+        fsync_dir(dst.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def temp_dir(parent: Path, label: str) -> Path:
     parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="%s%s-" % (TMP_PREFIX, label), dir=str(parent)))
@@ -137,16 +153,6 @@ def locked(root: Path, what: str, wait: Callable[[str], None]) -> Iterator[None]
         yield
     finally:
         os.close(fd)  # closing releases the lock
-
-
-@contextlib.contextmanager
-def disk_errors(place) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in DISK_ERRNOS:
-            raise
-        raise WriteError(place, exc) from exc
 
 
 def check_free_space(folder: Path, need: int, what: str) -> None:

@@ -27,9 +27,13 @@ def read(path: Path) -> List[Dict[str, Any]]:
                            % (path, exc)) from exc
 
 
-def append(path: Path, sha: str, key: str, action: str, reason: str = "") -> Dict[str, Any]:
+def append(path: Path, sha: str, key: str, action: str, reason: str = "", came_from: Optional[RunId] = None
+           ) -> Dict[str, Any]:
+    """One switch, newest last; ``from``: the run that was current before it ("sha/key"), or None. Entries written
+    before ``from`` was recorded have none (read them with ``entry.get("from")``)."""
     entries = read(path)
-    entry = {"sha256": sha, "key": key, "at": utc_now(), "action": action, "reason": reason or ""}
+    entry = {"sha256": sha, "key": key, "at": utc_now(), "action": action, "reason": reason or "",
+             "from": "%s/%s" % came_from if came_from else None}
     write_json_atomic(path, {"activations": entries + [entry]})
     return entry
 
@@ -41,7 +45,8 @@ def record_missing(path: Path, current: Optional[RunId]) -> None:
     entries = read(path)
     if not entries or (entries[-1]["sha256"], entries[-1]["key"]) != current:
         append(path, current[0], current[1], "activate", "recorded later: the process that switched to it "
-                                                          "stopped before writing history")
+                                                          "stopped before writing history",
+               (entries[-1]["sha256"], entries[-1]["key"]) if entries else None)
 
 
 def rolled_back_from(entries: List[Dict[str, Any]]) -> Set[RunId]:
@@ -80,6 +85,18 @@ def previous(entries: List[Dict[str, Any]], current: Optional[RunId], exists: Ca
         if usable(entry):
             return entry
     return None
+
+
+def candidates(entries: List[Dict[str, Any]], current: Optional[RunId], exists: Callable[[str, str], bool]
+               ) -> List[str]:
+    """The models ``rollback --to`` can go back to: those of the history, but current's, with a run still in the
+    store, newest first."""
+    out: List[str] = []
+    for entry in reversed(entries):
+        sha = entry["sha256"]
+        if sha not in out and (current is None or sha != current[0]) and exists(sha, entry["key"]):
+            out.append(sha)
+    return out
 
 
 def newest_runs(entries: List[Dict[str, Any]], count: int, besides: Optional[RunId] = None) -> List[RunId]:

@@ -4,12 +4,16 @@ Layout under HOME/store (``HOME``: ``--home``, ``$EDGEKIT_HOME`` or ``~/edgekit`
 
     .lock                          one writer at a time (add, build, activate, rollback, gc)
     models/<sha256>/               model.onnx (+ model.onnx.json), entry.json, eval/ (optional)
-        runs/<key>/                run.json + model.engine (+ .json), or links to the ONNX (ONNX Runtime)
+        runs/<key>/                run.json + model.engine (+ .json), or links to the ONNX (ONNX Runtime);
+                                   gates.json once edgekit models gate measured it
     current -> models/<sha>/runs/<key>     relative symlink, replaced atomically
     history.json                   every switch, newest last
 
 Every write is a temporary folder or file renamed into place (:mod:`edgekit.store.files`), so a process killed at
-any moment leaves the old state or the new one, and the same command run again completes.
+any moment leaves the old state or the new one, and the same command run again completes. A file damaged or
+deleted behind the store's back is seen (:mod:`edgekit.store.integrity`): a run whose model file is missing or of
+another size is not built (``build`` builds it again), adding the same ONNX again copies a damaged one again, and
+``edgekit models verify`` re-hashes everything.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from edgekit.errors import EdgekitError
-from edgekit.log import info
-from edgekit.manifest import read_manifest, sha256_file, utc_now, write_json_atomic
-from edgekit.store import choose, files, history
+from edgekit.log import info, warn
+from edgekit.manifest import disk_errors, utc_now, write_json_atomic
+from edgekit.store import adding, choose, files, history, integrity
 from edgekit.store.build import Build, check_build_options, engine_run, onnx_run, tensorrt_build, tensorrt_device
 from edgekit.store.keys import ONNXRUNTIME_KEY, SHA_RE, check_backend, check_key, home_dir, looks_like_sha, run_key
 
@@ -50,7 +54,16 @@ class Store:
         return self.models / sha / "runs" / key
 
     def has_run(self, sha: str, key: str) -> bool:
-        return (self.run_dir(sha, key) / "run.json").is_file()
+        """Run ``key`` of ``sha`` is built and its model file is there, at its size (a damaged run is not built:
+        ``build`` builds it again)."""
+        try:
+            return self.run_problem(sha, key) is None
+        except EdgekitError:  # run.json unreadable
+            return False
+
+    def run_problem(self, sha: str, key: str) -> Optional[str]:
+        """What is wrong with a run at a glance (:func:`edgekit.store.integrity.run_problem`), or None."""
+        return integrity.run_problem(self, sha, key)
 
     def entry(self, sha: str) -> Dict[str, Any]:
         return _read_json(self.model_dir(sha) / "entry.json")
@@ -74,13 +87,23 @@ class Store:
                 runs = self.runs(folder.name)
                 for run in runs:
                     run["current"] = (folder.name, run["key"]) == now
-                out.append(dict(self.entry(folder.name), runs=runs, current=bool(now and now[0] == folder.name)))
+                    run["problem"] = integrity.run_problem(self, folder.name, run["key"], run)
+                out.append(dict(self.entry(folder.name), runs=runs, current=bool(now and now[0] == folder.name),
+                                problem=integrity.model_problem(self, folder.name)))
         return sorted(out, key=lambda e: (e.get("added") or "", e["sha256"]))
 
     def current(self) -> Optional[Run]:
         """run.json of the run ``current`` names (+ sha256, key, path, model_path), or None."""
         now = self._current_id()
         return self.run(*now) if now and self.has_run(*now) else None
+
+    def current_problem(self) -> Optional[str]:
+        """What is wrong with the run ``current`` names when it is damaged (then :meth:`current` is None), or None."""
+        now = self._current_id()
+        if now is None or self.has_run(*now):
+            return None
+        return "%s/%s: %s; %s (edgekit models verify checks the whole store)" % (
+            now[0][:12], now[1], integrity.problem_text(self, *now), integrity.repair_hint(self, *now))
 
     def _current_id(self) -> Optional[Tuple[str, str]]:
         if not self.link.is_symlink():
@@ -119,69 +142,13 @@ class Store:
 
     # ----- writing -----
     def add(self, onnx_path, eval_dir=None, version: Optional[str] = None) -> Tuple[Dict[str, Any], bool]:
-        """Copy an ONNX (+ its manifest, + an evaluation set) into the store; (entry, added). Adding the same
-        content again changes nothing."""
-        onnx_path = Path(onnx_path)
-        if not onnx_path.is_file() or onnx_path.suffix.lower() != ".onnx":
-            raise EdgekitError("%s: give an ONNX file (.onnx), e.g. from edgekit export" % onnx_path)
-        if onnx_path.stat().st_size == 0:
-            raise EdgekitError("%s is empty (0 bytes): copy it again" % onnx_path)
-        if eval_dir is not None and not Path(eval_dir).is_dir():
-            raise EdgekitError("--eval %s: give the folder of the evaluation set (data.yaml or COCO json + images)"
-                               % eval_dir)
-        manifest = read_manifest(onnx_path)
-        sha = sha256_file(onnx_path)
-        if manifest and manifest.get("sha256") and manifest["sha256"] != sha:
-            raise EdgekitError("%s has sha256 %s but its manifest says %s: the file changed after export or the "
-                               "manifest belongs to another file; copy both again" % (onnx_path, sha[:12],
-                                                                                      manifest["sha256"][:12]))
-        with self._locked("add"):
-            if (self.model_dir(sha) / "entry.json").is_file():
-                return self._with_eval(sha, eval_dir), False
-            files.sweep(self.models)
-            files.remove_dir(self.model_dir(sha))  # a folder without entry.json was never a complete model
-            tmp = files.temp_dir(self.models, sha[:12])
-            try:
-                with files.disk_errors(self.models):
-                    files.check_free_space(self.models, onnx_path.stat().st_size * 2, onnx_path.name)
-                    copied = files.copy_hashed(onnx_path, tmp / "model.onnx")
-                    if copied != sha:
-                        raise EdgekitError("%s changed while it was copied: wait for the copy to it to finish and "
-                                           "add it again" % onnx_path)
-                    if manifest is not None:
-                        shutil.copyfile(str(onnx_path) + ".json", str(tmp / "model.onnx.json"))
-                    if eval_dir is not None:
-                        shutil.copytree(str(eval_dir), str(tmp / "eval"))
-                    entry = {"sha256": sha, "name": onnx_path.name, "version": version or (manifest or {}).get(
-                        "version"), "added": utc_now(), "size": onnx_path.stat().st_size, "eval": eval_dir is not None}
-                    write_json_atomic(tmp / "entry.json", entry)
-                    (tmp / "runs").mkdir()
-                    files.publish_dir(tmp, self.model_dir(sha))
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(str(tmp), ignore_errors=True)
-        return entry, True
+        """Copy an ONNX (+ its manifest, + an evaluation set) into the store; (entry, added). See :meth:`add_report`."""
+        report = self.add_report(onnx_path, eval_dir, version)
+        return report["entry"], report["added"]
 
-    def _with_eval(self, sha: str, eval_dir) -> Dict[str, Any]:
-        """A model added again with an evaluation set gets it (replacing the one it had): the same ONNX shipped
-        with its data later is gated on that data. Copied beside, then renamed over."""
-        entry = self.entry(sha)
-        if eval_dir is None:
-            return entry
-        folder = self.model_dir(sha)
-        files.sweep(folder)
-        tmp = files.temp_dir(folder, "eval")
-        try:
-            with files.disk_errors(folder):
-                shutil.copytree(str(eval_dir), str(tmp / "eval"))
-                files.remove_dir(folder / "eval")
-                files.publish_dir(tmp / "eval", folder / "eval")
-                entry = dict(entry, eval=True)
-                write_json_atomic(folder / "entry.json", entry)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(str(tmp), ignore_errors=True)
-        return entry
+    def add_report(self, onnx_path, eval_dir=None, version: Optional[str] = None) -> Dict[str, Any]:
+        """{entry, added, changes}: see :func:`edgekit.store.adding.add`."""
+        return adding.add(self, Path(onnx_path), eval_dir, version)
 
     def key_for(self, sha: str, backend: str, precision: Optional[str], dla_core: Optional[int] = None,
                 device: Optional[Dict[str, Any]] = None, build_options: Optional[Dict[str, Any]] = None) -> str:
@@ -203,7 +170,8 @@ class Store:
                    build: Optional[Build] = None, device: Optional[Dict[str, Any]] = None,
                    build_options: Optional[Dict[str, Any]] = None) -> Tuple[Run, bool]:
         """The run of model ``sha`` on ``backend`` (TensorRT: built here, into a temporary folder renamed into
-        place, precision fp16 unless given); (run, built). A run already there is returned as it is."""
+        place, precision fp16 unless given); (run, built). A run already there is returned as it is; a damaged one
+        (its model file missing or of another size) is built again, then renamed over the old folder."""
         sha = self.resolve(sha)
         key = self.key_for(sha, backend, precision, dla_core, device, build_options)
         if self.has_run(sha, key):
@@ -211,11 +179,18 @@ class Store:
         with self._locked("build"):
             if self.has_run(sha, key):
                 return self.run(sha, key), False
+            problem = integrity.model_problem(self, sha)
+            if problem:
+                raise EdgekitError("model %s is damaged in the store (%s): add its ONNX again to repair it (edgekit "
+                                   "models add MODEL.onnx), then build" % (sha[:12], problem))
+            if self.run_dir(sha, key).exists():
+                info("run %s/%s is damaged (%s): building it again" % (sha[:12], key,
+                                                                       integrity.problem_text(self, sha, key)))
             runs = self.model_dir(sha) / "runs"
             files.sweep(runs)
             tmp = files.temp_dir(runs, key)
             try:
-                with files.disk_errors(runs):
+                with disk_errors(runs):
                     if backend == "onnxruntime":
                         doc = onnx_run(self.model_dir(sha), tmp)
                     else:
@@ -223,8 +198,10 @@ class Store:
                                          build or self._build or tensorrt_build, self.device(device),
                                          check_build_options(build_options))
                     doc.update(key=key, backend=backend, onnx_sha256=sha, name=self.entry(sha).get("name"),
-                               version=self.entry(sha).get("version"), built=utc_now())
+                               version=self.entry(sha).get("version"), built=utc_now(),
+                               model_size=os.path.getsize(str(tmp / doc["model"])))
                     write_json_atomic(tmp / "run.json", doc)
+                    files.remove_dir(self.run_dir(sha, key))  # a damaged run's folder, out of the way last
                     files.publish_dir(tmp, self.run_dir(sha, key))
             finally:
                 if tmp.exists():
@@ -248,23 +225,10 @@ class Store:
         return before, after
 
     def _rollback_target(self, to_sha: Optional[str]) -> Tuple[str, str]:
-        if to_sha is None:
-            target = self.previous()
-            if target is None:
-                raise EdgekitError("nothing to roll back to: the history of %s has no other run that is still in "
-                                   "the store (edgekit models status)" % self.root)
-            return target["sha256"], target["key"]
-        sha = self.resolve(to_sha)
-        keys = [e["key"] for e in reversed(self.history()) if e["sha256"] == sha and self.has_run(sha, e["key"])]
-        if not keys:
-            raise EdgekitError("model %s was never active on this box: activate it with edgekit models activate %s"
-                               % (sha[:12], sha[:12]))
-        return sha, keys[0]
+        return choose.rollback_target(self, to_sha)
 
     def _require_run(self, sha: str, key: str) -> None:
-        if not self.has_run(sha, key):
-            raise EdgekitError("model %s has no run %s on this box: build it first (edgekit models build %s)"
-                               % (sha[:12], key, sha[:12]))
+        choose.require_run(self, sha, key)
 
     def _switch(self, sha: str, key: str, action: str, reason: str) -> Tuple[Optional[Run], Run, bool]:
         self._require_run(sha, key)
@@ -272,9 +236,11 @@ class Store:
         if before is not None and (before["sha256"], before["key"]) == (sha, key):
             return before, before, False
         files.sweep(self.root)  # a pointer or history file an earlier kill left half-made
-        history.record_missing(self.history_path, self._current_id() if before else None)
+        was = self._current_id()
+        history.record_missing(self.history_path, was if before else None)
         files.switch_symlink(self.link, "models/%s/runs/%s" % (sha, key))
-        history.append(self.history_path, sha, key, action, reason)
+        history.append(self.history_path, sha, key, action, reason, was)
+        integrity.warn_failed_gate(self, sha, key, warn)
         return before, self.run(sha, key), True
 
     def gc(self, keep: int = 3) -> List[Dict[str, Any]]:
@@ -302,6 +268,10 @@ class Store:
                         files.remove_dir(self.run_dir(sha, run["key"]))
                         removed.append({"sha256": sha, "key": run["key"]})
         return removed
+
+    def verify(self) -> Dict[str, Any]:
+        """Every stored ONNX and run model file re-hashed against its record (:func:`.integrity.verify`)."""
+        return integrity.verify(self)
 
     def plan(self, ref: str, backend: str, precision: Optional[str] = None, dla_core: Optional[int] = None,
              device: Optional[Dict[str, Any]] = None, build_options: Optional[Dict[str, Any]] = None
