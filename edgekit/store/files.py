@@ -26,15 +26,8 @@ TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 
 
-def fsync_dir(folder) -> None:
-    fd = os.open(str(folder), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path) -> None:
+def fsync_path(path) -> None:
+    """Flush a file, or a folder's entries (a rename or a new name in it), to disk."""
     fd = os.open(str(path), os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -48,8 +41,8 @@ def fsync_tree(folder) -> None:
         for name in names:
             path = os.path.join(here, name)
             if not os.path.islink(path):
-                fsync_file(path)
-        fsync_dir(here)
+                fsync_path(path)
+        fsync_path(here)
 
 
 def copy_hashed(src, dst, chunk: int = 1 << 20, progress: Optional[Callable[[int], None]] = None) -> str:
@@ -76,7 +69,7 @@ def replace_file(src, dst: Path, sha256: Optional[str] = None) -> None:
             raise EdgekitError("%s changed while it was copied (sha256 %s, not %s): wait for the copy to it to finish "
                                "and add it again" % (src, copied[:12], sha256[:12]))
         os.replace(str(tmp), str(dst))
-        fsync_dir(dst.parent)
+        fsync_path(dst.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -92,7 +85,7 @@ def publish_dir(tmp: Path, final: Path) -> None:
     fsync_tree(tmp)
     os.chmod(str(tmp), 0o777 & ~_umask())  # mkdtemp makes 0700
     os.rename(str(tmp), str(final))
-    fsync_dir(final.parent)
+    fsync_path(final.parent)
 
 
 def remove_dir(path: Path) -> None:
@@ -102,7 +95,7 @@ def remove_dir(path: Path) -> None:
         return
     trash = path.with_name("%s%s-%d-%d" % (TRASH_PREFIX, path.name, os.getpid(), time.monotonic_ns()))
     os.rename(str(path), str(trash))
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
     shutil.rmtree(str(trash), ignore_errors=True)
 
 
@@ -129,7 +122,7 @@ def switch_symlink(link: Path, target: str) -> None:
         tmp.unlink()
     os.symlink(target, str(tmp))
     os.replace(str(tmp), str(link))
-    fsync_dir(link.parent)
+    fsync_path(link.parent)
 
 
 @contextlib.contextmanager
