@@ -249,6 +249,9 @@ def test_a_switch_whose_history_line_was_lost(store, tmp_path):
     store.activate(*c)
     assert [h["sha256"] for h in store.history()] == [a[0], b[0], c[0]]
     assert store.rollback()[1]["sha256"] == b[0]
+    switch_symlink(store.link, "models/%s/runs/%s" % c)  # killed again after the switch to c ...
+    assert store.activate(*c)[2] is False  # ... and the same command run again writes the line it lost
+    assert [(h["sha256"], h["from"]) for h in store.history()[-2:]] == [(b[0], "%s/%s" % c), (c[0], "%s/%s" % b)]
 
 
 def test_gc_keeps_current_and_the_newest(store, tmp_path):

@@ -233,11 +233,12 @@ class Store:
     def _switch(self, sha: str, key: str, action: str, reason: str) -> Tuple[Optional[Run], Run, bool]:
         self._require_run(sha, key)
         before = self.current()
-        if before is not None and (before["sha256"], before["key"]) == (sha, key):
-            return before, before, False
         files.sweep(self.root)  # a pointer or history file an earlier kill left half-made
         was = self._current_id()
+        # a switch killed before its history line: the line now, also when this is that very switch run again
         history.record_missing(self.history_path, was if before else None)
+        if before is not None and (before["sha256"], before["key"]) == (sha, key):
+            return before, before, False
         files.switch_symlink(self.link, "models/%s/runs/%s" % (sha, key))
         history.append(self.history_path, sha, key, action, reason, was)
         integrity.warn_failed_gate(self, sha, key, warn)
