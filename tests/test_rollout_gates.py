@@ -301,15 +301,23 @@ def test_camera_is_healthy_only_while_frames_flow_with_the_current_model():
         assert got[0] is healthy and seen in got[1], (doc, got)
 
 
-def test_health_waits_for_serve_then_refuses_the_old_process_after_a_switch(models, tmp_path):
-    from serve_helpers import Server, free_port
+def two_runs_and_a_port(models, tmp_path):
+    """A store whose current run is the fp32 ONNX, a second run (the noisy copy) not yet current, and a free port
+    with its URL for the service that will run them."""
+    from serve_helpers import free_port
 
     fp32, noisy, _, _ = models
     store = Store(tmp_path)
     first = ort_run(store, fp32, activate=True)
     second = ort_run(store, noisy)
     port = free_port()
-    url = "http://127.0.0.1:%d" % port
+    return store, first, second, port, "http://127.0.0.1:%d" % port
+
+
+def test_health_waits_for_serve_then_refuses_the_old_process_after_a_switch(models, tmp_path):
+    from serve_helpers import Server
+
+    store, first, second, port, url = two_runs_and_a_port(models, tmp_path)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     waiting = subprocess.Popen([sys.executable, "-m", "edgekit", "models", "health", "--url", url, "--home",
                                 str(tmp_path), "--timeout", "90", "--json"], env=env, stdout=subprocess.PIPE,
@@ -341,14 +349,7 @@ def test_health_waits_for_serve_then_refuses_the_old_process_after_a_switch(mode
 
 
 def test_camera_health_needs_the_current_model_and_frames_flowing(models, tmp_path):
-    from serve_helpers import free_port
-
-    fp32, noisy, _, _ = models
-    store = Store(tmp_path)
-    first = ort_run(store, fp32, activate=True)
-    second = ort_run(store, noisy)
-    port = free_port()
-    url = "http://127.0.0.1:%d" % port
+    store, first, second, port, url = two_runs_and_a_port(models, tmp_path)
     camera = subprocess.Popen([sys.executable, "-m", "edgekit", "camera", "synthetic://?width=160&height=120&fps=15",
                                "--model", str(store.link), "--headless", "--serve", str(port), "--threads", "1",
                                "--no-save", "--no-power", "--engine-iters", "0"],
