@@ -19,9 +19,7 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 def check_model_path(path) -> Path:
     """The checks a model file gets before anything opens it (bench runs them for every model up front). A
     model-store run folder (one holding run.json, e.g. HOME/store/current) stands for the model file in it."""
-    path = Path(path)
-    if path.is_dir() and (path / "run.json").is_file():
-        path = store_run_model(path)
+    path = Path(model_argument(str(path)))
     if path.is_dir():
         raise EdgekitError("model %s is a folder: give an .onnx or .engine file in it (e.g. %s/*.onnx)"
                            % (path, str(path).rstrip("/")))
