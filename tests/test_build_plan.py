@@ -132,6 +132,9 @@ def test_engine_names_say_what_they_are():
     assert engine_name("yolov8m", plan("int8", calib="c"), XAVIER) == "yolov8m-int8-sm72-trt8.5.2.engine"
     assert engine_name("yolov8m", plan("best", model=QDQ_ONNX), ORIN_TRT10) == "yolov8m-best-qdq-sm87-trt10.3.0.engine"
     assert engine_name("n", plan("fp16", dla_core=0), XAVIER, batch=4) == "n-fp16-dla0-b4-sm72-trt8.5.2.engine"
+    # edgekit quantize's output already says what it is: yolov8m-int8-qdq.onnx, not ...-int8-qdq-int8-qdq-...
+    qdq_name = engine_name("yolov8m-int8-qdq", plan("int8", model=QDQ_ONNX), XAVIER)
+    assert qdq_name == "yolov8m-int8-qdq-sm72-trt8.5.2.engine"
 
 
 def test_tactic_sources():

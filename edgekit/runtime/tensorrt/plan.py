@@ -214,8 +214,9 @@ def _add_dla(plan: BuildPlan, request: BuildRequest, caps: Caps) -> None:
 
 
 def engine_name(onnx_stem: str, plan: BuildPlan, caps: Caps, batch: Optional[int] = None) -> str:
-    """``yolov8m-int8-sm72-trt8.5.2.engine``: what it is, for which GPU and TensorRT, from the name alone."""
-    parts = [onnx_stem, plan.label]
+    """``yolov8m-int8-sm72-trt8.5.2.engine``: what it is, for which GPU and TensorRT, from the name alone.
+    A stem that already ends in the label (``yolov8m-int8-qdq`` from edgekit quantize) does not get it twice."""
+    parts = [onnx_stem] if onnx_stem.endswith("-" + plan.label) else [onnx_stem, plan.label]
     if plan.dla_core is not None:
         parts.append("dla%d" % plan.dla_core)
     if batch is not None:
