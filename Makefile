@@ -5,21 +5,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 
-.PHONY: setup demo test lint typecheck pytest sysdeps clean gpu-assets gpu-check clients-venv
+.PHONY: setup demo test lint typecheck pytest sysdeps clean gpu-assets gpu-check clients-venv docs docs-serve
 
 setup: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[export,eval,dev,serve,track,metrics]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[export,eval,dev,serve,track,metrics,docs]"
 	touch $(STAMP)
 
 demo: setup
 	YOLO_OFFLINE=1 $(BIN)/edgekit demo
 
 lint: setup typecheck
-	$(BIN)/ruff check edgekit tests benchmarks jetson
+	$(BIN)/ruff check edgekit tests benchmarks jetson docs/hooks
 	# device-side code must run on Python 3.8 (JetPack 5); host-only code (edgekit/host) may use newer Python;
 	# the GPU check's scripts run on the device too
 	$(BIN)/vermin -q --no-tips --violations --eval-annotations -t=3.8- --exclude-regex '^edgekit/host/' edgekit \
@@ -64,11 +64,21 @@ $(CLIENTS):
 clients-venv: $(CLIENTS)
 
 pytest: setup $(CLIENTS)
-	EDGEKIT_REQUIRE_CLIENTS=1 $(BIN)/python -m pytest
+	EDGEKIT_REQUIRE_CLIENTS=1 EDGEKIT_REQUIRE_DOCS=1 $(BIN)/python -m pytest
 
 test: lint sysdeps pytest
 
-# The GPU check (README: "Running the GPU check"). Its assets are made here on the host (torch, ~20 s once the
+# The documentation site (mkdocs + mkdocs-material, mkdocs.yml): built into site/, opened from the disk
+# (site/index.html) or served at http://127.0.0.1:8000 by docs-serve. make test builds it with --strict too
+# (tests/test_docs.py). NO_MKDOCS_2_WARNING: mkdocs-material's banner about a future MkDocs 2.0 (this pins mkdocs<2).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "open site/index.html"
+
+docs-serve: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The GPU check (docs/results/gpu.md). Its assets are made here on the host (torch, ~20 s once the
 # test fixture is cached): the trained YOLOv8n ONNX, its Q/DQ and letterbox+NMS twins, the trained YOLO26n's
 # end-to-end ONNX and frames, into gpu-assets/ (git-ignored, 50 MB).
 # The check itself runs on any machine with an NVIDIA GPU and TensorRT, with no torch and no .venv there.
@@ -79,4 +89,4 @@ gpu-check:
 	bash jetson/gpu-check.sh $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(TYPING) .venv-clients .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) $(TYPING) .venv-clients .pytest_cache .ruff_cache .mypy_cache *.egg-info site

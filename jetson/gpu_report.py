@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The GPU check's results as a person reads them: test outcomes from pytest's junit files, bench rows, and the
-"Measured on a GPU" table (summary.md) the README shows.
+"Measured on a GPU" table (summary.md) that docs/results/gpu.md shows.
 
     python jetson/gpu_report.py RESULTS_DIR_OR_JSON      # print summary.md again from a results.json
 
@@ -85,7 +85,7 @@ def _why_not(results: Dict[str, Any], key: str) -> str:
 
 
 def summary_markdown(results: Dict[str, Any]) -> str:
-    """The README's "Measured on a GPU" section, from one check's results."""
+    """The "Measured on a GPU" section of docs/results/gpu.md, from one check's results."""
     device = results.get("device") or {}
     smi = device.get("nvidia_smi") or {}
     records = results.get("records") or {}

@@ -4,8 +4,9 @@ ONNX Runtime splits each operator over its intra-op threads; between the pieces 
 instead of sleeping, so the next piece starts at once. That is what makes a session fast when it has the
 cores to itself, and slow when other busy work needs them: a spinning thread holds a core another thread
 waits for, and a preempted pool thread holds up all the others at the end of each piece. Sleeping costs a
-wake-up per piece instead. Measured on 2 cores, YOLOv8n 640, 2 intra-op threads (``benchmarks/thread_budget.py``,
-README "Measured here"): spinning gives the camera loop 1.04x the FPS of sleeping when nothing else is busy,
+wake-up per piece instead. Measured on 2 cores, YOLOv8n 640, 2 intra-op threads (``benchmarks/thread_budget.py``;
+docs/results/speed.md, "ONNX Runtime's thread budget"): spinning gives the camera loop 1.04x the FPS of sleeping
+when nothing else is busy,
 about the same beside a thread busy 30% of a core, 0.88x at 60%, 0.69x beside a fully busy one.
 
 So the choice follows what runs beside inference:

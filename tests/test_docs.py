@@ -1,0 +1,224 @@
+"""The documentation site (mkdocs.yml, docs/): it builds with --strict, its reference covers every command and
+option of the CLI, the examples marked runnable run on this CPU as a new user would type them, and the README's
+headline figures are the ones rendered from the JSON under benchmarks/.
+
+Under `make test` (EDGEKIT_REQUIRE_DOCS=1) a missing mkdocs is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+BIN = Path(sys.executable).parent
+RUNNABLE = re.compile(r"^<!-- runnable -->\n```bash\n(.*?)^```", re.MULTILINE | re.DOTALL)
+README_MAX_LINES = 250
+
+
+def _mkdocs_or_skip():
+    try:
+        import material  # noqa: F401
+        import mkdocs  # noqa: F401
+        import mkdocs_click  # noqa: F401
+    except ImportError as exc:
+        if os.environ.get("EDGEKIT_REQUIRE_DOCS"):
+            raise
+        pytest.skip("docs extra not installed (pip install -e '.[docs]'): %s" % exc)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    _mkdocs_or_skip()
+    out = tmp_path_factory.mktemp("site")
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
+                           "-d", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, "mkdocs build --strict failed:\n" + proc.stderr[-4000:]
+    return out
+
+
+def page_text(site: Path, rel: str) -> str:
+    """The visible text of a built page's article, whitespace collapsed."""
+    raw = (site / rel).read_text(encoding="utf-8")
+    start = raw.find("<article")
+    body = raw[start:raw.find("</article>", start)] if start >= 0 else raw
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", body)))
+
+
+# --- the reference: every command and option, on its page --------------------------------------------------------
+
+def commands():
+    """(path, command) for every visible command and subcommand of `edgekit`, and `edgekit bench URL`."""
+    from edgekit.cli import cli
+    from edgekit.commands.serve import remote_bench
+
+    def walk(group, path):
+        for name in sorted(group.commands):
+            cmd = group.commands[name]
+            if cmd.hidden:
+                continue
+            yield path + [name], cmd
+            if isinstance(cmd, click.Group):
+                yield from walk(cmd, path + [name])
+
+    yield from walk(cli, [])
+    yield ["bench", "URL"], remote_bench
+
+
+def option_names(cmd: click.Command):
+    for param in cmd.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            yield from param.opts
+            yield from param.secondary_opts
+
+
+def usage_block(text: str, prog: str) -> str:
+    """The part of a page that mkdocs-click rendered for PROG: from its usage line to the next one."""
+    blocks = text.split(" Usage: ")
+    for block in blocks[1:]:
+        if block.startswith(prog + " ") or block.startswith(prog + "\n") or block == prog:
+            return block
+    return ""
+
+
+def test_every_command_and_option_is_on_its_page(site):
+    missing = []
+    for path, cmd in commands():
+        page = "commands/%s.html" % path[0]
+        if not (site / page).exists():
+            missing.append("edgekit %s: no page docs/commands/%s.md" % (path[0], path[0]))
+            continue
+        prog = "edgekit " + " ".join(path)
+        block = usage_block(page_text(site, page), prog)
+        if not block:
+            missing.append("%s: no generated reference on %s (a ::: mkdocs-click block)" % (prog, page))
+            continue
+        for opt in option_names(cmd):
+            if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(opt), block):
+                missing.append("%s %s: not in the reference on %s" % (prog, opt, page))
+    assert not missing, "\n".join(missing)
+
+
+def test_commands_index_lists_every_command(site):
+    from edgekit.cli import cli
+
+    text = page_text(site, "commands/index.html")
+    absent = [name for name, cmd in cli.commands.items() if not cmd.hidden and name not in text]
+    assert not absent, "docs/commands/index.md does not name: %s" % ", ".join(absent)
+
+
+def test_help_of_every_page_is_the_clis_own(site):
+    """What a page shows is `--help` itself: the text of `edgekit bench --help` appears on the bench page."""
+    from click.testing import CliRunner
+
+    from edgekit.cli import cli
+
+    out = CliRunner().invoke(cli, ["bench", "--help"], prog_name="edgekit", terminal_width=80).output
+    first_option = next(line.strip() for line in out.splitlines() if line.strip().startswith("--backend"))
+    assert re.sub(r"\s+", " ", first_option) in page_text(site, "commands/bench.html")
+
+
+# --- measured tables come from benchmarks/ ---------------------------------------------------------------------
+
+def results_tables():
+    sys.path.insert(0, str(DOCS / "hooks"))
+    try:
+        import results_tables
+    finally:
+        sys.path.remove(str(DOCS / "hooks"))
+    return results_tables
+
+
+def test_every_results_table_renders_and_is_used():
+    tables = results_tables()
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.rglob("*.md"))
+    used = set(re.findall(r"<!-- results: ([a-z0-9_-]+) -->", pages))
+    assert used <= set(tables.RENDERERS), "pages ask for tables nobody renders: %s" % (used - set(tables.RENDERERS))
+    assert set(tables.RENDERERS) <= used, "rendered but on no page: %s" % (set(tables.RENDERERS) - used)
+    for name, render in tables.RENDERERS.items():
+        text = render(ROOT)
+        rows = [line for line in text.splitlines() if line.startswith("|")]
+        assert len(rows) >= 3, "%s renders no table rows:\n%s" % (name, text)
+
+
+# --- the README is a front page whose figures come from benchmarks/ -------------------------------------------
+
+def readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_is_a_front_page_linking_into_the_docs():
+    text = readme()
+    assert len(text.splitlines()) <= README_MAX_LINES
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#[^)]*)?\)", text)
+    assert len(links) >= 10, "the README should link into the docs"
+    for target in ("docs/guides/int8-on-jetson.md", "docs/guides/cameras.md", "docs/guides/fleet.md",
+                   "docs/measuring/index.md"):
+        assert target in links, "the README does not link %s" % target
+    broken = [link for link in links if not (ROOT / link).is_file()]
+    assert not broken, "README links to missing pages: %s" % broken
+
+
+def test_short_readmes_link_into_the_docs():
+    for rel in ("jetson/README.md", "engines/README.md"):
+        path = ROOT / rel
+        text = path.read_text(encoding="utf-8")
+        links = [link for link in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text) if "docs/" in link]
+        assert links, "%s does not link into docs/" % rel
+        broken = [link for link in links if not (path.parent / link).resolve().is_file()]
+        assert not broken, "%s links to missing pages: %s" % (rel, broken)
+
+
+def test_readme_headline_figures_are_the_measured_ones():
+    figures = results_tables().headline(ROOT)
+    text = readme()
+    expected = README_FIGURES(figures)
+    absent = [phrase for phrase in expected if phrase not in text]
+    assert not absent, "README's headline figures differ from benchmarks/ (render them again): %s" % absent
+
+
+def README_FIGURES(f) -> list:  # noqa: N802  (a table of phrases, kept beside the test that reads it)
+    """The phrases of the README's headline that carry a measured figure, formatted from benchmarks/."""
+    return [
+        "%.1f FPS" % f["yolov8n_cpu2_fps"],
+        "%.1f FPS" % f["yolov8m_cpu2_fps"],
+        "%.1f ms" % f["serve_overhead_ms"],
+        "keeps %.2fx of the bench's end-to-end FPS" % f["camera_vs_bench_ratio"],
+        "%.3fx the wall time of" % f["bench_vs_ultralytics_ratio"],
+        "cut FLOPs %.0f%% and inference %.0f%%" % (-f["prune_flops_change_pct"], -f["prune_latency_change_pct"]),
+    ]
+
+
+# --- runnable examples -------------------------------------------------------------------------------------------
+
+def runnable_pages():
+    pages = sorted(DOCS.rglob("*.md")) + [ROOT / "README.md"]
+    return [p for p in pages if RUNNABLE.search(p.read_text(encoding="utf-8"))]
+
+
+def test_the_quick_starts_are_runnable():
+    names = {p.relative_to(ROOT).as_posix() for p in runnable_pages()}
+    assert {"README.md", "docs/start/pc.md"} <= names
+
+
+@pytest.mark.parametrize("page", runnable_pages(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_runnable_examples_run(page, tmp_path):
+    """Each page's runnable blocks, in order, in one fresh folder, as a user types them (bash -euo pipefail)."""
+    blocks = RUNNABLE.findall(page.read_text(encoding="utf-8"))
+    script = "\n".join(blocks)
+    env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ.get("PATH", "")), YOLO_OFFLINE="1",
+               EDGEKIT_HOME=str(tmp_path / "edgekit-home"), MPLBACKEND="Agg")
+    env.pop("DISPLAY", None)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, "%s: its runnable examples failed (exit %d):\n%s\n--- output ---\n%s%s" % (
+        page.name, proc.returncode, script, proc.stdout[-3000:], proc.stderr[-3000:])
