@@ -45,12 +45,13 @@ def one_line(text: str) -> str:
 @click.group(cls=EdgekitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgekit")
 def cli():
-    """YOLOv8 from the workstation to NVIDIA Jetson, with honest numbers.
+    """YOLO detectors (YOLOv8, YOLO11, YOLO26) from the workstation to NVIDIA Jetson, with honest numbers.
 
-    Host: export, prune, quantize, tradeoff.
-    Device: info, build, inspect, bench, camera, eval, compare, report, serve (TensorRT, or ONNX Runtime
-    anywhere). edgekit bench http://BOX:8080 benches a running edgekit serve.
+    Host: export, prune, quantize, tradeoff, demo.
+    Device: info, build, inspect, bench, camera, streams, eval, compare, report, serve (TensorRT, or ONNX
+    Runtime anywhere). edgekit bench http://BOX:8080 benches a running edgekit serve.
     Fleet: models (the box's model store: add, build, gate, activate, health, rollback), service.
+    Anywhere: make-dataset. Every command and option: docs/commands/ (make docs builds the site).
     """
 
 

@@ -8,7 +8,8 @@
 #   --pc             a plain PC: ONNX Runtime backend only (no TensorRT/pycuda checks)
 #   --venv DIR       where edgekit goes (default ~/.edgekit/venv; on a Jetson it sees the system site-packages,
 #                    where JetPack puts TensorRT's bindings and an OpenCV built with GStreamer)
-#   --source SPEC    what pip installs: "edgekit" (default), a version spec, a checkout folder or a wheel
+#   --source SPEC    what pip installs: a checkout folder or a wheel of edgekit (default: the checkout this script
+#                    is in; edgekit is not installed from PyPI, where the name belongs to another project)
 #   --power-mode N   set nvpmodel mode N (e.g. 8 = 20W 6-core on Xavier NX) unless it is already set
 #   --clocks         run jetson_clocks (max clocks until reboot) for benchmarks
 #
@@ -19,7 +20,8 @@ set -euo pipefail
 ROOT=${EDGEKIT_ROOT:-/}
 PYTHON=${PYTHON:-python3}
 VENV=${EDGEKIT_VENV:-$HOME/.edgekit/venv}
-SOURCE=edgekit
+SOURCE=""
+HERE=$(cd "$(dirname "$0")/.." && pwd)  # the checkout this script is in, when it is in one
 CHECK_ONLY=0 PC=0 POWER_MODE="" CLOCKS=0
 
 say()  { printf '%s\n' "$*"; }
@@ -35,11 +37,15 @@ while [ $# -gt 0 ]; do
     --source) SOURCE=${2:?--source needs a pip spec}; shift ;;
     --power-mode) POWER_MODE=${2:?--power-mode needs a number}; shift ;;
     --clocks) CLOCKS=1 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" 2 ;;
   esac
   shift
 done
+if [ -z "$SOURCE" ] && [ "$CHECK_ONLY" = 0 ]; then
+  [ -f "$HERE/edgekit/__init__.py" ] || die "give --source: a wheel or a checkout folder of edgekit on this box (it is not installed from PyPI, where the name edgekit belongs to another project)" 2
+  SOURCE=$HERE
+fi
 
 # --- what box is this ------------------------------------------------------------------------------------------
 release_file="$ROOT/etc/nv_tegra_release"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,34 @@ def test_help_of_every_page_is_the_clis_own(site):
     out = CliRunner().invoke(cli, ["bench", "--help"], prog_name="edgekit", terminal_width=80).output
     first_option = next(line.strip() for line in out.splitlines() if line.strip().startswith("--backend"))
     assert re.sub(r"\s+", " ", first_option) in page_text(site, "commands/bench.html")
+
+
+# --- the site opened from the disk, as the README says, in a real browser -----------------------------------
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not chromium() and not os.environ.get("CI"), reason="Chromium not installed (apt install chromium)")
+def test_site_works_from_the_disk_without_internet(site):
+    """file:///.../site/index.html: navigation and search work, and the page asks nothing of the internet (a field
+    laptop has none): fonts are the system's, the search worker's shim is vendored."""
+    from playwright.sync_api import sync_playwright
+
+    outside = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-gpu",
+                                                                      "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:")) else outside.append(r.url))
+        page.goto((site / "index.html").as_uri())
+        page.click("text=INT8 on a Jetson >> nth=0")
+        assert page.url.endswith("guides/int8-on-jetson.html")
+        page.wait_for_load_state("load")
+        page.fill("input.md-search__input", "calibration")  # the header's search box (desktop width)
+        page.wait_for_selector(".md-search-result__item", timeout=30000)
+        browser.close()
+    assert not outside, "the site reaches for the internet: %s" % outside[:5]
 
 
 # --- measured tables come from benchmarks/ ---------------------------------------------------------------------

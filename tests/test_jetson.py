@@ -77,6 +77,18 @@ def test_setup_refuses_a_pc_without_pc_flag(tmp_path):
     assert run_setup("--pc", "--check", root=tmp_path).returncode == 0
 
 
+def test_setup_outside_a_checkout_needs_a_source(tmp_path):
+    """A box gets setup.sh alone (the playbook copies it): without --source there is nothing right to install, and
+    the PyPI name edgekit is another project's, so it says so instead of installing that."""
+    alone = tmp_path / "setup.sh"
+    shutil.copy(SETUP, alone)
+    done = subprocess.run(["bash", str(alone), "--pc", "--venv", str(tmp_path / "venv")], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHON=sys.executable), timeout=60)
+    assert done.returncode == 2 and "give --source" in done.stderr and "PyPI" in done.stderr, done.stderr
+    assert not (tmp_path / "venv").exists()  # refused before anything was made
+    assert subprocess.run(["bash", str(alone), "--pc", "--check"], capture_output=True, timeout=60).returncode == 0
+
+
 @pytest.fixture(scope="session")
 def pc_venv(tmp_path_factory):
     """edgekit installed by setup.sh --pc from this checkout into a fresh venv (what a plain PC user runs)."""
@@ -161,6 +173,7 @@ def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path, ss
             "good": dict(installed, edgekit_home=str(tmp_path / "good"), ansible_connection="local"),
             "broken": {"edgekit_home": str(tmp_path / "broken"), "edgekit_install": False,
                        "edgekit_bin": "/nonexistent/edgekit", "ansible_connection": "local"},
+            "nosource": {"edgekit_home": str(tmp_path / "nosource"), "ansible_connection": "local"},  # install, from?
         },
         "vars": {"ansible_python_interpreter": sys.executable,
                  "edgekit_backend": "onnxruntime", "edgekit_model": str(yolov8n_onnx),
@@ -174,7 +187,8 @@ def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path, ss
     first = playbook(inventory, *extra)
     out = first.stdout + first.stderr
     assert first.returncode != 0, out  # a host failed: the run says so ...
-    assert "failed hosts: broken" in out and "edgekit not found at /nonexistent/edgekit" in out
+    assert "failed hosts: broken, nosource" in out and "edgekit not found at /nonexistent/edgekit" in out
+    assert "edgekit_source is not set" in out
     assert "good: ok" in out  # ... and the good host finished
     bench = json.loads((results / "good" / "bench-good.json").read_text())
     assert bench["results"][0]["backend"] == "onnxruntime" and bench["results"][0]["iterations"] == 3
@@ -187,7 +201,7 @@ def test_fleet_playbook_good_and_broken_host(pc_venv, yolov8n_onnx, tmp_path, ss
     second = playbook(inventory, "--tags", "install,copy", *extra)
     for host in ["good"] + (["viassh"] if ssh_host else []):  # installed and copied already: nothing to change
         assert recap(second.stdout, host)["changed"] == "0", second.stdout
-    check = playbook(inventory, "--check", "--limit", "good,localhost", *extra)  # broken would fail the run
+    check = playbook(inventory, "--check", "--limit", "good,localhost", *extra)  # broken, nosource: would fail it
     assert check.returncode == 0, check.stdout + check.stderr
 
 
