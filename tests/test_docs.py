@@ -179,6 +179,15 @@ def test_every_results_table_renders_and_is_used():
         assert len(rows) >= 3, "%s renders no table rows:\n%s" % (name, text)
 
 
+def test_every_committed_plot_is_on_a_page(site):
+    plots = [p.relative_to(ROOT).as_posix() for p in (ROOT / "benchmarks").rglob("*.png")
+             if "/models/" not in p.as_posix() and "benchmarks/results/" not in p.relative_to(ROOT).as_posix()]
+    assert plots, "no committed plots found under benchmarks/"
+    pages = "\n".join(p.read_text(encoding="utf-8") for p in site.rglob("*.html"))
+    absent = [plot for plot in plots if plot not in pages]
+    assert not absent, "committed plots shown on no page: %s" % absent
+
+
 # --- the README is a front page whose figures come from benchmarks/ -------------------------------------------
 
 def readme() -> str:
