@@ -51,7 +51,8 @@ accuracy_gate_options = bundle(
 @click.option("--avg-timing-iterations", type=click.IntRange(min=1), default=None,
               help="Timing runs averaged per tactic  [TensorRT default: 1; trtexec uses 8]")
 @click.option("--out", default="engines", show_default=True, callback=writable_folder, help="Output folder.")
-@click.option("--name", default=None, help="Engine file name  [default: MODEL-PRECISION-smXX-trtX.Y.Z.engine]")
+@click.option("--name", default=None,
+              help="Engine file name  [default: MODEL-PRECISION[-qdq][-dlaN][-bN]-smXY-trtX.Y.Z.engine]")
 @click.option("--gpu", type=click.IntRange(min=0), default=0, show_default=True, help="CUDA device index.")
 @click.option("--verbose", is_flag=True, help="Show TensorRT's own log.")
 @click.option("--if-changed", is_flag=True,
