@@ -29,12 +29,16 @@ import results_tables  # noqa: E402  (beside this file)
 MARKER = re.compile(r"^<!-- results: ([a-z0-9_-]+) -->[ \t]*$", re.MULTILINE)
 
 
+def plots():
+    """The PNG plots committed under benchmarks/, as paths from the repository root; ad-hoc results and exported
+    models are not the project's measurements."""
+    uris = (png.relative_to(ROOT).as_posix() for png in sorted((ROOT / "benchmarks").rglob("*.png")))
+    return [uri for uri in uris if "/models/" not in uri and not uri.startswith("benchmarks/results/")]
+
+
 def on_files(files, config):
-    for png in sorted((ROOT / "benchmarks").rglob("*.png")):
-        uri = png.relative_to(ROOT).as_posix()
-        if "/models/" in uri or uri.startswith("benchmarks/results/"):
-            continue  # ad-hoc results and exported models are not the project's measurements
-        files.append(File.generated(config, uri, abs_src_path=str(png)))
+    for uri in plots():
+        files.append(File.generated(config, uri, abs_src_path=str(ROOT / uri)))
     return files
 
 

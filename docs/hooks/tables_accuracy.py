@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List
 
-from tables_format import load, mean_ms, num, pct, report_row, table
+from tables_format import load, mean_ms, num, pct, report_table, table
 
 
 def metrics(root: Path, rel: str) -> dict:
@@ -159,57 +158,19 @@ def quantize_synthetic_cpu2(root: Path) -> str:
     return table(["", "FP32", "INT8 Q/DQ"], rows, "lrr")
 
 
-def joined_results(root: Path, folder: str) -> List[dict]:
-    """bench.json's results with eval.json's metrics of the same model (by sha256), by e2e mean (edgekit report's
-    order)."""
-    evals = {r["sha256"]: r for r in load(root, folder + "eval.json")["results"]}
-    out = []
-    for r in load(root, folder + "bench.json")["results"]:
-        e = evals.get(r["sha256"], {})
-        out.append(dict(r, metrics=e.get("metrics"), dataset=e.get("dataset"), split=e.get("split")))
-    return sorted(out, key=lambda r: mean_ms(r, "e2e"))
-
-
-def metric(r: dict, key: str, size: str = "") -> str:
-    m = r.get("metrics") or {}
-    value = m.get("sizes", {}).get(size, {}).get(key) if size else m.get(key)
-    return num(value, 3)
-
-
 def tradeoff_synthetic_cpu2(root: Path) -> str:
     """edgekit tradeoff of the trained synthetic YOLOv8n and untrained YOLOv8n/YOLOv8m at 160 on ONNX Runtime.
     Sources: benchmarks/tradeoff-synthetic-cpu2/bench.json, eval.json (report.md there is the same table)."""
-    rows = []
-    for r in joined_results(root, "benchmarks/tradeoff-synthetic-cpu2/"):
-        row = report_row(r, "", "")
-        rows.append(row[:4] + row[6:] + [metric(r, "map50_95"), metric(r, "recall")])
-    return table(["model", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms", "post ms",
-                  "e2e ms", "FPS", "mAP50-95", "recall"], rows, "llllrrrrrrrrr")
-
-
-def points_change(r: dict, base: dict, key: str, size: str = "") -> str:
-    """``r``'s accuracy against ``base``'s, in points (x100), as edgekit report gives it."""
-    a, b = ((x["metrics"]["sizes"][size] if size else x["metrics"])[key] for x in (r, base))
-    return "%+.1f" % (100 * (a - b))
+    return report_table(root, "benchmarks/tradeoff-synthetic-cpu2/", [
+        "model", "pruned", "precision", "backend", "params (M)", "GFLOPs", "pre ms", "infer ms", "post ms", "e2e ms",
+        "FPS", "mAP50-95", "recall"], "llllrrrrrrrrr")
 
 
 def tradeoff_synthetic_small_cpu2(root: Path) -> str:
     """edgekit tradeoff of the pruning run's two fine-tuned checkpoints (baseline and pruned), input 160x160 on ONNX
     Runtime, on the set with small objects; the report's columns that are all ``-`` left out.
     Sources: benchmarks/tradeoff-synthetic-small-cpu2/bench.json, eval.json (report.md there has every column)."""
-    results = joined_results(root, "benchmarks/tradeoff-synthetic-small-cpu2/")
-    by_sha = {r["sha256"]: r for r in results}
-    rows = []
-    for r in results:
-        base = by_sha.get(r.get("derived_from") or "")
-        changes = ["-", "-", "-"]
-        if base is not None and r.get("metrics") and base.get("metrics"):
-            changes = [Path(base["model"]).name, points_change(r, base, "map50_95"),
-                       points_change(r, base, "map50_95", "small")]
-        row = report_row(r, "", "")
-        rows.append(row[:3] + row[6:] + ["%s (%s)" % (r["dataset"], r["split"]), metric(r, "map50_95"),
-                                         metric(r, "map50_95", "small"), metric(r, "map50_95", "medium"),
-                                         metric(r, "recall"), metric(r, "recall", "small")] + changes)
-    return table(["model", "pruned", "precision", "params (M)", "GFLOPs", "pre ms", "infer ms", "post ms", "e2e ms",
-                  "FPS", "dataset", "mAP50-95", "mAP small", "mAP medium", "recall", "recall small", "vs",
-                  "mAP change", "small change"], rows, "lllrrrrrrrlrrrrrlrr")
+    return report_table(root, "benchmarks/tradeoff-synthetic-small-cpu2/", [
+        "model", "pruned", "precision", "params (M)", "GFLOPs", "pre ms", "infer ms", "post ms", "e2e ms", "FPS",
+        "dataset", "mAP50-95", "mAP small", "mAP medium", "recall", "recall small", "vs", "mAP change",
+        "small change"], "lllrrrrrrrlrrrrrlrr")

@@ -62,8 +62,22 @@ def mean_ms(result: dict, stage: str) -> Optional[float]:
     return None if st is None else st["mean"]
 
 
-def report_row(r: dict, destination: str, in_flight: str) -> List[str]:
-    """One row of edgekit report's table (stage means, as the report gives them)."""
-    return [model_label(r), yes_no(r.get("pruned")), r["precision"], r["backend"], destination, in_flight,
-            num(r["params"] / 1e6, 1), num(r["gflops"], 1), num(mean_ms(r, "preprocess")),
-            num(mean_ms(r, "inference")), num(mean_ms(r, "postprocess")), num(mean_ms(r, "e2e")), num(r["fps"], 1)]
+def report_table(root: Path, folder: str, columns: Sequence[str], align: str) -> str:
+    """The rows ``edgekit report`` makes of one committed results folder (its join of bench and eval by model, its
+    lineage columns, its cell formats), in the given columns of its Markdown."""
+    from edgekit.report import join_results, load_documents
+    from edgekit.report.render import row_cells, shared_names
+
+    (rows,) = join_results(load_documents([str(root / folder)])).values()  # one device per folder
+    shared = shared_names(rows)
+    cells = [row_cells(r, r.get("name") in shared) for r in rows]
+    return table(columns, [[c[col] for col in columns] for c in cells], align)
+
+
+def bench_cells(result: dict) -> List[str]:
+    """A bench result's params, GFLOPs, stage medians, e2e mean / p99 and FPS, as the README's bench tables
+    gave them."""
+    st = result["stages"]
+    return [millions(result["params"]), "%.1f" % result["gflops"], ms(st["preprocess"]["median"]),
+            ms(st["inference"]["median"], 1), ms(st["postprocess"]["median"]),
+            "%s / %s" % (ms(st["e2e"]["mean"], 1), ms(st["e2e"]["p99"], 1)), "%.1f" % result["fps"]]

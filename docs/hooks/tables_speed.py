@@ -7,19 +7,14 @@ import statistics
 from pathlib import Path
 from typing import List
 
-from tables_format import load, mean_ms, millions, model_label, ms, num, pretty, report_row, span, table, yes_no
+from tables_format import bench_cells, load, model_label, num, pretty, report_table, span, table, yes_no
 
 
 def bench_cpu2(root: Path) -> str:
     """edgekit bench of untrained YOLOv8n and YOLOv8m at 640 on 2 CPU cores (README headline).
     Source: benchmarks/cpu2-onnxruntime-yolov8n-m.json."""
     doc = load(root, "benchmarks/cpu2-onnxruntime-yolov8n-m.json")
-    rows = []
-    for r in doc["results"]:
-        st = r["stages"]
-        rows.append([model_label(r), millions(r["params"]), "%.1f" % r["gflops"], ms(st["preprocess"]["median"]),
-                     ms(st["inference"]["median"], 1), ms(st["postprocess"]["median"]),
-                     "%s / %s" % (ms(st["e2e"]["mean"], 1), ms(st["e2e"]["p99"], 1)), "%.1f" % r["fps"]])
+    rows = [[model_label(r)] + bench_cells(r) for r in doc["results"]]
     return table(["model", "params", "GFLOPs", "preprocess", "inference", "postprocess", "e2e mean / p99",
                   "FPS (e2e)"], rows, "llrrrrrr")
 
@@ -37,13 +32,7 @@ def yolo26_cpu2(root: Path) -> str:
     """YOLO26n (host NMS and end-to-end) and YOLO11n beside YOLOv8n, untrained, 640, 2 CPU cores.
     Source: benchmarks/yolo26-cpu2/bench-untrained-640.json."""
     doc = load(root, "benchmarks/yolo26-cpu2/bench-untrained-640.json")
-    rows = []
-    for r in doc["results"]:
-        st = r["stages"]
-        rows.append([model_label(r), head_label(r), millions(r["params"]), "%.1f" % r["gflops"],
-                     ms(st["preprocess"]["median"]), ms(st["inference"]["median"], 1),
-                     ms(st["postprocess"]["median"]),
-                     "%s / %s" % (ms(st["e2e"]["mean"], 1), ms(st["e2e"]["p99"], 1)), "%.1f" % r["fps"]])
+    rows = [[model_label(r), head_label(r)] + bench_cells(r) for r in doc["results"]]
     return table(["model", "head", "params", "GFLOPs", "preprocess", "inference", "postprocess", "e2e mean / p99",
                   "FPS (e2e)"], rows, "lllrrrrrr")
 
@@ -224,17 +213,11 @@ def streams_cpu2(root: Path) -> str:
 
 
 def serve_loopback_cpu2(root: Path) -> str:
-    """edgekit report of a local bench and a remote bench over loopback at 1, 4, 16 and 64 frames in flight
-    (rows by e2e mean, as the report orders them). Sources: benchmarks/serve-loopback-cpu2/bench.json,
-    benchmarks/serve-loopback-cpu2/remote-bench.json (report.md there is the same table)."""
-    local = load(root, "benchmarks/serve-loopback-cpu2/bench.json")["results"]
-    remote = load(root, "benchmarks/serve-loopback-cpu2/remote-bench.json")["results"]
-    rows = [(mean_ms(r, "e2e"), report_row(r, "local engine", "-")) for r in local]
-    rows += [(mean_ms(r, "e2e"), report_row(r, r["destination"], str(r["in_flight"]))) for r in remote]
-    rows.sort(key=lambda kv: kv[0])
-    return table(["model", "pruned", "precision", "backend", "destination", "in flight", "params (M)", "GFLOPs",
-                  "pre ms", "infer ms", "post ms", "e2e ms", "FPS", "mAP50-95", "recall"],
-                 [row + ["-", "-"] for _, row in rows], "llllllrrrrrrrrr")
+    """edgekit report of a local bench and a remote bench over loopback at 1, 4, 16 and 64 frames in flight.
+    Sources: benchmarks/serve-loopback-cpu2/bench.json, remote-bench.json (report.md there is the same table)."""
+    return report_table(root, "benchmarks/serve-loopback-cpu2/", [
+        "model", "pruned", "precision", "backend", "destination", "in flight", "params (M)", "GFLOPs", "pre ms",
+        "infer ms", "post ms", "e2e ms", "FPS", "mAP50-95", "recall"], "llllllrrrrrrrrr")
 
 
 def serve_overhead_cpu2(root: Path) -> str:
