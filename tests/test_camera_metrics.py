@@ -147,25 +147,25 @@ def dynamic_model(synthetic_model, tmp_path_factory):
     return export(weights=str(synthetic_model[1]), imgsz=160, dynamic=True, out=str(tmp_path_factory.mktemp("dyn")))
 
 
-@pytest.fixture(scope="module")
-def camera(model):
-    cam = Camera(model, ["synthetic://?width=320&height=240&fps=10"])
+def running(cam):
+    """A started camera once its first frames are out; stopped when the fixture ends, or when it never got there."""
     try:
         cam.wait_frames(3)
         yield cam
     finally:
         cam.stop()
+
+
+@pytest.fixture(scope="module")
+def camera(model):
+    yield from running(Camera(model, ["synthetic://?width=320&height=240&fps=10"]))
 
 
 @pytest.fixture(scope="module")
 def multi_camera(dynamic_model, tmp_path_factory):
     box = fake_orin_nano(tmp_path_factory.mktemp("orin"))
-    cam = Camera(dynamic_model, ["synthetic://?width=320&height=240&fps=8&seed=%d" % i for i in (1, 2)], box=box)
-    try:
-        cam.wait_frames(3)
-        yield cam
-    finally:
-        cam.stop()
+    yield from running(Camera(dynamic_model, ["synthetic://?width=320&height=240&fps=8&seed=%d" % i for i in (1, 2)],
+                              box=box))
 
 
 @pytest.fixture(scope="module")

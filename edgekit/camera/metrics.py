@@ -177,23 +177,21 @@ class CameraMetrics:
         reading = _newest_reading(self.power)
         if not reading:
             return
-        core = self._core
         rails = dict(reading.get("rails_w") or {})
         if reading.get("total_w") is not None:
             rails["total"] = reading["total_w"]
         if rails:
-            watts = core.GaugeMetricFamily("edgekit_power_watts", "Power now (W): the board's total and each rail",
-                                           labels=["rail"])
-            for rail, value in sorted(rails.items()):
-                watts.add_metric([str(rail)], float(value))
-            yield watts
+            yield self._gauge("edgekit_power_watts", "Power now (W): the board's total and each rail", "rail", rails)
         temps = reading.get("temps_c") or {}
         if temps:
-            celsius = core.GaugeMetricFamily("edgekit_temperature_celsius", "Temperature now (C) per thermal zone",
-                                             labels=["zone"])
-            for zone, value in sorted(temps.items()):
-                celsius.add_metric([str(zone)], float(value))
-            yield celsius
+            yield self._gauge("edgekit_temperature_celsius", "Temperature now (C) per thermal zone", "zone", temps)
+
+    def _gauge(self, name: str, text: str, label: str, values: Dict[Any, float]):
+        """One gauge family with a value per ``label`` (rail, zone), in a stable order."""
+        family = self._core.GaugeMetricFamily(name, text, labels=[label])
+        for key, value in sorted(values.items()):
+            family.add_metric([str(key)], float(value))
+        return family
 
 
 def _views(loop) -> Iterator[Tuple[str, Any, int, Any, int, Any]]:
