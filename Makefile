@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edgekit-installed
 
-.PHONY: setup demo test lint typecheck pytest sysdeps clean gpu-assets gpu-check clients-venv docs docs-serve
+.PHONY: setup demo test lint typecheck pytest sysdeps clean gpu-assets gpu-check gpu-kit clients-venv docs docs-serve
 
 setup: $(STAMP)
 
@@ -87,6 +87,18 @@ gpu-assets: setup
 
 gpu-check:
 	bash jetson/gpu-check.sh $(ARGS)
+
+# The TensorRT 8.5 kit for a lent GPU machine that has no TensorRT (../shared/device beside the checkout, for this
+# project's sessions: docs/contributing/testing.md), into .device/: the kit's own test dependencies (its default
+# list) plus what lets the check serve a real engine (the serve extra), gate it (pycocotools) and read its power
+# (NVML), all for Python 3.9. Not supervision (edgekit[track]): it pulls opencv-python, whose cv2 would shadow the
+# kit's headless OpenCV and needs libGL, which the bare machine lacks.
+GPU_KIT = ../shared/device/trt85
+GPU_KIT_EXTRA = pytest exceptiongroup tomli click rich pyyaml onnx onnxruntime opencv-python-headless cuda-python<13 \
+	starlette uvicorn httpx python-multipart prometheus_client pillow httptools uvloop pycocotools nvidia-ml-py
+gpu-kit:
+	@test -x $(GPU_KIT) || { echo "gpu-kit: $(GPU_KIT) not found: the device kit is this project's sessions' own" >&2; exit 2; }
+	EDGEKIT_KIT_EXTRA="$(GPU_KIT_EXTRA)" $(GPU_KIT) prepare
 
 clean:
 	rm -rf $(VENV) $(TYPING) .venv-clients .pytest_cache .ruff_cache .mypy_cache *.egg-info site

@@ -7,8 +7,9 @@ first, so a short GPU session proves the main path before the rest:
 
   probe        GPU, driver, TensorRT, pycuda, cuda-python, numpy, Python: one line per missing piece
   build-fp16   ``edgekit build --fast-build --if-changed`` of the trained YOLOv8n (160 px), FP16, then
-  tests-fp16   ``pytest -m gpu -k test_fp16_ tests/test_tensorrt_gpu.py`` on it: detections vs ONNX Runtime, bench
-               with and without CUDA graphs beside ONNX Runtime on the CPU, compat refusal, damaged engine, layers
+  tests-fp16   ``pytest -m gpu -k test_fp16_ tests/test_tensorrt_gpu.py tests/test_gate.py`` on it: detections vs
+               ONNX Runtime, bench with and without CUDA graphs beside ONNX Runtime on the CPU, power (NVML or the
+               Jetson's rails), streams and tracking, compat refusal, damaged engine, layers, the accuracy gate
   build-qdq, tests-qdq    the Q/DQ INT8 twin (no calibration images)
   build-nms, tests-nms    uint8 frames, letterbox in the graph, EfficientNMS_TRT (FP16) vs the host NMS
   build-int8, tests-int8  the float model calibrated to INT8 on a few batches (the slowest build)
@@ -46,6 +47,8 @@ from tests.gpu_assets import ENGINES, RESULTS_ENV, WORK_ENV, load_assets, work_d
 
 TIMEOUTS = {"probe": 60, "tests": 150}
 TESTS_RESERVE = 60  # seconds each build leaves for its own tests step, whatever it takes
+# the gpu tests, named by the engine they need (test_fp16_...): TensorRT itself, and the accuracy gate on an engine
+TEST_FILES = ("tests/test_tensorrt_gpu.py", "tests/test_gate.py")
 
 
 class Check:
@@ -249,9 +252,9 @@ def main() -> int:
                    skip="%d piece(s) missing, listed above" % len(blockers) if blockers else None)
         junit = out / ("junit-%s.xml" % key)
         junits.append(junit)
-        check.step("tests-" + key, [sys.executable, "-m", "pytest", "-m", "gpu", "-k", "test_%s_" % key,
-                                    "tests/test_tensorrt_gpu.py", "-rs", "-q", "-p", "no:cacheprovider",
-                                    "--junitxml", str(junit)], TIMEOUTS["tests"],
+        check.step("tests-" + key, [sys.executable, "-m", "pytest", "-m", "gpu", "-k", "test_%s_" % key]
+                   + list(TEST_FILES) + ["-rs", "-q", "-p", "no:cacheprovider", "--junitxml", str(junit)],
+                   TIMEOUTS["tests"],
                    dict(env, EDGEKIT_GPU_NO_BUILD="1", **{RESULTS_ENV: str(records)}))
 
     check.results["tests"] = [t for junit in junits for t in junit_tests(junit)]

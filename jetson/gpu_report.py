@@ -84,26 +84,61 @@ def _why_not(results: Dict[str, Any], key: str) -> str:
     return "no bench record (see the log)"
 
 
-def summary_markdown(results: Dict[str, Any]) -> str:
-    """The "Measured on a GPU" section of docs/results/gpu.md, from one check's results."""
+def _more_figures(records: Dict[str, Any]) -> List[str]:
+    """What the check measured beside the table: the camera loop against the engine alone, the FP16 engine's power
+    while benched and its accuracy gate."""
+    lines = []
+    for key in LABELS:
+        cam = records.get("camera-%s" % key) or {}
+        if cam.get("fps"):
+            lines.append("- Camera loop on the %s engine (`edgekit camera --headless`, source %s, %s frames): %s "
+                         "FPS, the engine alone %s FPS: loop/engine %s (target >= 0.95), limited by %s." % (
+                             LABELS[key], cam.get("source"), cam.get("frames"), cam.get("fps"),
+                             cam.get("engine_fps"), cam.get("loop_vs_engine"),
+                             (cam.get("bottleneck") or {}).get("stage", "-")))
+    power = records.get("power-fp16") or {}
+    total = power.get("total") or {}
+    if total:
+        lines.append("- Power while the FP16 engine ran (`edgekit bench --power`, %s, %s samples every %s ms): "
+                     "mean %s W, peak %s W, %s mJ per frame (%s)." % (
+                         power.get("scope") or power.get("source"), power.get("samples"), power.get("interval_ms"),
+                         total.get("mean_w"), total.get("peak_w"), power.get("energy_per_frame_mj", "-"),
+                         total.get("energy_source")))
+    gate = records.get("gate-fp16") or {}
+    if gate.get("candidate") and gate.get("reference"):
+        lines.append("- Accuracy gate on the FP16 engine (`edgekit build --accuracy-data ... --max-map-drop 2`, "
+                     "the float model's own detections on the validation frames as labels): mAP50-95 %s on %s vs %s on "
+                     "%s, %s." % (gate["candidate"].get("map50_95"), gate["candidate"].get("backend"),
+                                  gate["reference"].get("map50_95"), gate["reference"].get("backend"),
+                                  "passed" if gate.get("passed") else "refused"))
+    return [""] + lines if lines else []
+
+
+def _fps(value: Optional[float]) -> str:
+    return "-" if value is None else "%.1f" % value
+
+
+def summary_markdown(results: Dict[str, Any], heading: bool = True) -> str:
+    """One check's results as summary.md: a heading naming the GPU, driver and TensorRT (``heading=False``: none,
+    for a page that names them itself, docs/hooks/tables_gpu.py), the table, what was not proven and why."""
     device = results.get("device") or {}
     smi = device.get("nvidia_smi") or {}
     records = results.get("records") or {}
     rows = results.get("bench") or bench_rows(records)
     lines = ["## Measured on a GPU: %s, driver %s, TensorRT %s (%s)" % (
         device.get("gpu") or smi.get("name") or "no GPU", smi.get("driver") or "-", device.get("tensorrt") or "-",
-        results.get("started_at", "")[:10]), ""]
+        (results.get("started_at") or "")[:10]), ""] if heading else []
     lines.append("Trained YOLOv8n (the YOLO26 row: YOLO26n trained the same way) on the test suite's synthetic set, "
                  "160x160, batch 1, built with `edgekit build --fast-build`; bench on the validation frames, stage "
                  "medians in ms (H2D/compute/D2H from CUDA events, e2e = preprocess + inference + postprocess on "
                  "the host clock). `bash jetson/gpu-check.sh`.")
-    lines += ["", "| engine | build s | H2D | compute | D2H | e2e p50 | e2e p99 | FPS | with CUDA graph: e2e p50, FPS "
-                  "| vs ONNX Runtime (CPU, float) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    table = ["", "| engine | build s | H2D | compute | D2H | e2e p50 | e2e p99 | FPS | with CUDA graph: e2e p50, FPS "
+                 "| vs ONNX Runtime (CPU, float) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     cpu = next((r for r in rows if r["backend"] == "onnxruntime"), None)
     if cpu:
         m, p = cpu["median_ms"], cpu["p99_ms"]
-        lines.append("| ONNX Runtime, %s | - | - | %s | - | %s | %s | %s | - | reference |" % (
-            cpu.get("device"), _ms(m.get("inference")), _ms(m.get("e2e")), _ms(p.get("e2e")), cpu.get("fps")))
+        table.append("| ONNX Runtime, %s | - | - | %s | - | %s | %s | %s | - | reference |" % (
+            cpu.get("device"), _ms(m.get("inference")), _ms(m.get("e2e")), _ms(p.get("e2e")), _fps(cpu.get("fps"))))
     not_proven = []
     for key, label in LABELS.items():
         manifest = records.get("manifest-%s" % key) or {}
@@ -117,17 +152,19 @@ def summary_markdown(results: Dict[str, Any]) -> str:
         calibration = manifest.get("calibration") or {}
         if calibration.get("batches"):
             label += ", %d batches of %d" % (calibration["batches"], calibration.get("batch") or 1)
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        table.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             label, "-" if build_s is None else "%.0f" % build_s, _ms(m.get("h2d")), _ms(m.get("compute")),
-            _ms(m.get("d2h")), _ms(m.get("e2e")), _ms(p.get("e2e")), row.get("fps"),
-            "%s ms, %s" % (_ms(graph["median_ms"].get("e2e")), graph.get("fps")) if graph else "-",
+            _ms(m.get("d2h")), _ms(m.get("e2e")), _ms(p.get("e2e")), _fps(row.get("fps")),
+            "%s ms, %s" % (_ms(graph["median_ms"].get("e2e")), _fps(graph.get("fps"))) if graph else "-",
             _agreement(records.get("agreement-%s" % key))))
+    lines += table if len(table) > 3 else ["", "Nothing was measured in this run."]
+    lines += _more_figures(records)
     failed = [t for t in results.get("tests", []) if t.get("outcome") in ("failed", "error")]
     if not_proven or failed:
-        lines += ["", "Not proven in this run:"] + not_proven + [
+        lines += ["", "Not proven in this run:", ""] + not_proven + [
             "- test %s %s: %s" % (t["test"], t["outcome"], t.get("message")) for t in failed]
     if results.get("missing"):
-        lines += ["", "Missing on this machine:"] + ["- %s" % m for m in results["missing"]]
+        lines += ["", "Missing on this machine:", ""] + ["- %s" % m for m in results["missing"]]
     if results.get("resumed_from"):
         lines += ["", "Engines proven in the run of %s are carried over from it (`--resume`)."
                   % results["resumed_from"]]

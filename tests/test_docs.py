@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import importlib
+import json
 import os
 import re
 import shutil
@@ -180,8 +181,121 @@ def test_every_results_table_renders_and_is_used():
     assert set(tables.RENDERERS) <= used, "rendered but on no page: %s" % (set(tables.RENDERERS) - used)
     for name, render in tables.RENDERERS.items():
         text = render(ROOT)
+        if name == "gpu-check" and not list((ROOT / "benchmarks").glob("gpu-check-*")):
+            assert text == hooks_module("tables_gpu").NOT_YET  # no GPU run committed yet: no table to show
+            continue
         rows = [line for line in text.splitlines() if line.startswith("|")]
         assert len(rows) >= 3, "%s renders no table rows:\n%s" % (name, text)
+
+
+# --- the GPU check's committed results folders (docs/results/gpu.md, "Measured on a GPU") ------------------------
+
+GPU_DEVICE = {"python": "3.9.18", "numpy": "1.24.4", "tensorrt": "8.5.3.1", "pycuda": "2024.1", "gpus": 1,
+              "gpu": "NVIDIA H100 80GB HBM3", "sm": "9.0", "cuda_driver_api": 12080, "cuda_python": True,
+              "nvidia_smi": {"name": "NVIDIA H100 80GB HBM3", "driver": "580.95.05", "memory": "81559 MiB"}}
+
+
+def gpu_stages(**medians):
+    return {stage: {"median": ms, "p99": round(ms * 1.5, 4)} for stage, ms in medians.items()}
+
+
+def gpu_records():
+    """What tests/test_tensorrt_gpu.py reports for the FP16 engine (records/*.json), in the shapes it writes."""
+    ort = {"name": "m", "backend": "onnxruntime", "precision": "fp32", "device": "cpu", "fps": 212.4,
+           "config": {}, "stages": gpu_stages(preprocess=0.41, inference=3.872, postprocess=0.3, e2e=4.712)}
+    trt = {"name": "m-fp16", "backend": "tensorrt", "precision": "fp16", "device": "cuda:0", "fps": 1187.3,
+           "config": {"cuda_graph": False},
+           "stages": gpu_stages(h2d=0.0213, compute=0.3187, d2h=0.0121, e2e=0.8342)}
+    graph = dict(trt, fps=1392.8, config={"cuda_graph": True}, stages=gpu_stages(e2e=0.7119))
+    return {"bench-fp16": {"results": [ort, trt]}, "bench-fp16-graph": {"results": [graph]},
+            "manifest-fp16": {"build_seconds": {"total": 87.6}},
+            "agreement-fp16": {"frames": 32, "detections": {"a": 41, "b": 41, "matched": 41, "match_rate": 1.0,
+                                                            "mean_iou": 0.9987, "class_agreement": 1.0}}}
+
+
+def write_gpu_check(folder: Path, started_at: str, device=GPU_DEVICE):
+    """A results folder as jetson/gpu_check.py writes it (its own Check.save), of a run that proved FP16 and whose
+    Q/DQ build timed out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    check = gpu_check.Check(folder, budget=450, python=sys.executable)
+    check.results.update(started_at=started_at, device=device, records=gpu_records())
+    check.results["bench"] = gpu_check.bench_rows(check.results["records"])
+    check.results["tests"] = [{"test": "test_fp16_engine_matches_onnxruntime", "outcome": "passed", "seconds": 3.5,
+                               "message": ""}]
+    for name, status, seconds in [("probe", "ok", 0.4), ("build-fp16", "ok", 88.1), ("tests-fp16", "ok", 31.0)]:
+        check._keep({"name": name, "status": status, "seconds": seconds})
+    check._keep({"name": "build-qdq", "status": "timed out", "seconds": 240.0, "last_line": "[TRT] building"})
+    return json.loads((folder / "results.json").read_text())
+
+
+def test_gpu_check_section_says_not_yet_until_a_results_folder_is_committed():
+    text = results_tables().RENDERERS["gpu-check"](ROOT)
+    committed = sorted(p.name for p in (ROOT / "benchmarks").glob("gpu-check-*"))
+    page = (DOCS / "results" / "gpu.md").read_text(encoding="utf-8")
+    if committed:  # a GPU run is committed: its folder is on the page, and the page no longer says there is none
+        assert all(name in text for name in committed) and "Not yet" not in text
+        assert "No engine has been built on a GPU yet" not in page
+        return
+    assert "no results folder of the GPU check is committed" in text
+    assert "no engine has been built or run by edgekit on a GPU" in text
+    assert not any(line.startswith(("|", "#")) for line in text.splitlines())  # no table, no heading: no numbers
+    section = page[page.index("\n## Measured on a GPU\n"):]
+    assert "<!-- results: gpu-check -->" in section[:section.index("\n## ", 1)]
+
+
+def test_gpu_check_section_renders_a_committed_results_folder(tmp_path):
+    folder = tmp_path / "benchmarks" / "gpu-check-h100-580-trt8.5.3.1"
+    results = write_gpu_check(folder, "2026-12-05T10:00:00Z")
+    text = results_tables().RENDERERS["gpu-check"](tmp_path)
+    lines = text.splitlines()
+    assert lines[0] == ("### gpu-check-h100-580-trt8.5.3.1: NVIDIA H100 80GB HBM3, driver 580.95.05, "
+                        "TensorRT 8.5.3.1")
+    assert not any(line.startswith("#") for line in lines[1:])  # the summary's own heading would repeat it
+    # the rows the check's own summary.md has, every number from results.json
+    assert "| ONNX Runtime, cpu | - | - | 3.872 | - | 4.712 | 7.068 | 212.4 | - | reference |" in lines
+    assert ("| FP16 | 88 | 0.021 | 0.319 | 0.012 | 0.834 | 1.251 | 1187.3 | 0.712 ms, 1392.8 | 41 of 41 matched "
+            "(rate 1.0), IoU 0.9987, class 1.0 |") in lines
+    assert "- INT8 Q/DQ (edgekit quantize): build-qdq timed out: [TRT] building" in lines
+    from jetson.gpu_report import summary_markdown
+
+    own = [line for line in summary_markdown(results).splitlines() if line.startswith(("|", "- "))]
+    assert own and [line for line in lines if line.startswith(("|", "- "))] == own
+    not_proven = lines.index("Not proven in this run:")
+    assert lines[not_proven + 1] == "" and lines[not_proven + 2].startswith("- ")  # a Markdown list, not a paragraph
+
+
+def test_gpu_check_section_shows_the_newest_run_first_and_refuses_a_partial_folder(tmp_path):
+    benchmarks = tmp_path / "benchmarks"
+    write_gpu_check(benchmarks / "gpu-check-h100-580.95-trt8.5.3.1", "2026-11-02T09:00:00Z")
+    write_gpu_check(benchmarks / "gpu-check-a100-570.86-trt8.6.1", "2026-12-24T18:30:00Z",
+                    dict(GPU_DEVICE, gpu="NVIDIA A100-SXM4-40GB", tensorrt="8.6.1",
+                         nvidia_smi={"name": "NVIDIA A100-SXM4-40GB", "driver": "570.86.15"}))
+    text = results_tables().RENDERERS["gpu-check"](tmp_path)
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings == [
+        "### gpu-check-a100-570.86-trt8.6.1: NVIDIA A100-SXM4-40GB, driver 570.86.15, TensorRT 8.6.1",
+        "### gpu-check-h100-580.95-trt8.5.3.1: NVIDIA H100 80GB HBM3, driver 580.95.05, TensorRT 8.5.3.1"]
+    (benchmarks / "gpu-check-t4-535-trt8.5.3.1").mkdir()  # a folder committed without its results.json
+    with pytest.raises(ValueError, match="gpu-check-t4-535-trt8.5.3.1 has no results.json"):
+        results_tables().RENDERERS["gpu-check"](tmp_path)
+    (benchmarks / "gpu-check-t4-535-trt8.5.3.1" / "results.json").write_text('{"kind": "edgekit-bench"}')
+    with pytest.raises(ValueError, match="not a GPU check's results.json"):
+        results_tables().RENDERERS["gpu-check"](tmp_path)
+
+
+def test_gpu_check_section_is_valid_markdown(tmp_path):
+    """The section as the site's Markdown reads it: a table per run, the unproven engines as a list."""
+    _mkdocs_or_skip()
+    import markdown
+
+    write_gpu_check(tmp_path / "benchmarks" / "gpu-check-h100-580-trt8.5.3.1", "2026-12-05T10:00:00Z")
+    out = markdown.markdown(results_tables().RENDERERS["gpu-check"](tmp_path), extensions=["tables", "toc"])
+    assert out.count("<table>") == 1 and out.count("<tr>") == 3 and "<h3" in out
+    assert "<li>INT8 Q/DQ (edgekit quantize): build-qdq timed out: [TRT] building</li>" in out
 
 
 def test_every_committed_plot_is_on_a_page(site):

@@ -475,7 +475,7 @@ def test_fp16_gate_measures_the_engine_on_tensorrt(tmp_path):
     """``pytest -m gpu tests/test_gate.py``: the check's FP16 engine (built once, reused) measured by the gate on
     TensorRT against its ONNX on ONNX Runtime; the build-time flow around it is the CPU tests' above."""
     from tests.gpu_assets import load_assets
-    from tests.test_tensorrt_gpu import engine_for
+    from tests.test_tensorrt_gpu import engine_for, report
 
     assets, missing = load_assets()
     if missing:
@@ -484,5 +484,6 @@ def test_fp16_gate_measures_the_engine_on_tensorrt(tmp_path):
     request = gate.gate_request(str(_pseudo_labelled(assets.model, assets.val, tmp_path / "pseudo")), max_drop=2.0)
     record = gate.run_gate(engine, assets.model, request, label=str(engine))
     print(gate.result_line(record))
+    report("gate-fp16", record)
     assert record["candidate"]["backend"] == "tensorrt" and record["reference"]["backend"] == "onnxruntime"
     assert record["reference"]["map50_95"] > 0.5 and record["passed"] is True, gate.result_line(record)

@@ -80,9 +80,11 @@ def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tm
                                                  "build-nms", "tests-nms", "build-int8", "tests-int8",
                                                  "build-e2e", "tests-e2e"]
     assert doc["device"]["python"] and doc["tests"] and all(t["outcome"] == "skipped" for t in doc["tests"])
-    # every GPU test of the file, each in its engine's step
-    n_tests = len(re.findall(r"^def test_(?:%s)_" % "|".join(ENGINES), (ROOT / "tests" / "test_tensorrt_gpu.py")
-                             .read_text(), re.M))
+    # every GPU test of the check's files (TensorRT's own and the accuracy gate's), each in its engine's step
+    files = ("test_tensorrt_gpu.py", "test_gate.py")
+    n_tests = sum(len(re.findall(r"^def test_(?:%s)_" % "|".join(ENGINES), (ROOT / "tests" / name).read_text(), re.M))
+                  for name in files)
+    assert "test_fp16_gate_measures_the_engine_on_tensorrt" in (ROOT / "tests" / "test_gate.py").read_text()
     assert all(isinstance(t["seconds"], float) for t in doc["tests"])
     assert doc["summary"]["tests"] == {"skipped": n_tests}
     assert all(isinstance(s["seconds"], float) for s in doc["steps"])
@@ -223,3 +225,51 @@ def test_gpu_report_reads_only_a_checks_results(tmp_path):
     for name in ("other.json", "list.json", "missing.json"):
         proc = subprocess.run(report + [str(tmp_path / name)], capture_output=True, text=True)
         assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_summary_reads_the_camera_power_and_gate_records_as_edgekit_writes_them(synthetic_model, tmp_path,
+                                                                               monkeypatch):
+    """The records the GPU tests keep beside the table (camera-KEY, power-fp16, gate-fp16), made here by the same
+    commands on ONNX Runtime (NVML faked for the power): the summary finds their figures, so the one GPU run that
+    measures them does not lose them to a renamed key."""
+    from edgekit.box import Box
+    from edgekit.eval import gate
+    from edgekit.power import sampler
+    from jetson.gpu_report import summary_markdown
+    from tests.helpers import invoke
+    from tests.test_gate import _pseudo_labelled
+    from tests.test_power import fake_nvml
+    from tests.test_tensorrt_gpu import camera_record
+
+    onnx = synthetic_model[2]
+    out = tmp_path / "camera.json"
+    result = invoke(["camera", "synthetic://?width=320&height=240&fps=0", "--model", onnx, "--headless",
+                     "--frames", 20, "--json", out])
+    assert result.exit_code == 0, result.output
+    camera = camera_record(json.loads(out.read_text())["results"][0])
+    monkeypatch.setattr(sampler, "Box", lambda: Box(tmp_path / "pc"))  # no Jetson rails: NVML is the source
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([250_000, 310_000, 280_000] * 20, reasons=0))
+    result = invoke(["bench", onnx, "--iterations", 20, "--warmup", 2, "--power", "--power-interval", 10,
+                     "--json", tmp_path / "power.json"])
+    assert result.exit_code == 0, result.output
+    power = json.loads((tmp_path / "power.json").read_text())["results"][0]["power"]
+    frames = sorted((Path(synthetic_model[0]).parent / "images" / "val").glob("*.jpg"))[:8]
+    (tmp_path / "frames").mkdir()
+    for path in frames:
+        shutil.copy(str(path), str(tmp_path / "frames" / path.name))
+    data = _pseudo_labelled(onnx, str(tmp_path / "frames"), tmp_path / "pseudo", limit=8)
+    record = gate.run_gate(Path(onnx), onnx, gate.gate_request(str(data), max_drop=2.0), label="m",
+                           backend="onnxruntime")
+    results = {"kind": "edgekit-gpu-check", "records": {"camera-nms": camera, "power-fp16": power,
+                                                        "gate-fp16": record}}
+    lines = summary_markdown(results).splitlines()
+    (cam,) = [ln for ln in lines if ln.startswith("- Camera loop on the FP16, uint8 input")]
+    assert "synthetic://320x240@0" in cam and "20 frames" in cam and "%s FPS" % camera["fps"] in cam
+    assert "loop/engine %s (target >= 0.95)" % camera["loop_vs_engine"] in cam
+    assert "limited by %s." % camera["bottleneck"]["stage"] in cam
+    (pw,) = [ln for ln in lines if ln.startswith("- Power while the FP16 engine ran")]
+    assert "NVIDIA H200" in pw and "mean %s W" % power["total"]["mean_w"] in pw
+    assert "%s mJ per frame (NVML energy counter)" % power["energy_per_frame_mj"] in pw
+    (gt,) = [ln for ln in lines if ln.startswith("- Accuracy gate on the FP16 engine")]
+    assert "mAP50-95 %s on onnxruntime vs %s on onnxruntime, passed." % (
+        record["candidate"]["map50_95"], record["reference"]["map50_95"]) in gt

@@ -130,6 +130,26 @@ def bench(assets, key, *models, graph=False):
     return rows
 
 
+def camera_record(summary):
+    """What the check keeps of a camera summary (jetson/gpu_report.py reads it)."""
+    return {k: summary.get(k) for k in ("source", "frames", "fps", "engine_fps", "loop_vs_engine", "bottleneck",
+                                        "stages", "clock")}
+
+
+def camera_loop(key, engine, width, height, frames=600):
+    """edgekit camera on a synthetic source as fast as it goes (fps=0), headless: the live loop's FPS against the
+    engine alone (the summary's loop_vs_engine; the docs' target on a GPU is >= 0.95), kept as camera-KEY."""
+    out = Path(tempfile.mkdtemp()) / "camera.json"
+    result = invoke(["camera", "synthetic://?width=%d&height=%d&fps=0" % (width, height), "--model", engine,
+                     "--headless", "--frames", frames, "--json", out])
+    assert result.exit_code == 0, result.output
+    (summary,) = json.loads(out.read_text())["results"]
+    report("camera-%s" % key, camera_record(summary))
+    assert summary["backend"] == "tensorrt" and summary["frames"] == frames and summary["clock"] == "cuda"
+    assert summary["fps"] > 0 and 0 < summary["loop_vs_engine"] <= 1.5, summary
+    return summary
+
+
 def layer_precisions(engine):
     result = invoke(["inspect", engine, "--json"])
     assert result.exit_code == 0, result.output
@@ -159,6 +179,23 @@ def test_fp16_bench_beside_onnxruntime_with_and_without_cuda_graph(assets, fp16)
     assert graph["config"]["cuda_graph"] is True
 
 
+def test_fp16_bench_reads_the_gpus_power(assets, fp16):
+    """edgekit bench --power on the engine: board power and energy per frame while it runs, from NVML on a desktop
+    or data-centre GPU (nvidia-ml-py, which the device kit of ``make gpu-kit`` carries) or the INA3221 rails on a
+    Jetson; kept as power-fp16."""
+    out = Path(tempfile.mkdtemp()) / "power.json"
+    result = invoke(["bench", fp16, "--source", assets.val, "--duration", 3, "--warmup", 20, "--power",
+                     "--power-interval", 50, "--json", out])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["results"]
+    power = row["power"]
+    if not power.get("power_available"):
+        pytest.skip("no power source here: %s" % "; ".join(power.get("missing") or ["none named"]))
+    report("power-fp16", power)
+    assert power["samples"] >= 10 and power["total"]["mean_w"] > 0 and power["total"]["energy_j"] > 0, power
+    assert power.get("energy_per_frame_mj", 0) > 0 and power["frames"] > 0, power
+
+
 def test_fp16_streams_and_tracking_through_the_multi_source_loop(assets, fp16):
     """edgekit streams (the multi-source loop: muxer, batches, CUDA-event stages) and the camera with tracking and
     a counting line, on the engine; kept as streams-fp16."""
@@ -177,6 +214,11 @@ def test_fp16_streams_and_tracking_through_the_multi_source_loop(assets, fp16):
     assert result.exit_code == 0, result.output
     (summary,) = json.loads(cam.read_text())["results"]
     assert {"track", "count", "compute"} <= set(summary["stages"]) and summary["counts"]["line"] is not None
+
+
+def test_fp16_camera_loop_against_the_engine_alone(fp16):
+    """Host letterbox and NMS around the engine, 640x360 frames."""
+    camera_loop("fp16", fp16, 640, 360)
 
 
 def test_fp16_cuda_graph_replays_the_same_work(assets, fp16):
@@ -337,6 +379,12 @@ def test_nms_engine_served_answers_what_its_pipeline_finds(assets, nms):
 def test_nms_bench(assets, nms):
     (row,) = bench(assets, "nms", nms)
     assert row["input_format"].startswith("uint8") and row["trt_nms"] is True
+
+
+def test_nms_camera_loop_against_the_engine_alone(nms):
+    """The camera-shaped engine (the frame goes in as the camera gives it, letterbox and NMS in the graph): what
+    the live loop keeps of the engine's FPS."""
+    camera_loop("nms", nms, 320, 240)
 
 
 # --- INT8 calibrated on the device (the slowest build: calibration runs first) ---------------------------------

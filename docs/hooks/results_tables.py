@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Dict
 
 import tables_accuracy as accuracy
+import tables_gpu as gpu
 import tables_speed as speed
 from tables_format import load
 
@@ -66,4 +67,5 @@ RENDERERS: Dict[str, Callable[[Path], str]] = {
     "quantize-synthetic-cpu2": accuracy.quantize_synthetic_cpu2,
     "tradeoff-synthetic-cpu2": accuracy.tradeoff_synthetic_cpu2,
     "tradeoff-synthetic-small-cpu2": accuracy.tradeoff_synthetic_small_cpu2,
+    "gpu-check": gpu.gpu_check,
 }
