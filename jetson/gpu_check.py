@@ -256,7 +256,23 @@ def main() -> int:
                    + list(TEST_FILES) + ["-rs", "-q", "-p", "no:cacheprovider", "--junitxml", str(junit)],
                    TIMEOUTS["tests"],
                    dict(env, EDGEKIT_GPU_NO_BUILD="1", **{RESULTS_ENV: str(records)}))
+        gather(check, junits, records, args.budget)  # kept after every engine: a run cut short keeps what it has
 
+    gather(check, junits, records, args.budget)
+    statuses = [s["status"] for s in check.results["steps"]]
+    outcomes = [t["outcome"] for t in check.results["tests"]]
+    check.say("summary: steps %s, tests %s, %.0f s; wrote %s, %s and %s" % (
+        check.results["summary"]["steps"], check.results["summary"]["tests"], check.results["summary"]["seconds"],
+        out / "results.json", out / "summary.md", check.log_path))
+    if any(s in ("failed", "timed out") for s in statuses) or any(o in ("failed", "error") for o in outcomes):
+        return 1
+    return 0 if "skipped" not in statuses else 3
+
+
+def gather(check: Check, junits: List[Path], records: Path, budget: float) -> None:
+    """The tests' outcomes (junit files), the records they kept and the bench rows into results.json, and
+    summary.md, as they stand: called after each engine's tests, so a run stopped from outside (a lent machine's
+    time running out) leaves both files with every engine it finished."""
     check.results["tests"] = [t for junit in junits for t in junit_tests(junit)]
     carried = {s["name"].split("-", 1)[1]: s["carried_from"] for s in check.results["steps"] if s.get("carried_from")}
     for test in check.results["tests"]:
@@ -264,23 +280,22 @@ def main() -> int:
         if key in carried:
             test["carried_from"] = carried[key]
     for path in sorted(records.glob("*.json")) if records.is_dir() else []:
-        check.results["records"][path.stem] = json.loads(path.read_text())
+        try:
+            check.results["records"][path.stem] = json.loads(path.read_text())
+        except ValueError:  # a record half-written by a test killed at its timeout
+            check.results["records"][path.stem] = {"error": "not JSON: %s" % path.name}
     check.results["bench"] = bench_rows(check.results["records"])
     statuses = [s["status"] for s in check.results["steps"]]
     outcomes = [t["outcome"] for t in check.results["tests"]]
     check.results["summary"] = {
         "steps": {s: statuses.count(s) for s in sorted(set(statuses))},
         "tests": {o: outcomes.count(o) for o in sorted(set(outcomes))},
-        "seconds": round(args.budget - check.left(), 1),
+        "seconds": round(budget - check.left(), 1),
     }
     check.save()
-    (out / "summary.md").write_text(summary_markdown(check.results))
-    check.say("summary: steps %s, tests %s, %.0f s; wrote %s, %s and %s" % (
-        check.results["summary"]["steps"], check.results["summary"]["tests"], check.results["summary"]["seconds"],
-        out / "results.json", out / "summary.md", check.log_path))
-    if any(s in ("failed", "timed out") for s in statuses) or any(o in ("failed", "error") for o in outcomes):
-        return 1
-    return 0 if "skipped" not in statuses else 3
+    tmp = check.out / ".summary.md.tmp"
+    tmp.write_text(summary_markdown(check.results))
+    tmp.replace(check.out / "summary.md")
 
 
 def _carry_files(earlier: Path, out: Path, key: str) -> None:

@@ -273,3 +273,37 @@ def test_summary_reads_the_camera_power_and_gate_records_as_edgekit_writes_them(
     (gt,) = [ln for ln in lines if ln.startswith("- Accuracy gate on the FP16 engine")]
     assert "mAP50-95 %s on onnxruntime vs %s on onnxruntime, passed." % (
         record["candidate"]["map50_95"], record["reference"]["map50_95"]) in gt
+
+
+def test_results_and_summary_are_kept_after_every_engine(tmp_path):
+    """A lent machine's time may run out in the middle of the check: what the engines before that proved is
+    already in results.json and summary.md (gathered after each engine's tests), so a later --resume builds on it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    out = tmp_path / "run"
+    check = gpu_check.Check(out, budget=450, python=sys.executable)
+    for name in ("probe", "build-fp16", "tests-fp16"):
+        check._keep({"name": name, "status": "ok", "seconds": 1.0})
+    (out / "junit-fp16.xml").write_text('<testsuite><testcase name="test_fp16_engine_matches_onnxruntime" '
+                                        'time="2.5"/></testsuite>')
+    records = out / "records"
+    records.mkdir()
+    bench = {"results": [{"name": "m-fp16", "backend": "tensorrt", "precision": "fp16", "fps": 2500.04,
+                          "stages": {k: {"median": 0.1, "p99": 0.2} for k in ("h2d", "compute", "d2h", "e2e")}}]}
+    (records / "bench-fp16.json").write_text(json.dumps(bench))
+    (records / "agreement-qdq.json").write_text('{"detections": {"a": 3')  # a test killed while writing
+    gpu_check.gather(check, [out / "junit-fp16.xml", out / "junit-qdq.xml"], records, 450)
+    # the build of the next engine starts, and the machine goes away here: no final summary
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["tests"] == [{"test": "test_fp16_engine_matches_onnxruntime", "outcome": "passed", "seconds": 2.5,
+                             "message": ""}]
+    assert doc["bench"][0]["fps"] == 2500.04 and doc["records"]["agreement-qdq"] == {"error": "not JSON: "
+                                                                                               "agreement-qdq.json"}
+    assert "| FP16 | - | 0.100 | 0.100 | 0.100 | 0.100 | 0.200 | 2500.0 | - | - |" in (out / "summary.md").read_text()
+    assert not list(out.glob(".*.tmp"))
+    proc = run_check(tmp_path, "--out", tmp_path / "next", "--budget", 100, "--resume", out,
+                     EDGEKIT_PYTHON=sys.executable)
+    assert "[ok] build-fp16: passed in the earlier run" in proc.stdout, proc.stdout

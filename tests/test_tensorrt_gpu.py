@@ -84,7 +84,9 @@ def report(name, doc):
     folder = results_dir()
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / ("%s.json" % name)).write_text(json.dumps(doc, indent=2))
+        tmp = folder / (".%s.json.tmp" % name)  # whole or not at all: the check may be stopped at any moment
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(folder / ("%s.json" % name))
 
 
 def agreement(assets, engine, cuda_graph=False, reference=None):
