@@ -239,6 +239,7 @@ def test_gpu_check_section_says_not_yet_until_a_results_folder_is_committed():
     if committed:  # a GPU run is committed: its folder is on the page, and the page no longer says there is none
         assert all(name in text for name in committed) and "Not yet" not in text
         assert "No engine has been built on a GPU yet" not in page
+        assert "No TensorRT engine has been built or run by edgekit's code on a GPU yet" not in readme()
         return
     assert "no results folder of the GPU check is committed" in text
     assert "no engine has been built or run by edgekit on a GPU" in text
