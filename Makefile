@@ -97,7 +97,7 @@ GPU_KIT = ../shared/device/trt85
 GPU_KIT_EXTRA = pytest exceptiongroup tomli click rich pyyaml onnx onnxruntime opencv-python-headless cuda-python<13 \
 	starlette uvicorn httpx python-multipart prometheus_client pillow httptools uvloop pycocotools nvidia-ml-py
 gpu-kit:
-	@test -x $(GPU_KIT) || { echo "gpu-kit: $(GPU_KIT) not found: the device kit is this project's sessions' own" >&2; exit 2; }
+	@test -x $(GPU_KIT) || { echo "gpu-kit: $(GPU_KIT) not found: give the device kit's script, make gpu-kit GPU_KIT=/path/to/trt85" >&2; exit 2; }
 	EDGEKIT_KIT_EXTRA="$(GPU_KIT_EXTRA)" $(GPU_KIT) prepare
 
 clean:

@@ -76,6 +76,8 @@ def main() -> int:
     tmp = out.with_name(out.name + ".building")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    print("making the GPU check's assets in %s (renamed to %s when complete: the paths below are its files)"
+          % (tmp, out.name), flush=True)
     for model in (onnx, e2e):  # each with its manifest: the engine's (head, max_det, names) comes from it
         shutil.copy(model, tmp / model.name)
         shutil.copy(model.with_name(model.name + ".json"), tmp / (model.name + ".json"))
@@ -102,8 +104,9 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print("wrote %s (%d files, %.1f MB) in %.0f s: point EDGEKIT_GPU_ASSETS at it on the GPU machine"
-          % (out, len(files) + 1, size / 1e6, time.perf_counter() - t0))
+    print("wrote %s (%d files, %.1f MB) in %.0f s: carry it to the GPU machine, where the check finds ./%s in the "
+          "checkout (elsewhere: EDGEKIT_GPU_ASSETS=DIR)" % (out, len(files) + 1, size / 1e6, time.perf_counter() - t0,
+                                                            out.name))
     return 0
 
 

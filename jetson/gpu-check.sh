@@ -14,12 +14,23 @@ cd "$(dirname "$0")/.."
 
 why_not() {  # nothing when "$1" starts as a Python 3.8+, else the first line of what it said
   local out rc
-  out=$("$1" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 8) else "Python %d.%d is older than 3.8" % sys.version_info[:2])' 2>&1 </dev/null)
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "not found"
+    return 1
+  fi
+  local err; err=$(mktemp)
+  # stdout carries the answer; stderr (e.g. a loader's LD_PRELOAD warning) only the reason when there is none
+  out=$("$1" -c 'import sys; print("python-ok") if sys.version_info >= (3, 8) else sys.exit("Python %d.%d is older than 3.8" % sys.version_info[:2])' 2>"$err" </dev/null)
   rc=$?
-  [ "$rc" -eq 0 ] && return 0
+  [ "$rc" -eq 0 ] && [ "$out" = "python-ok" ] && { rm -f "$err"; return 0; }
+  [ "$rc" -eq 0 ] && { rm -f "$err"; echo "not a Python (it ran, but did not run Python code)"; return 1; }
+  out=$(printf '%s\n%s\n' "$out" "$(cat "$err")"); rm -f "$err"
   # the telling line: Python's "Fatal Python error: ..." (e.g. under another Python's PYTHONHOME), else the first
   out=$( { printf '%s\n' "$out" | grep -m1 -E 'Error|error|No such file'; printf '%s\n' "$out"; } | grep -v '^[[:space:]]*$' | head -1)
-  echo "${out:-exit status $rc}${PYTHONHOME:+ (with PYTHONHOME=$PYTHONHOME)}"
+  case "$out" in
+    *"Fatal Python error"*) echo "$out${PYTHONHOME:+ (with PYTHONHOME=$PYTHONHOME)}" ;;
+    *) echo "${out:-exit status $rc}" ;;
+  esac
 }
 
 if [ -n "${EDGEKIT_PYTHON:-}" ]; then

@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -42,10 +43,11 @@ from typing import Any, Dict, List, NoReturn, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from jetson.gpu_report import bench_rows, junit_tests, summary_markdown  # noqa: E402
+from jetson.gpu_report import bench_rows, counts, junit_tests, summary_markdown  # noqa: E402
 from tests.gpu_assets import ENGINES, RESULTS_ENV, WORK_ENV, load_assets, work_dir  # noqa: E402
 
 TIMEOUTS = {"probe": 60, "tests": 150}
+MIN_BUDGET = 30  # seconds: less cannot even probe the machine
 TESTS_RESERVE = 60  # seconds each build leaves for its own tests step, whatever it takes
 # the gpu tests, named by the engine they need (test_fp16_...): TensorRT itself, and the accuracy gate on an engine
 TEST_FILES = ("tests/test_tensorrt_gpu.py", "tests/test_gate.py")
@@ -119,13 +121,18 @@ class Check:
 
     def proven_earlier(self, key: str) -> Optional[List[Dict[str, Any]]]:
         """The earlier run's build and tests steps of engine ``key`` when that run proved it (--resume): both
-        steps ok and every one of its tests passed (a run where they were skipped proved nothing), else None."""
+        steps ok, none of its tests failed and at least one passed (a run where all were skipped, e.g. without a
+        GPU, proved nothing), else None. A test skipped there (a dependency that machine lacked) stays skipped,
+        listed as not proven: resuming saves the engine's build, not its proof."""
         steps = {r.get("name"): r for r in self.earlier.get("steps", [])}
         records = [steps.get("build-" + key), steps.get("tests-" + key)]
         tests = [t for t in self.earlier.get("tests", []) if str(t.get("test", "")).startswith("test_%s_" % key)]
         if not tests or any(r is None or r.get("status") != "ok" for r in records):
             return None
-        return records if all(t.get("outcome") == "passed" for t in tests) else None
+        outcomes = [t.get("outcome") for t in tests]
+        if "passed" not in outcomes or any(o not in ("passed", "skipped") for o in outcomes):
+            return None
+        return [r for r in records if r is not None]
 
     def carry(self, record: Dict[str, Any]) -> None:
         proven_at = record.get("carried_from") or self.earlier.get("started_at")  # a chain of resumes keeps it
@@ -180,6 +187,9 @@ def read_earlier(path: str) -> Dict[str, Any]:
         die("--resume %s: no readable results.json there (%s)" % (path, exc))
     if not isinstance(doc, dict) or doc.get("kind") != "edgekit-gpu-check":
         die("--resume %s: not a GPU check's results.json" % path)
+    for part in ("steps", "tests"):
+        if not isinstance(doc.get(part, []), list) or not all(isinstance(r, dict) for r in doc.get(part, [])):
+            die("--resume %s: its %r is not a list of records (a damaged results.json?)" % (path, part))
     doc["_folder"] = str(file.parent)
     return doc
 
@@ -194,8 +204,9 @@ def budget_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError("%r is not a number of seconds (e.g. 420)" % text) from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError("%s: give a number of seconds above 0 (e.g. 420)" % text)
+    if not MIN_BUDGET <= value < float("inf"):
+        raise argparse.ArgumentTypeError("%s: give at least %d seconds (the probe alone may take 10; e.g. 420)"
+                                         % (text, MIN_BUDGET))
     return value
 
 
@@ -212,7 +223,10 @@ def main() -> int:
     args = parser.parse_args()
     out = Path(args.out).resolve()
     earlier = read_earlier(args.resume) if args.resume else None
+    if earlier is not None and Path(earlier["_folder"]).resolve() == out:
+        die("--out %s is the --resume folder: give the new run a folder of its own" % args.out)
     check = Check(out, args.budget, sys.executable, earlier)
+    check.results["command"] = " ".join(["bash jetson/gpu-check.sh"] + sys.argv[1:])
     records = out / "records"
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
            "YOLO_OFFLINE": "1", WORK_ENV: str(work_dir())}
@@ -237,6 +251,8 @@ def main() -> int:
     check.say("assets: %s" % ("ok (%s)" % assets.root if assets and not asset_lines else "not usable"))
 
     blockers = [m for m in missing if not m.startswith("cuda-python")]
+    if earlier is not None and not any(check.proven_earlier(key) for key in ENGINES):
+        check.say("--resume %s: no engine passed its build and tests there; nothing to carry over" % args.resume)
     junits = []
     for key in ENGINES:
         proven = check.proven_earlier(key)
@@ -256,17 +272,34 @@ def main() -> int:
                    + list(TEST_FILES) + ["-rs", "-q", "-p", "no:cacheprovider", "--junitxml", str(junit)],
                    TIMEOUTS["tests"],
                    dict(env, EDGEKIT_GPU_NO_BUILD="1", **{RESULTS_ENV: str(records)}))
+        check.say("    tests of %s: %s" % (key, counts(junit_tests(junit)) or "none ran (see the log)"))
         gather(check, junits, records, args.budget)  # kept after every engine: a run cut short keeps what it has
 
     gather(check, junits, records, args.budget)
     statuses = [s["status"] for s in check.results["steps"]]
     outcomes = [t["outcome"] for t in check.results["tests"]]
-    check.say("summary: steps %s, tests %s, %.0f s; wrote %s, %s and %s" % (
-        check.results["summary"]["steps"], check.results["summary"]["tests"], check.results["summary"]["seconds"],
-        out / "results.json", out / "summary.md", check.log_path))
+    check.say("summary: steps %s; tests %s; %.0f s; wrote %s, %s and %s" % (
+        counts(check.results["steps"], "status"), counts(check.results["tests"]) or "none",
+        check.results["summary"]["seconds"], out / "results.json", out / "summary.md", check.log_path))
+    name = commit_folder(device)
+    if name and "passed" in outcomes:
+        check.say("to keep it: copy %s to benchmarks/%s/ and commit it (docs/results/gpu.md renders it)" % (out, name))
     if any(s in ("failed", "timed out") for s in statuses) or any(o in ("failed", "error") for o in outcomes):
         return 1
-    return 0 if "skipped" not in statuses else 3
+    return 0 if "skipped" not in statuses + outcomes else 3
+
+
+def commit_folder(device: Dict[str, Any]) -> Optional[str]:
+    """The folder name a run is committed under (benchmarks/gpu-check-<gpu>-<driver>-trt<version>), from what
+    the check found: "NVIDIA H100 80GB HBM3", driver 580.95.05, TensorRT 8.5.3.1 -> gpu-check-h100-580.95.05-trt8.5.3.1;
+    None without a GPU."""
+    smi = device.get("nvidia_smi") or {}
+    gpu = str(device.get("gpu") or smi.get("name") or "")
+    words = [w for w in re.split(r"[^a-z0-9.]+", gpu.lower()) if w and w not in ("nvidia", "geforce", "tesla")]
+    if not words or not smi.get("driver"):
+        return None
+    model = next((i for i, w in enumerate(words) if re.search(r"\d", w)), 0)  # "rtx 4090" -> rtx-4090
+    return "gpu-check-%s-%s-trt%s" % ("-".join(words[:model + 1]), smi["driver"], device.get("tensorrt") or "unknown")
 
 
 def gather(check: Check, junits: List[Path], records: Path, budget: float) -> None:

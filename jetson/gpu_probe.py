@@ -34,8 +34,13 @@ try:
     except Exception as exc:
         missing.append("GPU: CUDA cannot start (%s)" % str(exc).splitlines()[0][:160])
 except ImportError as exc:
-    missing.append("pycuda: cannot load (%s): pip install 'edgekit[jetson]'; it also needs the NVIDIA driver"
-                   % str(exc).splitlines()[0][:160])
+    why = str(exc).splitlines()[0][:160]
+    if getattr(exc, "name", None) == "pycuda":  # not installed at all
+        missing.append("pycuda: not installed (pip install pycuda, or the checkout's jetson extra: pip install -e "
+                       "'.[jetson]')")
+    else:  # installed, but its CUDA library does not load: no NVIDIA driver (libcuda), or another CUDA
+        missing.append("pycuda: installed but cannot load (%s): it needs the NVIDIA driver's libcuda (no driver "
+                       "here?)" % why)
 try:
     try:
         from cuda.bindings import driver  # noqa: F401 - cuda-python >= 12.6
@@ -44,5 +49,6 @@ try:
     facts["cuda_python"] = True
 except ImportError:
     facts["cuda_python"] = False
-    missing.append("cuda-python: absent, so the CUDA-graph test skips (pip install 'edgekit[jetson]')")
+    missing.append("cuda-python: absent, so the CUDA-graph tests skip (pip install 'cuda-python>=12,<13', or "
+                   "the checkout's jetson extra)")
 print(json.dumps({"facts": facts, "missing": missing}))

@@ -55,6 +55,16 @@ def bench_rows(records: Dict[str, Any]) -> List[Dict[str, Any]]:
     return rows
 
 
+ORDER = ("ok", "passed", "failed", "error", "timed out", "skipped")  # how counts list a step's or test's outcomes
+
+
+def counts(rows: List[Dict[str, Any]], field: str = "outcome") -> str:
+    """"20 passed, 2 skipped": how many rows have each value of ``field`` (a test's outcome, a step's status)."""
+    values = [str(r.get(field)) for r in rows]
+    rank = {v: i for i, v in enumerate(ORDER)}
+    return ", ".join("%d %s" % (values.count(v), v) for v in sorted(set(values), key=lambda v: (rank.get(v, 99), v)))
+
+
 def _ms(value: Optional[float]) -> str:
     return "-" if value is None else "%.3f" % value
 
@@ -128,10 +138,10 @@ def summary_markdown(results: Dict[str, Any], heading: bool = True) -> str:
     lines = ["## Measured on a GPU: %s, driver %s, TensorRT %s (%s)" % (
         device.get("gpu") or smi.get("name") or "no GPU", smi.get("driver") or "-", device.get("tensorrt") or "-",
         (results.get("started_at") or "")[:10]), ""] if heading else []
-    lines.append("Trained YOLOv8n (the YOLO26 row: YOLO26n trained the same way) on the test suite's synthetic set, "
-                 "160x160, batch 1, built with `edgekit build --fast-build`; bench on the validation frames, stage "
-                 "medians in ms (H2D/compute/D2H from CUDA events, e2e = preprocess + inference + postprocess on "
-                 "the host clock). `bash jetson/gpu-check.sh`.")
+    method = ("Trained YOLOv8n (the YOLO26 row: YOLO26n trained the same way) on the test suite's synthetic set, "
+              "160x160, batch 1, built with `edgekit build --fast-build`; bench on the validation frames, stage "
+              "medians in ms (H2D/compute/D2H from CUDA events, e2e = preprocess + inference + postprocess on the "
+              "host clock). `%s`." % (results.get("command") or "bash jetson/gpu-check.sh"))
     table = ["", "| engine | build s | H2D | compute | D2H | e2e p50 | e2e p99 | FPS | with CUDA graph: e2e p50, FPS "
                  "| vs ONNX Runtime (CPU, float) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     cpu = next((r for r in rows if r["backend"] == "onnxruntime"), None)
@@ -139,13 +149,14 @@ def summary_markdown(results: Dict[str, Any], heading: bool = True) -> str:
         m, p = cpu["median_ms"], cpu["p99_ms"]
         table.append("| ONNX Runtime, %s | - | - | %s | - | %s | %s | %s | - | reference |" % (
             cpu.get("device"), _ms(m.get("inference")), _ms(m.get("e2e")), _ms(p.get("e2e")), _fps(cpu.get("fps"))))
-    not_proven = []
+    not_proven, unbuilt = [], set()
     for key, label in LABELS.items():
         manifest = records.get("manifest-%s" % key) or {}
         row = _row(rows, "bench-%s" % key, "tensorrt")
         graph = _row(rows, "bench-%s-graph" % key, "tensorrt")
         if row is None:
             not_proven.append("- %s: %s" % (label, _why_not(results, key)))
+            unbuilt.add(key)
             continue
         m, p = row["median_ms"], row["p99_ms"]
         build_s = (manifest.get("build_seconds") or {}).get("total")
@@ -157,23 +168,36 @@ def summary_markdown(results: Dict[str, Any], heading: bool = True) -> str:
             _ms(m.get("d2h")), _ms(m.get("e2e")), _ms(p.get("e2e")), _fps(row.get("fps")),
             "%s ms, %s" % (_ms(graph["median_ms"].get("e2e")), _fps(graph.get("fps"))) if graph else "-",
             _agreement(records.get("agreement-%s" % key))))
-    lines += table if len(table) > 3 else ["", "Nothing was measured in this run."]
+    lines += [method] + table if len(table) > 3 else ["Nothing was measured in this run (`%s`)."
+                                                       % (results.get("command") or "bash jetson/gpu-check.sh")]
     lines += _more_figures(records)
-    failed = [t for t in results.get("tests", []) if t.get("outcome") in ("failed", "error")]
-    if not_proven or failed:
+    tests = results.get("tests") or []
+    if tests:
+        lines += ["", "Tests: %s." % counts(tests)]
+    failed = [t for t in tests if t.get("outcome") in ("failed", "error")]
+    skipped: Dict[str, List[str]] = {}
+    for t in tests:  # skipped on an engine that ran (a missing extra, no NVML...); an unbuilt one is listed above
+        if t.get("outcome") == "skipped" and str(t.get("test")).split("_")[1] not in unbuilt:
+            skipped.setdefault(t.get("message") or "no reason given", []).append(str(t.get("test")))
+    if not_proven or failed or skipped:
         lines += ["", "Not proven in this run:", ""] + not_proven + [
-            "- test %s %s: %s" % (t["test"], t["outcome"], t.get("message")) for t in failed]
+            "- test %s %s: %s" % (t["test"], t["outcome"], t.get("message")) for t in failed] + [
+            "- %s skipped: %s" % (", ".join(names), why) for why, names in skipped.items()]
     if results.get("missing"):
         lines += ["", "Missing on this machine:", ""] + ["- %s" % m for m in results["missing"]]
-    if results.get("resumed_from"):
+    if results.get("resumed_from") and any(s.get("carried_from") for s in results.get("steps", [])):
         lines += ["", "Engines proven in the run of %s are carried over from it (`--resume`)."
                   % results["resumed_from"]]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: List[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python jetson/gpu_report.py RESULTS_DIR_OR_JSON", file=sys.stderr)
+    usage = "usage: python jetson/gpu_report.py RESULTS_DIR_OR_JSON (prints the summary.md of a GPU check's results)"
+    if argv in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print(usage, file=sys.stderr)
         return 2
     path = Path(argv[0])
     path = path / "results.json" if path.is_dir() else path

@@ -286,6 +286,12 @@ def test_gpu_check_section_shows_the_newest_run_first_and_refuses_a_partial_fold
     (benchmarks / "gpu-check-t4-535-trt8.5.3.1" / "results.json").write_text('{"kind": "edgekit-bench"}')
     with pytest.raises(ValueError, match="not a GPU check's results.json"):
         results_tables().RENDERERS["gpu-check"](tmp_path)
+    # a run without a GPU (every test skipped) proves nothing: committing it is refused, not shown as a result
+    skipped = [{"test": "test_fp16_engine_matches_onnxruntime", "outcome": "skipped"}]
+    (benchmarks / "gpu-check-t4-535-trt8.5.3.1" / "results.json").write_text(json.dumps(
+        {"kind": "edgekit-gpu-check", "tests": skipped}))
+    with pytest.raises(ValueError, match="no test passed in that run"):
+        results_tables().RENDERERS["gpu-check"](tmp_path)
 
 
 def test_gpu_check_section_is_valid_markdown(tmp_path):

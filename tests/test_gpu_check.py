@@ -95,6 +95,13 @@ def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tm
     summary = (out / "summary.md").read_text()
     assert "Not proven in this run:" in summary and "- FP16: build-fp16 skipped" in summary
     assert "- YOLO26 end-to-end (TopK head), FP16: build-e2e skipped" in summary
+    # a step whose tests all skipped says so under its [ok]; the last line is counts, not Python dicts
+    assert "    tests of fp16: %d skipped" % len([n for n in names if n.startswith("test_fp16_")]) in lines
+    (last,) = [line for line in lines if line.startswith("summary: ")]
+    assert last.startswith("summary: steps 6 ok, 5 skipped; tests %d skipped; " % n_tests) and "{" not in last
+    assert "Tests: %d skipped." % n_tests in summary and "Nothing was measured in this run (`bash jetson/" \
+        "gpu-check.sh --out %s --budget 200`)." % out in summary
+    assert "Trained YOLOv8n" not in summary and "to keep it:" not in proc.stdout  # nothing to commit
 
 
 def test_a_step_that_hangs_is_killed_at_its_timeout_and_the_next_one_runs(tmp_path):
@@ -131,7 +138,11 @@ def test_a_python_that_cannot_start_is_refused_in_one_line(tmp_path):
     proc = run_check(tmp_path, "--out", tmp_path / "r", EDGEKIT_PYTHON=str(tmp_path / "nowhere" / "python3"))
     assert proc.returncode == 2 and proc.stdout == ""
     (line,) = proc.stderr.splitlines()
-    assert line.startswith("gpu-check: EDGEKIT_PYTHON=") and "cannot start" in line and "No such file" in line
+    assert line.startswith("gpu-check: EDGEKIT_PYTHON=") and "cannot start: not found" in line
+    assert "line " not in line and "PYTHONHOME" not in line  # no bash line number, no unrelated PYTHONHOME
+    for program, why in (("true", "not a Python"), ("false", "exit status 1")):  # runs, but is no Python
+        proc = run_check(tmp_path, "--out", tmp_path / "r", EDGEKIT_PYTHON=shutil.which(program))
+        assert proc.returncode == 2 and proc.stdout == "" and why in proc.stderr, proc.stderr
     # no EDGEKIT_PYTHON: $PY39 first (the kit's env.sh exports it), then python3; here both die at start-up
     proc = run_check(tmp_path, "--out", tmp_path / "r", PY39=str(tmp_path / "nowhere" / "python3.9"),
                      PYTHONHOME=str(tmp_path / "no-such-home"), PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin")
@@ -162,6 +173,9 @@ def test_resume_skips_engines_proven_earlier_and_carries_their_results(tmp_path)
              {"name": "tests-fp16", "status": "ok", "seconds": 30.0},
              {"name": "build-qdq", "status": "timed out", "seconds": 200.0}]
     tests = [{"test": "test_fp16_engine_matches_onnxruntime", "outcome": "passed", "seconds": 3.5},
+             # skipped there for a dependency that machine lacked: the engine still counts as proven
+             {"test": "test_fp16_camera_tracks_and_counts_on_the_engine", "outcome": "skipped", "seconds": 0.0,
+              "message": "supervision is not installed here (edgekit[track])"},
              {"test": "test_qdq_bench_and_int8_layers", "outcome": "skipped", "seconds": 0.0}]
     (earlier / "results.json").write_text(json.dumps({"kind": "edgekit-gpu-check", "started_at": "2026-12-01T10:00:00Z",
                                                       "steps": steps, "tests": tests}))
@@ -171,8 +185,10 @@ def test_resume_skips_engines_proven_earlier_and_carries_their_results(tmp_path)
     (earlier / "records" / "bench-fp16.json").write_text(json.dumps(bench))
     (earlier / "records" / "manifest-fp16.json").write_text(json.dumps({"build_seconds": {"total": 93.5}}))
     (earlier / "records" / "bench-qdq.json").write_text("{}")  # not passed there: not carried
-    (earlier / "junit-fp16.xml").write_text('<testsuite><testcase name="test_fp16_engine_matches_onnxruntime" '
-                                            'time="3.5"/></testsuite>')
+    (earlier / "junit-fp16.xml").write_text(
+        '<testsuite><testcase name="test_fp16_engine_matches_onnxruntime" time="3.5"/><testcase name='
+        '"test_fp16_camera_tracks_and_counts_on_the_engine" time="0"><skipped message="supervision is not installed '
+        'here (edgekit[track])"/></testcase></testsuite>')
     out = tmp_path / "now"
     proc = run_check(tmp_path, "--out", out, "--budget", 100, "--resume", earlier, EDGEKIT_PYTHON=sys.executable)
     assert proc.returncode == 3, proc.stdout + proc.stderr
@@ -187,6 +203,9 @@ def test_resume_skips_engines_proven_earlier_and_carries_their_results(tmp_path)
     row = [ln for ln in (out / "summary.md").read_text().splitlines() if ln.startswith("| FP16 |")]
     assert row == ["| FP16 | 94 | 0.100 | 0.100 | 0.100 | 0.100 | 0.200 | 2500.0 | - | - |"]
     assert "carried over from it (`--resume`)" in (out / "summary.md").read_text()
+    assert ("- test_fp16_camera_tracks_and_counts_on_the_engine skipped: supervision is not installed here "
+            "(edgekit[track])") in (out / "summary.md").read_text()  # carried, and still listed as not proven
+    assert "Tests: 1 passed, " in (out / "summary.md").read_text()  # and this run's own, skipped without a GPU
     # resuming from that run again: FP16 still counts as proven where it was, and nothing else does
     again = tmp_path / "again"
     proc = run_check(tmp_path, "--out", again, "--budget", 100, "--resume", out, EDGEKIT_PYTHON=sys.executable)
@@ -199,19 +218,27 @@ def test_resume_skips_engines_proven_earlier_and_carries_their_results(tmp_path)
     proc = run_check(tmp_path, "--out", tmp_path / "third", "--budget", 100, "--resume", skipped_run,
                      EDGEKIT_PYTHON=sys.executable)
     assert proc.returncode == 3 and "carried over" not in proc.stdout, proc.stdout
+    assert "nothing to carry over" in proc.stdout
+    assert "carried over from it" not in (tmp_path / "third" / "summary.md").read_text()
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["--resume", "{tmp}/nothing-here"], "--resume"),
     (["--resume", "{tmp}/list.json"], "not a GPU check's results.json"),
     (["--budget", "abc"], "'abc' is not a number of seconds"),
-    (["--budget", "-5"], "above 0"),
-    (["--budget", "nan"], "above 0"),
+    (["--budget", "-5"], "at least 30 seconds"),
+    (["--budget", "5"], "at least 30 seconds"),  # not even the probe would run
+    (["--budget", "nan"], "at least 30 seconds"),
+    (["--resume", "{tmp}/damaged.json"], "its 'steps' is not a list of records"),
+    (["--resume", "{tmp}/run", "--out", "{tmp}/run"], "is the --resume folder"),
     (["--out", "{tmp}/list.json"], "cannot write the results there"),
     (["--no-such-flag"], "unrecognized arguments"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, fragment):
     (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "damaged.json").write_text('{"kind": "edgekit-gpu-check", "steps": "x"}')
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text('{"kind": "edgekit-gpu-check", "steps": [], "tests": []}')
     proc = run_check(tmp_path, *[a.format(tmp=tmp_path) for a in args], EDGEKIT_PYTHON=sys.executable)
     assert proc.returncode == 2 and proc.stdout == "", proc.stdout
     (line,) = proc.stderr.splitlines()
@@ -307,3 +334,28 @@ def test_results_and_summary_are_kept_after_every_engine(tmp_path):
     proc = run_check(tmp_path, "--out", tmp_path / "next", "--budget", 100, "--resume", out,
                      EDGEKIT_PYTHON=sys.executable)
     assert "[ok] build-fp16: passed in the earlier run" in proc.stdout, proc.stdout
+
+
+def test_the_folder_to_commit_is_named_from_the_gpu_driver_and_tensorrt():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+
+    def name(gpu, driver="580.95.05"):
+        return gpu_check.commit_folder({"gpu": gpu, "tensorrt": "8.5.3.1", "nvidia_smi": {"driver": driver}})
+
+    assert name("NVIDIA H100 80GB HBM3") == "gpu-check-h100-580.95.05-trt8.5.3.1"
+    assert name("NVIDIA GeForce RTX 4090") == "gpu-check-rtx-4090-580.95.05-trt8.5.3.1"
+    assert name("NVIDIA A100-SXM4-40GB") == "gpu-check-a100-580.95.05-trt8.5.3.1"
+    assert name("NVIDIA H100 80GB HBM3", driver=None) is None  # no driver seen: no name to suggest
+    assert gpu_check.commit_folder({"nvidia_smi": {"error": "nvidia-smi not found"}}) is None
+
+
+def test_gpu_report_help_is_usage_not_a_file_name():
+    report = [sys.executable, str(ROOT / "jetson" / "gpu_report.py")]
+    proc = subprocess.run(report + ["--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: python jetson/gpu_report.py") and not proc.stderr
+    proc = subprocess.run(report + ["--bogus"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("usage:") and "cannot read" not in proc.stderr

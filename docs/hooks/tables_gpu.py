@@ -34,7 +34,7 @@ def summary_markdown() -> Callable[..., str]:
 def runs(root: Path) -> List[Tuple[Path, Dict[str, Any]]]:
     """(folder, results) of every committed GPU check, newest first: by the run's own ``started_at``, else (a
     results.json without one, sorted after those with one) by folder name. A folder without a GPU check's
-    results.json is an error, not a silent gap."""
+    results.json, or of a run where no test passed, is an error, not a silent gap or an empty table."""
     found = []
     for folder in sorted(p for p in root.glob(PATTERN) if p.is_dir()):
         path = folder / "results.json"
@@ -45,6 +45,9 @@ def runs(root: Path) -> List[Tuple[Path, Dict[str, Any]]]:
             results = json.load(f)
         if not isinstance(results, dict) or results.get("kind") != "edgekit-gpu-check":
             raise ValueError("%s is not a GPU check's results.json" % path.relative_to(root).as_posix())
+        if not any(isinstance(t, dict) and t.get("outcome") == "passed" for t in results.get("tests") or []):
+            raise ValueError("%s: no test passed in that run (no GPU there?): it proves nothing, commit a run that "
+                             "did" % path.relative_to(root).as_posix())
         found.append((folder, results))
     return sorted(found, key=lambda run: (run[1].get("started_at") or "", run[0].name), reverse=True)
 
@@ -53,7 +56,7 @@ def title(folder: Path, results: Dict[str, Any]) -> str:
     """The run's folder and what it ran on (GPU, driver, TensorRT), as results.json recorded them."""
     device = results.get("device") or {}
     smi = device.get("nvidia_smi") or {}
-    facts = [device.get("gpu") or smi.get("name")]
+    facts = [device.get("gpu") or smi.get("name") or "no GPU"]
     facts += ["driver %s" % smi["driver"] if smi.get("driver") else None,
               "TensorRT %s" % device["tensorrt"] if device.get("tensorrt") else None]
     facts = [str(f) for f in facts if f]
