@@ -43,7 +43,11 @@ from typing import Any, Dict, List, NoReturn, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from jetson.gpu_report import bench_rows, counts, junit_tests, summary_markdown  # noqa: E402
+# its sibling by folder, not as jetson.gpu_report: on a Jetson, jetson-inference's own `jetson` package (a regular
+# package) wins over this folder (a namespace one) wherever both are on the path
+sys.path.insert(0, str(ROOT / "jetson"))
+from gpu_report import bench_rows, counts, junit_tests, summary_markdown  # noqa: E402
+
 from tests.gpu_assets import ENGINES, RESULTS_ENV, WORK_ENV, load_assets, work_dir  # noqa: E402
 
 TIMEOUTS = {"probe": 60, "tests": 150}

@@ -5,6 +5,19 @@ from click.testing import CliRunner
 from edgekit.cli import cli
 
 
+def jetson_script(name):
+    """jetson/NAME.py as a module, loaded from its file (the GPU check's scripts are no package: ``jetson`` is
+    jetson-inference's package name on a Jetson)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "jetson" / ("%s.py" % name)
+    spec = importlib.util.spec_from_file_location("edgekit_jetson_%s" % name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def invoke(args, runner=None):
     """Invoke the edgekit CLI in-process; returns the click Result (exceptions stay in the result)."""
     return (runner or CliRunner()).invoke(cli, [str(a) for a in args])

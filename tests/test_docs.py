@@ -216,11 +216,9 @@ def gpu_records():
 def write_gpu_check(folder: Path, started_at: str, device=GPU_DEVICE):
     """A results folder as jetson/gpu_check.py writes it (its own Check.save), of a run that proved FP16 and whose
     Q/DQ build timed out."""
-    import importlib.util
+    from tests.helpers import jetson_script
 
-    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
+    gpu_check = jetson_script("gpu_check")
     check = gpu_check.Check(folder, budget=450, python=sys.executable)
     check.results.update(started_at=started_at, device=device, records=gpu_records())
     check.results["bench"] = gpu_check.bench_rows(check.results["records"])
@@ -261,7 +259,9 @@ def test_gpu_check_section_renders_a_committed_results_folder(tmp_path):
     assert ("| FP16 | 88 | 0.021 | 0.319 | 0.012 | 0.834 | 1.251 | 1187.3 | 0.712 ms, 1392.8 | 41 of 41 matched "
             "(rate 1.0), IoU 0.9987, class 1.0 |") in lines
     assert "- INT8 Q/DQ (edgekit quantize): build-qdq timed out: [TRT] building" in lines
-    from jetson.gpu_report import summary_markdown
+    from tests.helpers import jetson_script
+
+    summary_markdown = jetson_script("gpu_report").summary_markdown
 
     own = [line for line in summary_markdown(results).splitlines() if line.startswith(("|", "- "))]
     assert own and [line for line in lines if line.startswith(("|", "- "))] == own

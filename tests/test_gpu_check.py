@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.gpu_assets import ENGINES, PRECISION, load_assets
+from tests.helpers import jetson_script
+
+gpu_check = jetson_script("gpu_check")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,11 +108,6 @@ def test_gpu_check_without_a_gpu_names_what_is_missing_and_writes_its_results(tm
 
 
 def test_a_step_that_hangs_is_killed_at_its_timeout_and_the_next_one_runs(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
     check = gpu_check.Check(tmp_path, budget=60, python=sys.executable)
     check.min_step = 1
     hung = check.step("hang", [sys.executable, "-c", "import time; print('building', flush=True); time.sleep(60)"], 2)
@@ -262,7 +260,7 @@ def test_summary_reads_the_camera_power_and_gate_records_as_edgekit_writes_them(
     from edgekit.box import Box
     from edgekit.eval import gate
     from edgekit.power import sampler
-    from jetson.gpu_report import summary_markdown
+    summary_markdown = jetson_script("gpu_report").summary_markdown
     from tests.helpers import invoke
     from tests.test_gate import _pseudo_labelled
     from tests.test_power import fake_nvml
@@ -305,11 +303,6 @@ def test_summary_reads_the_camera_power_and_gate_records_as_edgekit_writes_them(
 def test_results_and_summary_are_kept_after_every_engine(tmp_path):
     """A lent machine's time may run out in the middle of the check: what the engines before that proved is
     already in results.json and summary.md (gathered after each engine's tests), so a later --resume builds on it."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
     out = tmp_path / "run"
     check = gpu_check.Check(out, budget=450, python=sys.executable)
     for name in ("probe", "build-fp16", "tests-fp16"):
@@ -337,11 +330,6 @@ def test_results_and_summary_are_kept_after_every_engine(tmp_path):
 
 
 def test_the_folder_to_commit_is_named_from_the_gpu_driver_and_tensorrt():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("gpu_check", str(ROOT / "jetson" / "gpu_check.py"))
-    gpu_check = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpu_check)
 
     def name(gpu, driver="580.95.05"):
         return gpu_check.commit_folder({"gpu": gpu, "tensorrt": "8.5.3.1", "nvidia_smi": {"driver": driver}})
